@@ -1,0 +1,10 @@
+"""Tools for people testing their own implementations against refvpng.
+
+- :mod:`refvpng.testing.tolerances`: the named tolerance tiers used throughout the suite.
+- :mod:`refvpng.testing.mc`: Monte Carlo checks as ``|estimate - truth| <= k * SE``.
+"""
+
+from refvpng.testing.mc import assert_mc_close, mc_mean_and_se
+from refvpng.testing.tolerances import AUTOGRAD, EXACT, FINITE_DIFF, MC_K
+
+__all__ = ["AUTOGRAD", "EXACT", "FINITE_DIFF", "MC_K", "assert_mc_close", "mc_mean_and_se"]
