@@ -1,0 +1,230 @@
+r"""The two Fisher informations of Tang & Ranganath (2019): :math:`F_q` (Eq 2) and :math:`F_r` (Eq 16).
+
+:math:`F_q` is the Fisher information of the variational family in :math:`\lambda`.
+:math:`F_r`, the *variational predictive Fisher*, is the expected Fisher of the
+reparameterised predictive distribution :math:`p(x' \mid z = g(x, \varepsilon; \lambda); \theta)`
+in :math:`\eta = (\lambda, \theta)` (Section 3.3):
+
+.. math::
+    F_r = \sum_{i=1}^n E_{\varepsilon_i} E_{x'_i}\big[\nabla_\eta \log p(x'_i \mid z_i)\,
+          \nabla_\eta \log p(x'_i \mid z_i)^\top\big]
+        = \sum_{i=1}^n E_{\varepsilon_i}\big[J_i^\top \Lambda(t_i) J_i\big],
+
+with :math:`t_i = h(g(x_i, \varepsilon_i; \lambda); \theta)` the likelihood's output,
+:math:`J_i = \partial t_i / \partial \eta` and :math:`\Lambda` the output Fisher of the
+likelihood family. The second form is exact in :math:`x'` (no predictive sampling); the first,
+estimated with ``M`` predictive samples per point, is Eq 16.
+
+Every matrix is a sum over data points and a mean over Monte Carlo samples, indexed by the
+packed :math:`\eta` of :mod:`refvpng.models.latent`.
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+
+from refvpng._checks import as_array
+from refvpng.curvature._autodiff import jacobian_fwd
+from refvpng.models.latent import (
+    LatentModel,
+    check_data,
+    check_eps,
+    outputs,
+    split_params,
+)
+
+__all__ = [
+    "output_jacobian",
+    "q_fisher",
+    "q_fisher_mc",
+    "vp_fisher_exact",
+    "vp_fisher_mc",
+]
+
+
+def _outer(b, weights=None):
+    from refvpng.curvature.outer import outer_sum
+
+    return outer_sum(b, weights)
+
+
+def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
+    r"""Outputs :math:`t_{si}` and Jacobians :math:`J_{si} = \partial t_{si}/\partial\eta`.
+
+    Forward mode (autograd), one pass per parameter, batched over samples and data points.
+
+    Returns
+    -------
+    t : ndarray, shape (S, n, d)
+    jac : ndarray, shape (S, n, d, P)
+    """
+    eta = as_array(eta, "eta", ndim=1)
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    split_params(model, eta)
+    return jacobian_fwd(lambda e: outputs(model, e, x, eps, cov), eta)
+
+
+def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
+    r"""Exact q-Fisher information :math:`F_q` (Eq 2) of the Gaussian family, w.r.t. :math:`\lambda`.
+
+    .. math::
+        F_q = E_q[\nabla_\lambda \log q(z \mid x; \lambda)\nabla_\lambda \log q^\top]
+            = \sum_i J_{q,i}^\top \operatorname{diag}\Big(\frac{1}{\sigma^2},
+              \frac{2\sigma'(\rho)^2}{\sigma^2}\Big) J_{q,i},
+
+    where :math:`J_{q,i} = \partial(m_i, \rho_i)/\partial\lambda` is the Jacobian of the encoder
+    (the identity for a global mean-field family whose :math:`\lambda = (m, \rho)`). Holds in every
+    scale coordinate of :class:`~refvpng.models.variational.MeanFieldGaussian`; for local latents
+    :math:`q(z \mid x) = \prod_i q(z_i \mid x_i)`, so the Fisher is the sum over points.
+
+    Parameters
+    ----------
+    model : LatentModel
+    lam : ndarray, shape (n_lambda,)
+    x : ndarray, shape (n, d)
+
+    Returns
+    -------
+    ndarray, shape (n_lambda, n_lambda)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refvpng.models import gaussian_mean as gm
+    >>> model = gm.make_model(eps_corr=0.1, sigma=0.5)
+    >>> q_fisher(model, np.zeros(2), np.zeros((3, 2)))  # I / sigma^2
+    array([[4., 0.],
+           [0., 4.]])
+    """
+    lam = as_array(lam, "lam", shape=(model.n_lambda,))
+    x = as_array(x, "x", ndim=2)
+    fam = model.family
+
+    def enc_flat(lv):
+        m, rho = model.encode(lv, x)
+        if rho is None:
+            return m
+        return anp.concatenate([anp.reshape(m, (-1,)), anp.reshape(rho, (-1,))])
+
+    m, rho = model.encode(lam, x)
+    m = np.asarray(m)
+    _, jac = jacobian_fwd(enc_flat, lam)
+    jac = jac.reshape(-1, model.n_lambda)
+    fm, frho = fam.fisher_diag(None if rho is None else np.asarray(rho), m.shape)
+    w = fm.reshape(-1) if frho is None else np.concatenate([fm.reshape(-1), frho.reshape(-1)])
+    return _outer(jac, w)
+
+
+def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
+    r"""Monte Carlo q-Fisher (Eq 2): mean of score outer products at samples :math:`z_s \sim q`.
+
+    .. math::
+        \hat F_q = \frac1S \sum_s \nabla_\lambda \log q(z_s \mid x;\lambda)
+                   \nabla_\lambda \log q(z_s \mid x;\lambda)^\top
+
+    The score is taken at fixed :math:`z_s` (not through the reparameterisation).
+
+    Parameters
+    ----------
+    z : ndarray, shape (S, n, dz) for local latents or (S, dz) for global latents
+        Independent draws from :math:`q(z \mid x; \lambda)`.
+
+    Returns
+    -------
+    mean : ndarray, shape (n_lambda, n_lambda)
+    per_sample : ndarray, shape (S, n_lambda, n_lambda)
+        The i.i.d. terms, for a standard error.
+    """
+    lam = as_array(lam, "lam", shape=(model.n_lambda,))
+    x = as_array(x, "x", ndim=2)
+    dz = model.latent_dim
+    z = as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz))
+
+    def logq_each(lv):
+        m, rho = model.encode(lv, x)
+        lq = model.family.log_density(z, m, rho)
+        return anp.sum(lq, axis=-1) if model.local else lq
+
+    _, scores = jacobian_fwd(logq_each, lam)  # (S, n_lambda): per-sample scores, forward mode
+    per = scores[:, :, None] * scores[:, None, :]
+    return per.mean(axis=0), per
+
+
+def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+    r"""Variational predictive Fisher :math:`F_r = \sum_i E_\varepsilon[J_i^\top\Lambda(t_i)J_i]`.
+
+    Exact in the predictive samples :math:`x'` (the expectation over :math:`x'` is the output
+    Fisher :math:`\Lambda`), Monte Carlo over the ``S`` rows of ``eps`` (exact for any single
+    ``eps`` when :math:`t` is affine in :math:`\varepsilon` with :math:`\eta`-independent slope,
+    e.g. the model of Eq 4 where :math:`F_r = n\Sigma^{-1}`). Section 3.3, Eq 13.
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : ndarray, shape (P,)
+    x : ndarray, shape (n, d)
+    eps : ndarray, shape (S, n, dz) or (S, dz)
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    ndarray, shape (P, P)
+        Symmetric positive semi-definite.
+    """
+    t, jac = output_jacobian(model, eta, x, eps, cov)
+    s = t.shape[0]
+    rows = model.likelihood.whiten(jac, t).reshape(-1, model.n_params)
+    return _outer(rows, np.full(rows.shape[0], 1.0 / s))
+
+
+def _score_rows(model, eta, x, eps, x_pred, cov):
+    t, jac = output_jacobian(model, eta, x, eps, cov)
+    s, n, d = t.shape
+    x_pred = as_array(x_pred, "x_pred", ndim=4)
+    if x_pred.shape[0] != s or x_pred.shape[2:] != (n, d):
+        raise ValueError(f"x_pred must have shape ({s}, M, {n}, {d}), got {x_pred.shape}")
+    score = model.likelihood.score(x_pred, t[:, None])  # (S, M, n, d)
+    b = np.einsum("smnd,sndp->smnp", score, jac)  # b_{s,k,i} of Eq 16
+    return b
+
+
+def vp_fisher_mc(
+    model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sample: bool = False
+):
+    r"""Monte Carlo variational predictive Fisher :math:`\hat F_r` (Eq 16).
+
+    .. math::
+        \hat F_r = \frac{1}{SM}\sum_{s=1}^{S}\sum_{k=1}^{M}\sum_{i=1}^n
+            \hat b_{s,k,i}\hat b_{s,k,i}^\top, \qquad
+        \hat b_{s,k,i} = \nabla_\eta \log p(\hat x'^{(k)}_{si} \mid
+            z = g(x_i, \varepsilon_{si}; \lambda); \theta) = J_{si}^\top
+            \nabla_t \log p(\hat x'^{(k)}_{si} \mid t_{si}).
+
+    Unbiased for :func:`vp_fisher_exact`'s target; its rank is at most ``S * M * n`` (with
+    ``S = 1`` this is the paper's bound :math:`\operatorname{rank}\hat F_r \le Mn`).
+
+    Parameters
+    ----------
+    x_pred : ndarray, shape (S, M, n, d)
+        Predictive samples :math:`\hat x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15),
+        e.g. from :func:`refvpng.models.latent.draw_predictive`.
+    per_sample : bool, default False
+        Also return the ``S`` i.i.d. per-noise-sample matrices (each averaged over its ``M``
+        predictive samples), for a standard error.
+
+    Returns
+    -------
+    F : ndarray, shape (P, P)
+    per : ndarray, shape (S, P, P)
+        Only when ``per_sample=True``.
+    """
+    b = _score_rows(model, eta, x, eps, x_pred, cov)
+    s, m = b.shape[:2]
+    rows = b.reshape(-1, model.n_params)
+    f = _outer(rows, np.full(rows.shape[0], 1.0 / (s * m)))
+    if not per_sample:
+        return f
+    per = np.einsum("smnp,smnq->spq", b, b) / m
+    return f, per

@@ -1,0 +1,251 @@
+r"""Latent-variable models as bundles of pure functions.
+
+A :class:`LatentModel` states everything the estimators of Tang & Ranganath (2019) need:
+
+- the prior :math:`p(z) = N(0, \tau^2 I)`;
+- the likelihood :math:`p(x \mid z; \theta)` through ``decode(theta, z, cov) -> t`` and a
+  likelihood family of :mod:`refvpng.models.likelihoods` (``t`` is the family's output parameter);
+- the variational family :math:`q(z \mid x; \lambda)` through ``encode(lam, x) -> (m, rho)`` and a
+  :class:`~refvpng.models.variational.MeanFieldGaussian` (noise :math:`s(\varepsilon) = N(0, I)`,
+  reparameterisation :math:`z = g(x, \varepsilon; \lambda) = m + \sigma(\rho)\varepsilon`, Eq 6).
+
+Parameter packing
+-----------------
+All matrices are indexed by the flat float64 vector :math:`\eta = (\lambda^\top, \theta^\top)^\top`
+of length ``n_lambda + n_theta``: variational parameters first, model parameters second. Each
+concrete model documents the order inside :math:`\lambda` and :math:`\theta`.
+
+Local and global latents
+------------------------
+*Local* latents (``local=True``): one :math:`z_i` per data point, ``encode`` returns ``m, rho`` of
+shape ``(n, dz)``; noise ``eps`` has shape ``(S, n, dz)``.
+
+*Global* latents (``local=False``): one :math:`z` shared by all data (Eq 4, Bayesian logistic
+regression); ``encode`` returns ``m, rho`` of shape ``(dz,)`` and ignores ``x``. Noise comes in
+two unbiased variants, chosen by the shape of ``eps``:
+
+- ``(S, dz)``: all data points *share* one draw per Monte Carlo sample (the paper's Eq 15, one
+  :math:`\hat z` per iteration);
+- ``(S, n, dz)``: every data point draws its *own* :math:`\varepsilon_i`. The expected
+  log-likelihood :math:`\sum_i E_q[\log p(x_i \mid z)]` is a sum of per-point expectations, so
+  this is unbiased as well, and it has lower variance for the gradient.
+
+Sum versus mean
+---------------
+Every log-likelihood, ELBO, Hessian and Fisher in refvpng is a **sum over data points** and a
+**mean over Monte Carlo samples**. This is why :math:`F_r = n\Sigma^{-1}` carries the factor
+:math:`n` for the model of Eq 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+
+from refvpng._checks import as_array, as_int
+
+__all__ = [
+    "LatentModel",
+    "split_params",
+    "check_data",
+    "check_eps",
+    "draw_eps",
+    "latents",
+    "outputs",
+    "draw_predictive",
+    "draw_model_samples",
+]
+
+
+@dataclass(frozen=True)
+class LatentModel:
+    r"""A latent-variable model and its reparameterised variational family.
+
+    Parameters
+    ----------
+    name : str
+        Readable name, used in ids and reports.
+    n_lambda, n_theta : int
+        Lengths of the variational and model parameter blocks of :math:`\eta`.
+    latent_dim : int
+        Dimension ``dz`` of each latent :math:`z` (or :math:`z_i`).
+    obs_dim : int
+        Dimension ``d`` of each observation :math:`x_i` (equal to the output dimension of
+        ``decode`` for every family in refvpng).
+    local : bool
+        Local (one :math:`z_i` per point) or global (one shared :math:`z`) latents.
+    family : MeanFieldGaussian
+        The variational family and its scale coordinate.
+    likelihood : Gaussian, Bernoulli or Poisson
+        The likelihood family applied to ``decode``'s output.
+    encode : callable ``(lam, x) -> (m, rho)``
+        Variational parameters of :math:`q(z \mid x; \lambda)`; ``rho`` is ``None`` when the
+        family's scale is fixed. Local: ``x`` of shape ``(n, d)`` gives shape ``(n, dz)``.
+        Global: shape ``(dz,)``.
+    decode : callable ``(theta, z, cov) -> t``
+        Output parameter of the likelihood for ``z`` of shape ``(..., n, dz)``; returns
+        ``(..., n, d)``. ``cov`` holds per-point covariates ``(n, c)`` or is ``None``.
+    prior_std : float, default 1.0
+        :math:`\tau` in :math:`p(z) = N(0, \tau^2 I)`.
+    n_cov : int, default 0
+        Number of covariate columns the model expects (0: ``cov`` must be ``None``).
+    """
+
+    name: str
+    n_lambda: int
+    n_theta: int
+    latent_dim: int
+    obs_dim: int
+    local: bool
+    family: object
+    likelihood: object
+    encode: Callable
+    decode: Callable
+    prior_std: float = 1.0
+    n_cov: int = 0
+
+    @property
+    def n_params(self) -> int:
+        """Length of :math:`\\eta`."""
+        return self.n_lambda + self.n_theta
+
+    def __repr__(self) -> str:
+        return f"LatentModel({self.name!r}, n_lambda={self.n_lambda}, n_theta={self.n_theta})"
+
+
+def split_params(model: LatentModel, eta):
+    r"""Split :math:`\eta` into :math:`(\lambda, \theta)` after checking its length."""
+    if isinstance(eta, np.ndarray) or not hasattr(eta, "_value"):
+        eta = as_array(eta, "eta", ndim=1)
+    if eta.shape[0] != model.n_params:
+        raise ValueError(
+            f"eta must have length n_lambda + n_theta = {model.n_params} for model "
+            f"{model.name!r}, got {eta.shape[0]}"
+        )
+    return eta[: model.n_lambda], eta[model.n_lambda :]
+
+
+def check_data(model: LatentModel, x, cov=None):
+    """Validate observations ``x`` (n, d) and covariates ``cov`` (n, c); return float64 arrays."""
+    x = as_array(x, "x", ndim=2)
+    if x.shape[1] != model.obs_dim:
+        raise ValueError(f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}")
+    if x.shape[0] < 1:
+        raise ValueError("x must have at least one row")
+    if model.n_cov:
+        if cov is None:
+            raise ValueError(f"cov is required for model {model.name!r} ({model.n_cov} columns)")
+        cov = as_array(cov, "cov", shape=(x.shape[0], model.n_cov))
+    elif cov is not None:
+        raise ValueError(f"model {model.name!r} takes no covariates; cov must be None")
+    return x, cov
+
+
+def check_eps(model: LatentModel, eps, n: int):
+    """Validate pre-drawn noise against the model and ``n`` data points (see module docstring)."""
+    eps = as_array(eps, "eps", ndim=(2, 3))
+    dz = model.latent_dim
+    if eps.ndim == 3:
+        if eps.shape[1:] != (n, dz):
+            raise ValueError(f"eps must have shape (S, {n}, {dz}), got {eps.shape}")
+    else:
+        if model.local:
+            raise ValueError(
+                f"eps must have shape (S, n, dz) = (S, {n}, {dz}) for local latents, got {eps.shape}"
+            )
+        if eps.shape[1] != dz:
+            raise ValueError(f"eps must have shape (S, {dz}) or (S, {n}, {dz}), got {eps.shape}")
+    return eps
+
+
+def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: int, *, shared=None):
+    """Draw standard-normal noise for ``n_samples`` Monte Carlo samples.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The only source of randomness.
+    model : LatentModel
+    n : int
+        Number of data points.
+    n_samples : int
+        Number ``S`` of Monte Carlo samples.
+    shared : bool, optional
+        For global latents: one draw shared by all points (``(S, dz)``, the default) or one per
+        point (``(S, n, dz)``). Must be ``None`` or ``False`` for local latents.
+
+    Returns
+    -------
+    eps : ndarray, shape (S, dz) or (S, n, dz)
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    n = as_int(n, "n")
+    n_samples = as_int(n_samples, "n_samples")
+    if model.local:
+        if shared:
+            raise ValueError("shared=True is only meaningful for global latents")
+        return rng.standard_normal((n_samples, n, model.latent_dim))
+    if shared is None or shared:
+        return rng.standard_normal((n_samples, model.latent_dim))
+    return rng.standard_normal((n_samples, n, model.latent_dim))
+
+
+def latents(model: LatentModel, lam, x, eps):
+    r"""Reparameterised latents :math:`z = g(x, \varepsilon; \lambda)` (Eq 6), shape ``(S, n, dz)``.
+
+    Shared global noise ``(S, dz)`` is broadcast to every data point.
+    """
+    m, rho = model.encode(lam, x)
+    z = model.family.reparam(m, rho, eps)
+    if eps.ndim == 2:  # shared global draw
+        z = anp.reshape(z, (eps.shape[0], 1, model.latent_dim)) * anp.ones((1, x.shape[0], 1))
+    return z
+
+
+def outputs(model: LatentModel, eta, x, eps, cov=None):
+    r"""Likelihood output :math:`t_{si} = h(g(x_i, \varepsilon_{si}; \lambda); \theta)`, ``(S, n, d)``."""
+    lam, theta = split_params(model, eta)
+    return model.decode(theta, latents(model, lam, x, eps), cov)
+
+
+def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None):
+    r"""Draw predictive samples :math:`x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15).
+
+    Returns
+    -------
+    x_pred : ndarray, shape (S, M, n, d)
+        ``M = n_pred`` samples for each Monte Carlo sample of the latents and each data point.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    n_pred = as_int(n_pred, "n_pred")
+    t = np.asarray(outputs(model, as_array(eta, "eta", ndim=1), x, eps, cov))
+    tt = np.broadcast_to(t[:, None], (t.shape[0], n_pred) + t.shape[1:])
+    return model.likelihood.sample(rng, tt)
+
+
+def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None):
+    r"""Draw :math:`\tilde z_{si} \sim p(z)` and :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si}; \theta)`.
+
+    These are the samples of the expectation :math:`E_{p(z_i)} E_{p(x_i \mid z_i)}` in Eq 9 and
+    Eq 11, one independent pair for each of the ``n`` data slots (and each slot's covariates).
+
+    Returns
+    -------
+    z_tilde : ndarray, shape (S, n, dz)
+    x_tilde : ndarray, shape (S, n, d)
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    n = as_int(n, "n")
+    n_samples = as_int(n_samples, "n_samples")
+    _, theta = split_params(model, eta)
+    z = model.prior_std * rng.standard_normal((n_samples, n, model.latent_dim))
+    t = np.asarray(model.decode(theta, z, cov))
+    return z, model.likelihood.sample(rng, t)

@@ -1,0 +1,258 @@
+r"""Likelihood families :math:`p(x \mid t)` with their output Fisher :math:`\Lambda(t)`.
+
+Each family is a small frozen object of pure functions of the *output parameter* ``t`` that a
+model produces for every data point (the mean of a Gaussian, the logits of a Bernoulli, the
+pre-link rate of a Poisson):
+
+- ``log_prob(x, t)``: log density summed over the output dimension, shape ``(...)``;
+  written with ``autograd.numpy`` so that autograd can differentiate it in ``t``.
+- ``score(x, t)``: :math:`\nabla_t \log p(x \mid t)`, shape ``(..., d)``.
+- ``sample(rng, t)``: draws :math:`x' \sim p(x' \mid t)`.
+- ``output_fisher(t)``: :math:`\Lambda(t) = E_{x'}[\text{score}\,\text{score}^\top]`; a diagonal
+  ``(..., d)`` for the factorised families, a ``(d, d)`` matrix for the Gaussian.
+- ``whiten(J, t)``: :math:`R J` with :math:`R^\top R = \Lambda(t)`, so that
+  :math:`J^\top \Lambda J = (RJ)^\top (RJ)`; this is how the exact variational predictive
+  Fisher :math:`F_r = \sum J^\top \Lambda J` is fed to the outer-product kernel.
+
+Numerical stability: Bernoulli and softplus-Poisson use log-sigmoid / softplus forms and are
+finite for outputs up to :math:`|t| = 1000`. The log-link Poisson has rate :math:`e^t`, which
+overflows float64 above :math:`t \approx 709`; its log density there is below the float range,
+so ``log_prob`` raises ``ValueError`` for ``t > 700`` instead of returning ``-inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import autograd.numpy as anp
+import numpy as np
+from scipy.special import gammaln
+
+from refvpng._checks import as_array
+
+__all__ = ["Gaussian", "Bernoulli", "Poisson", "log_sigmoid", "softplus", "sigmoid"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def softplus(t):
+    r"""Stable :math:`\log(1 + e^t)` (autograd-differentiable)."""
+    return anp.logaddexp(0.0, t)
+
+
+def log_sigmoid(t):
+    r"""Stable :math:`\log \sigma(t) = -\operatorname{softplus}(-t)`."""
+    return -anp.logaddexp(0.0, -t)
+
+
+def sigmoid(t):
+    r"""Stable logistic function :math:`1/(1+e^{-t})`."""
+    return anp.exp(log_sigmoid(t))
+
+
+def _log_softplus(t):
+    r"""Stable :math:`\log \operatorname{softplus}(t)`, finite down to :math:`t = -1000`.
+
+    For :math:`t < -30`, :math:`\log\log(1+e^t) = t + \log(1 - e^t/2 + O(e^{2t}))`.
+    """
+    safe_hi = anp.maximum(t, -30.0)
+    safe_lo = anp.minimum(t, -30.0)
+    hi = anp.log(softplus(safe_hi))
+    lo = safe_lo + anp.log1p(-0.5 * anp.exp(safe_lo))
+    return anp.where(t > -30.0, hi, lo)
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    r"""Gaussian :math:`N(x \mid t, \Sigma)` with known covariance.
+
+    The output Fisher is :math:`\Lambda = \Sigma^{-1}`, the same for every data point.
+
+    Parameters
+    ----------
+    cov : ndarray, shape (d, d)
+        Known covariance, symmetric positive definite.
+
+    Raises
+    ------
+    ValueError
+        If ``cov`` is not square, symmetric and positive definite.
+    """
+
+    cov: np.ndarray
+    _chol: np.ndarray = field(init=False, repr=False, compare=False)
+    _prec: np.ndarray = field(init=False, repr=False, compare=False)
+    _logdet: float = field(init=False, repr=False, compare=False)
+
+    diagonal = False
+
+    def __post_init__(self):
+        cov = as_array(self.cov, "cov", ndim=2)
+        if cov.shape[0] != cov.shape[1]:
+            raise ValueError(f"cov must be square, got shape {cov.shape}")
+        if np.max(np.abs(cov - cov.T)) > 1e-12 * max(1.0, np.max(np.abs(cov))):
+            raise ValueError("cov must be symmetric")
+        try:
+            chol = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise ValueError("cov must be positive definite (Cholesky failed)") from None
+        object.__setattr__(self, "cov", cov)
+        object.__setattr__(self, "_chol", chol)
+        linv = np.linalg.inv(chol)
+        object.__setattr__(self, "_prec", linv.T @ linv)
+        object.__setattr__(self, "_logdet", float(2.0 * np.sum(np.log(np.diag(chol)))))
+
+    @property
+    def dim(self) -> int:
+        """Output dimension ``d``."""
+        return self.cov.shape[0]
+
+    @property
+    def precision(self) -> np.ndarray:
+        r""":math:`\Sigma^{-1}`, shape (d, d)."""
+        return self._prec
+
+    def log_prob(self, x, t):
+        r""":math:`\log N(x \mid t, \Sigma)`, summed over the last axis."""
+        r = x - t
+        quad = anp.sum(anp.dot(r, self._prec) * r, axis=-1)
+        return -0.5 * (quad + self._logdet + self.dim * _LOG_2PI)
+
+    def score(self, x, t):
+        r""":math:`\Sigma^{-1}(x - t)`."""
+        return (np.asarray(x) - np.asarray(t)) @ self._prec
+
+    def sample(self, rng: np.random.Generator, t):
+        """Draw ``x' = t + L z`` with ``cov = L L^T`` and ``z`` standard normal."""
+        t = np.asarray(t, dtype=np.float64)
+        return t + rng.standard_normal(t.shape) @ self._chol.T
+
+    def output_fisher(self, t):
+        r""":math:`\Lambda = \Sigma^{-1}`, shape (d, d), independent of ``t``."""
+        return self._prec
+
+    def whiten(self, jac, t):
+        r"""Return :math:`L^{-1} J` so that :math:`(L^{-1}J)^\top (L^{-1}J) = J^\top\Sigma^{-1}J`.
+
+        ``jac`` has shape ``(..., d, P)``.
+        """
+        from scipy.linalg import solve_triangular
+
+        jac = np.asarray(jac)
+        flat = np.moveaxis(jac, -2, 0).reshape(self.dim, -1)
+        out = solve_triangular(self._chol, flat, lower=True)
+        return np.moveaxis(out.reshape((self.dim,) + jac.shape[:-2] + jac.shape[-1:]), 0, -2)
+
+
+@dataclass(frozen=True)
+class Bernoulli:
+    r"""Bernoulli on logits: :math:`\log p(x \mid t) = x t - \operatorname{softplus}(t)`.
+
+    Score :math:`x - \sigma(t)`, output Fisher :math:`\Lambda = \operatorname{diag}(\sigma(t)
+    \sigma(-t))`.
+    """
+
+    diagonal = True
+
+    def log_prob(self, x, t):
+        """Log probability summed over the last axis; finite for ``|t| <= 1000``."""
+        return anp.sum(x * t - softplus(t), axis=-1)
+
+    def score(self, x, t):
+        r""":math:`x - \sigma(t)`."""
+        return np.asarray(x) - sigmoid(np.asarray(t))
+
+    def sample(self, rng: np.random.Generator, t):
+        """Draw ``x' ~ Bernoulli(sigmoid(t))`` as float64 zeros and ones."""
+        t = np.asarray(t, dtype=np.float64)
+        return (rng.random(t.shape) < sigmoid(t)).astype(np.float64)
+
+    def output_fisher(self, t):
+        r"""Diagonal :math:`\sigma(t)\sigma(-t)`, same shape as ``t``."""
+        t = np.asarray(t, dtype=np.float64)
+        return np.exp(log_sigmoid(t) + log_sigmoid(-t))
+
+    def whiten(self, jac, t):
+        r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
+        return np.sqrt(self.output_fisher(t))[..., None] * np.asarray(jac)
+
+
+@dataclass(frozen=True)
+class Poisson:
+    r"""Poisson with rate :math:`r = e^t` (``link="log"``) or :math:`r = \operatorname{softplus}(t)`.
+
+    .. math::
+        \log p(x \mid t) = x \log r - r - \log x!
+
+    Output Fisher: :math:`e^t` for the log link, :math:`\sigma(t)^2/\operatorname{softplus}(t)` for
+    the softplus link (Section 5.3 of Tang & Ranganath uses the softplus link).
+
+    Parameters
+    ----------
+    link : {"log", "softplus"}
+        The inverse link from ``t`` to the rate.
+    """
+
+    link: str = "log"
+    diagonal = True
+
+    def __post_init__(self):
+        if self.link not in ("log", "softplus"):
+            raise ValueError(f"link must be 'log' or 'softplus', got {self.link!r}")
+
+    def _check_t(self, t):
+        if self.link == "log":
+            tv = getattr(t, "_value", t)
+            while hasattr(tv, "_value"):
+                tv = tv._value
+            if np.any(np.asarray(tv) > 700.0):
+                raise ValueError(
+                    "t exceeds 700 for the log-link Poisson: the rate exp(t) overflows float64"
+                )
+
+    def log_rate(self, t):
+        """Log of the rate, stable for ``|t| <= 1000``."""
+        return t if self.link == "log" else _log_softplus(t)
+
+    def rate(self, t):
+        """The Poisson rate."""
+        return anp.exp(t) if self.link == "log" else softplus(t)
+
+    def log_prob(self, x, t):
+        """Log probability summed over the last axis."""
+        self._check_t(t)
+        xv = np.asarray(getattr(x, "_value", x), dtype=np.float64)
+        return anp.sum(x * self.log_rate(t) - self.rate(t), axis=-1) - np.sum(
+            gammaln(xv + 1.0), axis=-1
+        )
+
+    def _ratio(self, t):
+        # sigmoid(t) / softplus(t), computed in log space (tends to 1 as t -> -inf).
+        return np.exp(log_sigmoid(t) - _log_softplus(t))
+
+    def score(self, x, t):
+        r""":math:`\partial_t \log p`: :math:`x - e^t` or :math:`x\,\sigma(t)/r - \sigma(t)`."""
+        t = np.asarray(t, dtype=np.float64)
+        self._check_t(t)
+        x = np.asarray(x, dtype=np.float64)
+        if self.link == "log":
+            return x - np.exp(t)
+        return x * self._ratio(t) - sigmoid(t)
+
+    def sample(self, rng: np.random.Generator, t):
+        """Draw ``x' ~ Poisson(rate(t))`` as float64."""
+        t = np.asarray(t, dtype=np.float64)
+        self._check_t(t)
+        return rng.poisson(self.rate(t)).astype(np.float64)
+
+    def output_fisher(self, t):
+        r""":math:`e^t` (log link) or :math:`\sigma(t)^2/\operatorname{softplus}(t)` (softplus)."""
+        t = np.asarray(t, dtype=np.float64)
+        self._check_t(t)
+        if self.link == "log":
+            return np.exp(t)
+        return sigmoid(t) * self._ratio(t)
+
+    def whiten(self, jac, t):
+        r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
+        return np.sqrt(self.output_fisher(t))[..., None] * np.asarray(jac)

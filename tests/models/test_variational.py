@@ -1,0 +1,55 @@
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import hessian
+from scipy import stats
+
+from refvpng.models.variational import MeanFieldGaussian
+from refvpng.testing import AUTOGRAD, assert_mc_close
+
+
+@pytest.mark.parametrize("scale", ["exp", "softplus"])
+def test_log_density_and_kl(scale, rng):
+    fam = MeanFieldGaussian(scale)
+    m, rho = np.array([0.3, -1.0]), np.array([-0.5, 0.8])
+    s = np.asarray(fam.std(rho))
+    z = fam.reparam(m, rho, rng.standard_normal((20000, 2)))
+    ref = stats.norm(m, s).logpdf(z).sum(-1)
+    np.testing.assert_allclose(fam.log_density(z, m, rho), ref, rtol=1e-12)
+    kl_samples = ref - stats.norm(0, 2.0).logpdf(z).sum(-1)
+    assert_mc_close(kl_samples, fam.kl_to_normal(m, rho, 2.0))
+
+
+@pytest.mark.parametrize("scale", ["exp", "softplus"])
+def test_fisher_diag_against_autograd(scale):
+    fam = MeanFieldGaussian(scale)
+    m0, rho0 = np.array([0.3, -1.0]), np.array([-0.5, 0.8])
+    s0 = fam.std(rho0)
+
+    def cross_entropy(p):
+        m, rho = p[:2], p[2:]
+        s = fam.std(rho)
+        return anp.sum(-(s0**2 + (m0 - m) ** 2) / (2 * s**2) - fam.log_std(rho))
+
+    ref = -hessian(cross_entropy)(np.concatenate([m0, rho0]))
+    fm, frho = fam.fisher_diag(rho0, (2,))
+    np.testing.assert_allclose(np.diag(np.concatenate([fm, frho])), ref, atol=AUTOGRAD)
+
+
+def test_softplus_fisher_stable_at_extremes():
+    fam = MeanFieldGaussian("softplus")
+    fm, frho = fam.fisher_diag(np.array([-300.0, 1000.0]), (2,))
+    assert np.all(np.isfinite(fm)) and np.all(np.isfinite(frho)) and np.all(frho > 0)
+    np.testing.assert_allclose(frho, [2.0, 2.0 / 1000.0**2], rtol=1e-12)
+    np.testing.assert_allclose(fm, [np.exp(600.0), 1e-6], rtol=1e-12)
+    with pytest.raises(ValueError, match="rho"):
+        fam.fisher_diag(np.array([-1000.0]), (1,))
+
+
+def test_bad_family_arguments():
+    with pytest.raises(ValueError, match="scale"):
+        MeanFieldGaussian("log")
+    with pytest.raises(ValueError, match="sigma"):
+        MeanFieldGaussian("fixed", -1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        MeanFieldGaussian("exp", 1.0)
