@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+
+from refvpng.experiments import toy
+
+
+def test_quick_run_writes_results_and_reproduces_the_claim(tmp_path):
+    r = toy.run_experiment(quick=True, out_dir=tmp_path, plot=True)
+    data = json.loads((tmp_path / "toy_directions.json").read_text())
+    assert set(data["cosine"]) == set(data["steps"]) == {"gradient", "q_natural", "vpng"}
+    assert (tmp_path / "toy_figure1.png").stat().st_size > 1000
+    # q-natural gradient = sigma^2 * gradient: the same direction, to rounding.
+    assert abs(r["cosine"]["gradient"] - r["cosine"]["q_natural"]) < 1e-12
+    assert r["cosine"]["vpng"] > 0.999
+    assert r["cosine"]["gradient"] < 0.1
+    assert r["cosine"]["gradient"] >= data["settings"]["min_possible_gradient_cosine"] - 1e-12
+
+
+def test_vpng_with_unit_damping_is_newton():
+    """(n Sigma^-1 + I)^-1 (I + n Sigma^-1) = I: one step of size 1 reaches the optimum."""
+    s = toy.setup()
+    k, _ = toy.steps_to_tol(s, "vpng", 1.0, damping=1.0, max_steps=5)
+    assert k == 1
+
+
+def test_directions_match_dense_formulas():
+    s = toy.setup()
+    d = toy.directions_at(s, s["lam0"], damping=0.3)
+    from refvpng.models import gaussian_mean as gm
+
+    g = gm.elbo_grad_exact(s["lam0"], s["x"], s["eps_corr"])
+    np.testing.assert_allclose(d["q_natural"], s["sigma"] ** 2 * g, rtol=1e-12)
+    fr = s["n"] * np.linalg.inv(gm.covariance(s["eps_corr"]))
+    np.testing.assert_allclose(d["vpng"], np.linalg.solve(fr + 0.3 * np.eye(2), g), rtol=1e-12)
