@@ -114,6 +114,8 @@ __all__ = [
     "KFACState",
     "kfac_init",
     "kfac_update",
+    "kfac_state",
+    "kfac_step",
     "kfac_operator",
 ]
 
@@ -346,18 +348,37 @@ class KronDiffEig(NamedTuple):
         (A \otimes B - C \otimes D)^{-1} = (K_A \otimes K_B)
         (I \otimes I - S_A \otimes S_B)^{-1} (K_A \otimes K_B)^\top.
 
+    *Low-rank form* (``plain`` set). When :math:`A` (or :math:`B`) is a truncated damped factor
+    :math:`U \operatorname{diag}(\alpha + \delta) U^\top + \delta (I - U U^\top)` and
+    :math:`C` lies in the span of :math:`U` (as the projected cross factors do), every
+    eigenvalue of :math:`A^{-1/2} C A^{-1/2}` outside that span is zero, so only the
+    :math:`r` columns of :math:`K_A` inside it are kept and, using
+    :math:`1/(1 - p) = 1 + p/(1 - p)`,
+
+    .. math::
+        (A \otimes B - C \otimes D)^{-1} = A^{-1} \otimes B^{-1}
+        + (K_A \otimes K_B)\, \operatorname{diag}\Big(\frac{s_A \otimes s_B}
+        {1 - s_A \otimes s_B}\Big) (K_A \otimes K_B)^\top,
+
+    which costs :math:`O(n r)` instead of :math:`O(n^2)` per column on the truncated side
+    and never forms an :math:`n \times n` matrix.
+
     Attributes
     ----------
-    k_a : ndarray, shape (n_a, n_a)
-    s_a : ndarray, shape (n_a,)
-    k_b : ndarray, shape (n_b, n_b)
-    s_b : ndarray, shape (n_b,)
+    k_a : ndarray, shape (n_a, r_a)
+    s_a : ndarray, shape (r_a,)
+    k_b : ndarray, shape (n_b, r_b)
+    s_b : ndarray, shape (r_b,)
+    plain : tuple (FactorEig, float, FactorEig, float) or None
+        Low-rank form: the eigendecompositions and damping of :math:`A` and :math:`B`
+        (for :math:`A^{-1} \otimes B^{-1}`); ``None`` for the full form (``r = n``).
     """
 
     k_a: np.ndarray
     s_a: np.ndarray
     k_b: np.ndarray
     s_b: np.ndarray
+    plain: tuple | None = None
 
 
 def _kd_from_isqrt(a_isqrt, c, b_isqrt, d) -> KronDiffEig:
@@ -369,11 +390,54 @@ def _kd_from_isqrt(a_isqrt, c, b_isqrt, d) -> KronDiffEig:
     return kd
 
 
+def _kd_side(eig: FactorEig, delta: float, left: np.ndarray, right: np.ndarray):
+    r"""``(K, s)`` of one side from ``C = left @ right.T`` (``left``, ``right``: (n, m)).
+
+    With :math:`V` the (possibly truncated) eigenvectors and :math:`D = \alpha + \delta`:
+    :math:`M = D^{-1/2} (V^\top \mathrm{left})(V^\top \mathrm{right})^\top D^{-1/2}`,
+    :math:`M = E S E^\top`, :math:`K = V D^{-1/2} E`.
+    """
+    vals = eig.values + delta
+    if np.any(vals <= 0) or (eig.truncated and delta <= 0):
+        raise ValueError(
+            "damping is too small: a damped Kronecker factor is not positive definite "
+            f"(smallest damped eigenvalue {min(vals.min(), delta):.3g})"
+        )
+    v = eig.vectors
+    isq = 1.0 / np.sqrt(vals)
+    m = ((v.T @ left) @ (right.T @ v)) * isq[:, None] * isq[None, :]
+    s, e = np.linalg.eigh(0.5 * (m + m.T))
+    return (v * isq) @ e, s
+
+
+def _kd_build(eig_a, delta_a, pa, ac, eig_b, delta_b, pg, gc) -> KronDiffEig:
+    r"""Decompose :math:`\Sigma = A^\gamma \otimes G^\gamma - P_A A_c^\top \otimes P_G G_c^\top`.
+
+    The products :math:`C, D` are never formed on truncated sides (see :class:`KronDiffEig`).
+    """
+    k_a, s_a = _kd_side(eig_a, delta_a, pa, ac)
+    k_b, s_b = _kd_side(eig_b, delta_b, pg, gc)
+    if np.min(1.0 - np.outer(s_b, s_a)) <= 0:
+        raise ValueError("A kron B - C kron D is not positive definite (1 - s_a s_b <= 0)")
+    plain = None
+    if eig_a.truncated or eig_b.truncated:
+        plain = (eig_a, delta_a, eig_b, delta_b)
+    return KronDiffEig(k_a, s_a, k_b, s_b, plain)
+
+
 def _kd_apply(kd: KronDiffEig, x: np.ndarray) -> np.ndarray:
     """Apply the inverse to X of shape (..., n_b, n_a) (vec(X) column-major)."""
-    y = kd.k_b.T @ x @ kd.k_a
-    y = y / (1.0 - np.outer(kd.s_b, kd.s_a))
-    return kd.k_b @ y @ kd.k_a.T
+    if kd.plain is None:
+        y = kd.k_b.T @ x @ kd.k_a
+        y = y / (1.0 - np.outer(kd.s_b, kd.s_a))
+        return kd.k_b @ y @ kd.k_a.T
+    eig_a, delta_a, eig_b, delta_b = kd.plain
+    p = np.outer(kd.s_b, kd.s_a)
+    y = kd.k_b.T @ (x @ kd.k_a)
+    corr = (kd.k_b @ (y * (p / (1.0 - p)))) @ kd.k_a.T
+    out = _damped_apply(eig_b, delta_b, x, -1.0)
+    out = np.swapaxes(_damped_apply(eig_a, delta_a, np.swapaxes(out, -1, -2), -1.0), -1, -2)
+    return out + corr
 
 
 def kron_diff_eig(a, b, c, d) -> KronDiffEig:
@@ -954,25 +1018,26 @@ class BlockTridiagKFAC(_KFACBase):
         ]
 
 
+def _right_inverse(m: np.ndarray, eig: FactorEig, delta: float) -> np.ndarray:
+    """Return ``m @ (U diag(a) U^T + delta I)^{-1}`` through the eigendecomposition."""
+    return _damped_apply(eig, delta, m.T, -1.0).T
+
+
 def _tridiag_cache(op: BlockTridiagKFAC, gamma: float) -> KFACCache:
-    """Psi factors and Sigma decompositions of a tridiagonal operator for damping ``gamma``."""
+    """Psi factors and Sigma decompositions of a tridiagonal operator for damping ``gamma``.
+
+    Truncated factors are used through their eigenpairs only (no dense inverse or inverse
+    square root of a truncated factor is formed; see :class:`KronDiffEig`).
+    """
     dd = op.factor_damping(gamma)
     ea, eg = op._eig_A, op._eig_G
     psi_a, psi_g, sigma = [], [], []
     for k in range(len(ea) - 1):
-        a_inv = _damped_dense(ea[k + 1], dd[k + 1][0], -1.0)
-        g_inv = _damped_dense(eg[k + 1], dd[k + 1][1], -1.0)
-        pa = op.factors.A_cross[k] @ a_inv
-        pg = op.factors.G_cross[k] @ g_inv
-        c = pa @ op.factors.A_cross[k].T
-        d = pg @ op.factors.G_cross[k].T
+        ac, gc = op.factors.A_cross[k], op.factors.G_cross[k]
+        pa = _right_inverse(ac, ea[k + 1], dd[k + 1][0])
+        pg = _right_inverse(gc, eg[k + 1], dd[k + 1][1])
         try:
-            kd = _kd_from_isqrt(
-                _damped_dense(ea[k], dd[k][0], -0.5),
-                0.5 * (c + c.T),
-                _damped_dense(eg[k], dd[k][1], -0.5),
-                0.5 * (d + d.T),
-            )
+            kd = _kd_build(ea[k], dd[k][0], pa, ac, eg[k], dd[k][1], pg, gc)
         except ValueError as exc:
             raise ValueError(f"Sigma_{{{k}|{k + 1}}} is not positive definite: {exc}") from None
         psi_a.append(pa)
@@ -1058,7 +1123,33 @@ def kfac_init(pairs, weights=None, *, config: KFACConfig | None = None, **kwargs
     elif kwargs:
         raise TypeError("pass either config or keyword hyperparameters, not both")
     config = _check_config(config)
-    factors = kfac_factors(pairs, weights, cross=config.tridiagonal)
+    return kfac_state(kfac_factors(pairs, weights, cross=config.tridiagonal), config)
+
+
+def kfac_state(factors: KFACFactors, config: KFACConfig | None = None, **kwargs) -> KFACState:
+    r"""Start a K-FAC estimate from precomputed factors (e.g. a model-specific fast path).
+
+    Same as :func:`kfac_init` for ``factors = kfac_factors(pairs, weights)``.
+
+    Parameters
+    ----------
+    factors : KFACFactors
+        With cross factors when ``config.tridiagonal``.
+    config : KFACConfig, optional
+        Hyperparameters; alternatively pass its fields as keyword arguments.
+    **kwargs
+        Fields of :class:`KFACConfig` (only without ``config``).
+
+    Returns
+    -------
+    KFACState
+    """
+    if config is None:
+        config = KFACConfig(**kwargs)
+    elif kwargs:
+        raise TypeError("pass either config or keyword hyperparameters, not both")
+    config = _check_config(config)
+    factors = _check_factors(factors, config.tridiagonal)
     return KFACState(factors, factors, _refresh(factors, config), config)
 
 
@@ -1101,10 +1192,33 @@ def kfac_update(state: KFACState, pairs, step: int, weights=None) -> KFACState:
     """
     if not isinstance(state, KFACState):
         raise TypeError(f"state must be a KFACState, got {type(state).__name__}")
+    new = kfac_factors(pairs, weights, cross=state.config.tridiagonal)
+    return kfac_step(state, new, step)
+
+
+def kfac_step(state: KFACState, factors: KFACFactors, step: int) -> KFACState:
+    r""":func:`kfac_update` with this step's factors precomputed.
+
+    Parameters
+    ----------
+    state : KFACState
+    factors : KFACFactors
+        This step's factors, same structure as ``state.factors``.
+    step : int
+        Iteration counter (non-negative); the decompositions are refreshed when
+        ``step % config.inverse_every == 0``.
+
+    Returns
+    -------
+    KFACState
+    """
+    if not isinstance(state, KFACState):
+        raise TypeError(f"state must be a KFACState, got {type(state).__name__}")
     step = as_int(step, "step", minimum=0)
     config = state.config
-    new = kfac_factors(pairs, weights, cross=config.tridiagonal)
-    factors = kfac_ema(state.factors, new, config.decay)
+    if not config.tridiagonal and isinstance(factors, KFACFactors):
+        factors = KFACFactors(factors.A, factors.G)
+    factors = kfac_ema(state.factors, factors, config.decay)
     if step % config.inverse_every == 0:
         return KFACState(factors, factors, _refresh(factors, config), config)
     return KFACState(factors, state.inverse_factors, state.cache, config)
