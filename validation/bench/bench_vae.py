@@ -1,0 +1,278 @@
+"""Per-iteration cost of the Figure 2 methods at the paper's sizes, and K-FAC factor throughput.
+
+``python validation/bench/bench_vae.py [--quick] [--out PATH] [--threads N]``
+
+At the sizes of Tang & Ranganath (2019), Section 5.2 (batch 600, latent 100, hidden 200, ten
+latent samples for the ELBO and ten predictive samples for Eq. 16; random binary 784-pixel data
+since only the sizes matter), one complete iteration of each method -- forward and backward
+passes, Kronecker factors, EMA, solve, Adam update -- is timed in the same process, the methods
+interleaved round by round so that load from elsewhere on the machine hits them alike. Reported:
+
+- ``sec_per_iter``: median over rounds of a non-refresh iteration;
+- ``refresh_sec``: median cost of one refresh of the decompositions (every ``inverse_every``
+  steps), reported separately;
+- ``amortized_sec_per_iter`` = ``sec_per_iter + refresh_sec / inverse_every``, and its ratio to
+  one Adam iteration (``ratio_<method>_to_adam``);
+- the factor accumulation (every Gram product behind the Kronecker factors, in the configured
+  dtype) as flops/s and as a fraction of BLAS ``B.T @ B`` throughput measured in the same run on
+  a ``(rows, 784)`` matrix of the same dtype.
+
+Writes ``validation/results/bench_vae.json`` (or ``--out``). No timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _limit_threads(n):
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except (ImportError, ValueError):
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "unchanged (threadpoolctl not installed; set OPENBLAS_NUM_THREADS)"
+    threadpool_limits(n)
+    return n
+
+
+def _steppers(chain, x, cfg):
+    """One closure per method doing a complete iteration; returns (step, refresh_flag)."""
+    from refvpng.curvature.kfac import KFACConfig
+    from refvpng.experiments.vae import RunningKFAC, vae_step
+    from refvpng.optim import apply_updates, make_optimizer
+
+    p_enc = chain.encoder.num_params
+    n, s_count = x.shape[0], cfg["samples"]
+    dtype = np.dtype(cfg["factor_dtype"])
+    out = {}
+    for method in ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag"):
+        if method == "adam":
+            opt, curv, kind = make_optimizer("gradient", "adam", 1e-3), None, None
+        else:
+            kcfg = KFACConfig(
+                tridiagonal=method != "vpng_blockdiag",
+                damping=cfg["damping"],
+                inverse_every=cfg["inverse_every"],
+            )
+            curv = RunningKFAC(kcfg)
+            if method == "q_ng":
+                opt = make_optimizer(
+                    "q_natural", "adam", 1e-3, cfg["damping"], index=slice(0, p_enc)
+                )
+                kind = "q"
+            else:
+                opt = make_optimizer("vpng", "adam", 1e-3, cfg["damping"])
+                kind = "vp"
+        box = {"eta": chain.init(np.random.default_rng(0)), "k": 0}
+        box["state"] = opt.init(box["eta"])
+        rng = np.random.default_rng(1)
+
+        def step(box=box, opt=opt, curv=curv, kind=kind, rng=rng, method=method):
+            eps = rng.standard_normal((s_count, n, chain.d_z))
+            u = rng.random((s_count, n, chain.d_x)) if kind == "vp" else None
+            st = vae_step(
+                chain,
+                box["eta"],
+                x,
+                eps,
+                u,
+                curvature=kind,
+                fisher_samples=cfg["fisher_samples"],
+                factor_dtype=dtype,
+                cross=method != "vpng_blockdiag",
+            )
+            extra = {}
+            refreshed = False
+            if curv is not None:
+                before = len(curv.refresh_seconds)
+                extra["curvature"] = curv.update(st.factors, box["k"])
+                refreshed = len(curv.refresh_seconds) > before
+            upd, box["state"] = opt.update(st.grad, box["state"], box["eta"], **extra)
+            box["eta"] = apply_updates(box["eta"], upd)
+            box["k"] += 1
+            return refreshed
+
+        out[method] = (step, curv)
+    return out
+
+
+def _gram_shapes(chain, n, m):
+    """(rows, d1, d2, symmetric) of every Gram product vae_step forms for tridiagonal VPNG."""
+    enc = [i for _, i in chain.encoder.layer_shapes]
+    dec = [i for _, i in chain.decoder.layer_shapes]
+    outs = [o for o, _ in chain.layer_shapes]
+    r = m * n
+    shapes = [(n, d, d, True) for d in enc] + [(r, d, d, True) for d in dec]
+    shapes += [(r, d, d, True) for d in outs]
+    shapes += [(n, enc[k], enc[k + 1], False) for k in range(len(enc) - 1)]
+    shapes += [(n, enc[-1], dec[0], False)]
+    shapes += [(r, dec[k], dec[k + 1], False) for k in range(len(dec) - 1)]
+    shapes += [(r, outs[k], outs[k + 1], False) for k in range(len(outs) - 1)]
+    return shapes
+
+
+def _flops(rows, d1, d2, sym):
+    return rows * d1 * (d1 + 1) if sym else 2 * rows * d1 * d2
+
+
+def _time(f, reps):
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def factor_throughput(chain, n, m, dtype, reps, rng):
+    """Time the Gram products of the factors vs one BLAS ``B.T @ B`` of the same dtype."""
+    from refvpng.experiments.vae import _cross, _gram
+
+    shapes = _gram_shapes(chain, n, m)
+    mats = {}
+    for rows, d1, d2, _ in shapes:
+        for d in (d1, d2):
+            mats.setdefault((rows, d), rng.random((rows, d)))
+
+    def accumulate():
+        for rows, d1, d2, sym in shapes:
+            if sym:
+                _gram(mats[(rows, d1)], 1.0, dtype)
+            else:
+                _cross(mats[(rows, d1)], mats[(rows, d2)], 1.0, dtype)
+
+    flops = sum(_flops(*sh) for sh in shapes)
+    accumulate()
+    t_acc = _time(accumulate, reps)
+    b = rng.random((m * n, chain.d_out)).astype(dtype)
+    b.T @ b
+    t_blas = _time(lambda: b.T @ b, reps)
+    blas_flops = _flops(m * n, chain.d_out, chain.d_out, True)
+    return {
+        "dtype": np.dtype(dtype).name,
+        "gram_products": len(shapes),
+        "flops": flops,
+        "seconds": t_acc,
+        "gflops_per_s": flops / t_acc / 1e9,
+        "blas_BtB_shape": [m * n, chain.d_out],
+        "blas_BtB_gflops_per_s": blas_flops / t_blas / 1e9,
+        "fraction_of_blas": (flops / t_acc) / (blas_flops / t_blas),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds (smoke test)")
+    p.add_argument("--out", default=None, help="JSON path (default validation/results/...)")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1, help="BLAS/numba threads")
+    p.add_argument("--factor-dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--fisher-samples", type=int, default=None)
+    a = p.parse_args(argv)
+    threads = _limit_threads(a.threads)
+    from refvpng.experiments.vae import make_vae
+
+    if a.quick:
+        sizes = {"batch": 20, "d_x": 784, "hidden": 8, "d_z": 3, "samples": 2}
+        rounds = a.rounds or 2
+    else:
+        sizes = {"batch": 600, "d_x": 784, "hidden": 200, "d_z": 100, "samples": 10}
+        rounds = a.rounds or 12
+    cfg = {
+        "samples": sizes["samples"],
+        "fisher_samples": a.fisher_samples or sizes["samples"],
+        "factor_dtype": a.factor_dtype,
+        "damping": 1e-3,
+        "inverse_every": 10,
+    }
+    rng = np.random.default_rng(0)
+    chain = make_vae(sizes["d_x"], sizes["hidden"], sizes["d_z"])
+    x = (rng.random((sizes["batch"], sizes["d_x"])) < 0.13).astype(np.float64)
+    steppers = _steppers(chain, x, cfg)
+    for step, _ in steppers.values():  # warm-up: numba compile, first refresh
+        step()
+        step()
+    times = {m: [] for m in steppers}
+    refresh = {m: [] for m in steppers}
+    for _ in range(rounds):
+        for m, (step, _) in steppers.items():
+            t0 = time.perf_counter()
+            refreshed = step()
+            (refresh if refreshed else times)[m].append(time.perf_counter() - t0)
+    res = {}
+    adam = float(np.median(times["adam"]))
+    for m, (_, curv) in steppers.items():
+        t = float(np.median(times[m]))
+        r = {"sec_per_iter": t, "iterations_timed": len(times[m])}
+        if curv is not None:
+            rs = curv.refresh_seconds[1:] or curv.refresh_seconds
+            r["refresh_sec"] = float(np.median(rs))
+            r["refreshes_timed"] = len(rs)
+            r["amortized_sec_per_iter"] = t + r["refresh_sec"] / cfg["inverse_every"]
+        else:
+            r["amortized_sec_per_iter"] = t
+        r["ratio_to_adam"] = r["amortized_sec_per_iter"] / adam
+        r["ratio_to_adam_without_refresh"] = t / adam
+        res[m] = r
+    fac = factor_throughput(
+        chain,
+        sizes["batch"],
+        cfg["fisher_samples"],
+        np.dtype(a.factor_dtype),
+        max(2, rounds // 3),
+        rng,
+    )
+    doc = {
+        "settings": {
+            **sizes,
+            **cfg,
+            "rounds": rounds,
+            "threads": threads,
+            "quick": a.quick,
+            "num_params": chain.num_params,
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+        },
+        "methods": res,
+        "factor_accumulation": fac,
+    }
+    for m in ("q_ng", "vpng_tridiag", "vpng_blockdiag"):
+        doc[f"ratio_{m}_to_adam"] = res[m]["ratio_to_adam"]
+    default = Path(__file__).resolve().parents[1] / "results" / "bench_vae.json"
+    out = Path(a.out) if a.out else default
+    from refvpng.experiments.vae import _write_json_atomic
+
+    _write_json_atomic(out, doc)
+    print(f"{'method':16s} {'s/iter':>8s} {'refresh s':>9s} {'amortized':>9s} {'x Adam':>7s}")
+    for m, r in res.items():
+        print(
+            f"{m:16s} {r['sec_per_iter']:8.4f} {r.get('refresh_sec', 0.0):9.4f} "
+            f"{r['amortized_sec_per_iter']:9.4f} {r['ratio_to_adam']:7.2f}"
+        )
+    print(
+        f"factor accumulation ({fac['dtype']}): {fac['gflops_per_s']:.1f} GFLOP/s = "
+        f"{fac['fraction_of_blas']:.2f} x BLAS B.T@B "
+        f"({fac['blas_BtB_gflops_per_s']:.1f} GFLOP/s)"
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
