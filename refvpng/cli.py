@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     p.add_argument("--only", nargs="+", metavar="GROUP", help="run only these check groups")
     p = sub.add_parser(
-        "reproduce", help="run one experiment of the paper (options after NAME go to it; see NAME -h)"
+        "reproduce",
+        help="run one experiment of the paper (options after NAME go to it; see NAME -h)",
     )
     p.add_argument("name", choices=sorted(EXPERIMENTS))
     args, rest = parser.parse_known_args(argv)

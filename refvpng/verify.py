@@ -63,8 +63,16 @@ def _mc(quantity, equation, closed, samples, k=MC_K) -> Check:
     z = np.abs(mean - closed) / np.maximum(se, 1e-300)
     z = np.where(np.abs(mean - closed) <= 1e-12, 0.0, z)
     err = float(np.max(z))
-    return Check(quantity, equation, _fmt(closed), _fmt(mean), err, k, f"mc (SE of {len(samples)} iid terms)",
-                 err <= k)
+    return Check(
+        quantity,
+        equation,
+        _fmt(closed),
+        _fmt(mean),
+        err,
+        k,
+        f"mc (SE of {len(samples)} iid terms)",
+        err <= k,
+    )
 
 
 def _cond(quantity, equation, closed_txt, est_txt, ok) -> Check:
@@ -86,30 +94,71 @@ def check_gaussian_mean(seed: int = 0) -> list[Check]:
     lam = np.array([0.4, -0.3])
     rows = []
     e1 = draw_eps(rng, model, n, 1)
-    rows.append(_exact("F_r = n Sigma^-1 (exact, one eps)", "Sec 3.3", gm.vp_fisher_closed(n, eps_corr),
-                       vp_fisher_exact(model, lam, x, e1), EXACT * 100))
+    rows.append(
+        _exact(
+            "F_r = n Sigma^-1 (exact, one eps)",
+            "Sec 3.3",
+            gm.vp_fisher_closed(n, eps_corr),
+            vp_fisher_exact(model, lam, x, e1),
+            EXACT * 100,
+        )
+    )
     eps = draw_eps(rng, model, n, 2000)
     xp = draw_predictive(rng, model, lam, x, eps, 1)
     _, per = vp_fisher_mc(model, lam, x, eps, xp, per_sample=True)
     rows.append(_mc("F_r Monte Carlo (M=1)", "Eq 16", gm.vp_fisher_closed(n, eps_corr), per))
-    rows.append(_exact("F_q = I / sigma^2", "Eq 2", gm.q_fisher_exact(sigma), q_fisher(model, lam, x),
-                       EXACT))
+    rows.append(
+        _exact(
+            "F_q = I / sigma^2", "Eq 2", gm.q_fisher_exact(sigma), q_fisher(model, lam, x), EXACT
+        )
+    )
     anti = np.concatenate([e1, -e1])
-    rows.append(_exact("ELBO gradient (antithetic pair)", "Eq 5", gm.elbo_grad_exact(lam, x, eps_corr),
-                       elbo_grad(model, lam, x, anti), AUTOGRAD))
-    rows.append(_exact("ELBO Hessian -(I + n Sigma^-1)", "Eq 3 lhs", gm.elbo_hessian_exact(n, eps_corr),
-                       elbo_hessian(model, lam, x, e1), AUTOGRAD))
-    rows.append(_mc("ELBO", "Eq 1", gm.elbo_exact(lam, x, eps_corr, sigma),
-                    elbo_per_sample(model, lam, x, eps)))
+    rows.append(
+        _exact(
+            "ELBO gradient (antithetic pair)",
+            "Eq 5",
+            gm.elbo_grad_exact(lam, x, eps_corr),
+            elbo_grad(model, lam, x, anti),
+            AUTOGRAD,
+        )
+    )
+    rows.append(
+        _exact(
+            "ELBO Hessian -(I + n Sigma^-1)",
+            "Eq 3 lhs",
+            gm.elbo_hessian_exact(n, eps_corr),
+            elbo_hessian(model, lam, x, e1),
+            AUTOGRAD,
+        )
+    )
+    rows.append(
+        _mc(
+            "ELBO",
+            "Eq 1",
+            gm.elbo_exact(lam, x, eps_corr, sigma),
+            elbo_per_sample(model, lam, x, eps),
+        )
+    )
     mean_post, cov_post = gm.posterior(x, eps_corr)
-    kl = 0.5 * (np.trace(np.linalg.solve(cov_post, sigma**2 * np.eye(2)))
-                + (mean_post - lam) @ np.linalg.solve(cov_post, mean_post - lam) - 2
-                + np.linalg.slogdet(cov_post)[1] - 2 * np.log(sigma**2))
+    kl = 0.5 * (
+        np.trace(np.linalg.solve(cov_post, sigma**2 * np.eye(2)))
+        + (mean_post - lam) @ np.linalg.solve(cov_post, mean_post - lam)
+        - 2
+        + np.linalg.slogdet(cov_post)[1]
+        - 2 * np.log(sigma**2)
+    )
     z = lam + sigma * rng.standard_normal((20000, 2))
-    _, per = eq3_integral_term_mc(model, lam, x, z, lambda zs: gm.log_posterior(zs, x, eps_corr),
-                                  baseline=kl, batches=40)
-    rows.append(_mc("Eq 3 integral term I + n Sigma^-1 - I/sigma^2", "Eq 3",
-                    gm.eq3_integral_exact(n, eps_corr, sigma), per))
+    _, per = eq3_integral_term_mc(
+        model, lam, x, z, lambda zs: gm.log_posterior(zs, x, eps_corr), baseline=kl, batches=40
+    )
+    rows.append(
+        _mc(
+            "Eq 3 integral term I + n Sigma^-1 - I/sigma^2",
+            "Eq 3",
+            gm.eq3_integral_exact(n, eps_corr, sigma),
+            per,
+        )
+    )
     return rows
 
 
@@ -131,30 +180,49 @@ def check_linear_gaussian(seed: int = 1) -> list[Check]:
         rows.append(_mc(f"Eq 9 matrix, theta={theta}", "Eq 9", lg.eq9_closed(theta, n), per))
         xp = theta * z + rng.standard_normal(z.shape)
         _, per = eq9_matrix(model, eta, z, xt, x_pred=xp, batches=40)
-        rows.append(_mc(f"Eq 11 matrix (predictive x'), theta={theta}", "Eq 11",
-                        lg.eq11_closed(theta, n), per))
+        rows.append(
+            _mc(
+                f"Eq 11 matrix (predictive x'), theta={theta}",
+                "Eq 11",
+                lg.eq11_closed(theta, n),
+                per,
+            )
+        )
     t0 = lg.PSD_THRESHOLD
     ev_lo = np.linalg.eigvalsh(lg.eq9_closed(0.99 * t0, 1))[0]
     ev_hi = np.linalg.eigvalsh(lg.eq9_closed(1.01 * t0, 1))[0]
     ev_at = np.linalg.det(lg.eq9_closed(t0, 1))
-    rows.append(_cond("Eq 9 not PSD iff |theta| < 1/sqrt(3)", "Sec 3.2",
-                      "det = 3 theta^2 - 1",
-                      f"min eig {ev_lo:.3g} @0.99, {ev_hi:.3g} @1.01; det@t0={ev_at:.1e}",
-                      ev_lo < 0 <= ev_hi and abs(ev_at) < 1e-12))
+    rows.append(
+        _cond(
+            "Eq 9 not PSD iff |theta| < 1/sqrt(3)",
+            "Sec 3.2",
+            "det = 3 theta^2 - 1",
+            f"min eig {ev_lo:.3g} @0.99, {ev_hi:.3g} @1.01; det@t0={ev_at:.1e}",
+            ev_lo < 0 <= ev_hi and abs(ev_at) < 1e-12,
+        )
+    )
     x = lg.make_data(rng, n, 1.2)
     eta = np.array([0.35, -0.7])
     eps = draw_eps(rng, model, n, 4000)
     _, per = ll_neg_hessian(model, eta, x, eps, batches=40)
-    rows.append(_mc("-Hessian of L_ll on data", "Eq 7", lg.ll_neg_hessian_closed(eta, x, sigma), per))
+    rows.append(
+        _mc("-Hessian of L_ll on data", "Eq 7", lg.ll_neg_hessian_closed(eta, x, sigma), per)
+    )
     per_f = np.stack([vp_fisher_exact(model, eta, x, eps[s : s + 1]) for s in range(0, 4000, 4)])
-    rows.append(_mc("F_r (exact in x', MC in eps)", "Eq 13", lg.vp_fisher_closed(eta, x, sigma), per_f))
+    rows.append(
+        _mc("F_r (exact in x', MC in eps)", "Eq 13", lg.vp_fisher_closed(eta, x, sigma), per_f)
+    )
     e = eps[:800]
     xp = draw_predictive(rng, model, eta, x, e, 2)
     _, per_h = vp_fisher_hessian_form(model, eta, x, e, xp, batches=40)
     _, per_s = vp_fisher_mc(model, eta, x, e, xp, per_sample=True)
     per_s = per_s.reshape(40, -1, 2, 2).mean(axis=1)
-    rows.append(_mc("Eq 12 Hessian form - Eq 13 score form", "Eq 12-13", np.zeros((2, 2)), per_h - per_s))
-    rows.append(_mc("F_r Monte Carlo vs closed form", "Eq 16", lg.vp_fisher_closed(eta, x, sigma), per_s))
+    rows.append(
+        _mc("Eq 12 Hessian form - Eq 13 score form", "Eq 12-13", np.zeros((2, 2)), per_h - per_s)
+    )
+    rows.append(
+        _mc("F_r Monte Carlo vs closed form", "Eq 16", lg.vp_fisher_closed(eta, x, sigma), per_s)
+    )
     return rows
 
 
@@ -173,13 +241,27 @@ def check_logistic(seed: int = 2) -> list[Check]:
     eps = draw_eps(rng, model, 40, 10)
     v, g = lr.elbo_and_grad_fast(lam, y, design, eps)
     return [
-        _exact("logistic ELBO: closed form vs generic", "Eq 1", elbo(model, lam, y[:, None], eps, design),
-               v, EXACT * 100),
-        _exact("logistic gradient: closed form vs autograd", "Eq 1, 6",
-               elbo_grad(model, lam, y[:, None], eps, design), g, AUTOGRAD),
-        _exact("logistic F_r: closed form vs generic", "Eq 13",
-               vp_fisher_exact(model, lam, y[:, None], eps, design), lr.vp_fisher_fast(lam, design, eps),
-               EXACT * 100),
+        _exact(
+            "logistic ELBO: closed form vs generic",
+            "Eq 1",
+            elbo(model, lam, y[:, None], eps, design),
+            v,
+            EXACT * 100,
+        ),
+        _exact(
+            "logistic gradient: closed form vs autograd",
+            "Eq 1, 6",
+            elbo_grad(model, lam, y[:, None], eps, design),
+            g,
+            AUTOGRAD,
+        ),
+        _exact(
+            "logistic F_r: closed form vs generic",
+            "Eq 13",
+            vp_fisher_exact(model, lam, y[:, None], eps, design),
+            lr.vp_fisher_fast(lam, design, eps),
+            EXACT * 100,
+        ),
     ]
 
 
@@ -192,11 +274,25 @@ def check_solve_and_kernel(seed: int = 3) -> list[Check]:
     b = rng.standard_normal((30, 12))
     f = b.T @ b
     g = rng.standard_normal(12)
-    rows = [_exact("(F + mu I)^-1 g vs dense solve", "Eq 17", np.linalg.solve(f + 0.1 * np.eye(12), g),
-                   damped_solve(f, g, 0.1), 1e-10)]
+    rows = [
+        _exact(
+            "(F + mu I)^-1 g vs dense solve",
+            "Eq 17",
+            np.linalg.solve(f + 0.1 * np.eye(12), g),
+            damped_solve(f, g, 0.1),
+            1e-10,
+        )
+    ]
     bb = rng.standard_normal((5000, 40))
-    rows.append(_exact("numba sum_k b_k b_k^T vs NumPy", "Eq 16", outer_sum(bb, method="numpy"),
-                       outer_sum(bb, method="numba"), EXACT))
+    rows.append(
+        _exact(
+            "numba sum_k b_k b_k^T vs NumPy",
+            "Eq 16",
+            outer_sum(bb, method="numpy"),
+            outer_sum(bb, method="numba"),
+            EXACT,
+        )
+    )
     return rows
 
 
@@ -242,10 +338,27 @@ def run_checks(names=None) -> list[Check]:
 
 def format_table(rows: list[Check]) -> str:
     """A fixed-width text table of the report."""
-    head = ("quantity", "equation", "closed form", "estimate", "error", "tolerance", "rule", "result")
+    head = (
+        "quantity",
+        "equation",
+        "closed form",
+        "estimate",
+        "error",
+        "tolerance",
+        "rule",
+        "result",
+    )
     body = [
-        (r.quantity, r.equation, r.closed_form, r.estimate, f"{r.error:.3g}", f"{r.tolerance:.3g}",
-         r.rule, "pass" if r.passed else "FAIL")
+        (
+            r.quantity,
+            r.equation,
+            r.closed_form,
+            r.estimate,
+            f"{r.error:.3g}",
+            f"{r.tolerance:.3g}",
+            r.rule,
+            "pass" if r.passed else "FAIL",
+        )
         for r in rows
     ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
@@ -262,8 +375,11 @@ def write_json(rows: list[Check], path) -> None:
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    payload = {"checks": [asdict(r) for r in rows],
-               "passed": sum(r.passed for r in rows), "failed": sum(not r.passed for r in rows)}
+    payload = {
+        "checks": [asdict(r) for r in rows],
+        "passed": sum(r.passed for r in rows),
+        "failed": sum(not r.passed for r in rows),
+    }
     fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh, indent=2, default=float)

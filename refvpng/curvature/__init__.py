@@ -1,0 +1,1 @@
+"""Curvature: Fisher matrices, Hessians, structured operators and the damped solve."""

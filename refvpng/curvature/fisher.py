@@ -181,7 +181,8 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
 
 def _score_rows(model, eta, x, eps, x_pred, cov):
     t, jac = output_jacobian(model, eta, x, eps, cov)
-    s, n, d = t.shape
+    s, n, _ = t.shape
+    d = model.obs_dim
     x_pred = as_array(x_pred, "x_pred", ndim=4)
     if x_pred.shape[0] != s or x_pred.shape[2:] != (n, d):
         raise ValueError(f"x_pred must have shape ({s}, M, {n}, {d}), got {x_pred.shape}")
@@ -190,9 +191,7 @@ def _score_rows(model, eta, x, eps, x_pred, cov):
     return b
 
 
-def vp_fisher_mc(
-    model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sample: bool = False
-):
+def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sample: bool = False):
     r"""Monte Carlo variational predictive Fisher :math:`\hat F_r` (Eq 16).
 
     .. math::

@@ -61,8 +61,10 @@ def _hessians(fun_batch, eta, n_samples, batches):
         raise ValueError(f"batches ({batches}) must not exceed the number of samples ({n_samples})")
     edges = np.linspace(0, n_samples, batches + 1).astype(int)
     per = np.stack(
-        [np.asarray(hessian(lambda e, a=a, b=b: fun_batch(e, slice(a, b)))(eta))
-         for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        [
+            np.asarray(hessian(lambda e, a=a, b=b: fun_batch(e, slice(a, b)))(eta))
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
     )
     sizes = np.diff(edges).astype(float)
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
@@ -163,8 +165,10 @@ def eq3_integral_term_mc(
     _, hess_b = _hessians(f, lam, s_count, batches)
     edges = np.linspace(0, s_count, batches + 1).astype(int)
     outer_b = np.stack(
-        [np.einsum("s,sp,sq->pq", w[a:b], scores[a:b], scores[a:b]) / (b - a)
-         for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        [
+            np.einsum("s,sp,sq->pq", w[a:b], scores[a:b], scores[a:b]) / (b - a)
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
     )
     per = hess_b + outer_b
     sizes = np.diff(edges).astype(float)
@@ -286,7 +290,9 @@ def vp_fisher_hessian_form(
     s_count, n = eps.shape[0], x.shape[0]
     x_pred = as_array(x_pred, "x_pred", ndim=4)
     if x_pred.shape[0] != s_count or x_pred.shape[2:] != (n, model.obs_dim):
-        raise ValueError(f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}")
+        raise ValueError(
+            f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}"
+        )
 
     def f(e, sl):
         lv, th = e[: model.n_lambda], e[model.n_lambda :]

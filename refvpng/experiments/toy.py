@@ -52,7 +52,7 @@ PAPER_CLAIM = (
 
 
 def setup(n=10, eps_corr=0.001, sigma=0.5, seed=0, mu_true=(1.0, -1.0)):
-    """Data, optimum :math:`\\lambda^* = \\mu'` and start point of the experiment."""
+    r"""Data, optimum :math:`\\lambda^* = \\mu'` and start point of the experiment."""
     rng = np.random.default_rng(seed)
     x = gm.make_data(rng, n, eps_corr, mu_true)
     opt, _ = gm.posterior(x, eps_corr)
@@ -83,7 +83,7 @@ def _cos(a, b):
 
 
 def steps_to_tol(s, method, lr, *, tol=1e-6, max_steps=100_000, damping=0.0, keep_path=False):
-    """Iterations of a fixed step ``lr`` until :math:`|\\lambda - \\lambda^*| < tol`.
+    r"""Iterations of a fixed step ``lr`` until :math:`|\lambda - \lambda^*| < tol`.
 
     Uses :func:`refvpng.optim.make_optimizer` with the exact gradient and curvature. Returns
     ``(steps or None, path)``; ``None`` means not reached within ``max_steps`` (or diverged).
@@ -147,10 +147,18 @@ def run_experiment(quick=False, out_dir=None, plot=True, seed=0):
         "best_lr": best_lr,
         "damping": damping_rows,
         "settings": {
-            "n": s["n"], "eps_corr": s["eps_corr"], "sigma": s["sigma"], "mu_true": [1.0, -1.0],
-            "data_seed": seed, "lam0": s["lam0"], "optimum": s["opt"], "tol": 1e-6,
-            "lr_grid": [float(lrs[0]), float(lrs[-1]), len(lrs)], "max_steps": max_steps,
-            "precision_eigenvalues": np.linalg.eigvalsh(prec), "gradients": "exact (Eq 5)",
+            "n": s["n"],
+            "eps_corr": s["eps_corr"],
+            "sigma": s["sigma"],
+            "mu_true": [1.0, -1.0],
+            "data_seed": seed,
+            "lam0": s["lam0"],
+            "optimum": s["opt"],
+            "tol": 1e-6,
+            "lr_grid": [float(lrs[0]), float(lrs[-1]), len(lrs)],
+            "max_steps": max_steps,
+            "precision_eigenvalues": np.linalg.eigvalsh(prec),
+            "gradients": "exact (Eq 5)",
             "min_possible_gradient_cosine": float(2 * np.sqrt(h[0] * h[1]) / (h[0] + h[1])),
             "quick": quick,
         },
@@ -175,9 +183,9 @@ def _plot(s, best_lr, png_path):
     lo = np.minimum(opt, lam0) - 0.8
     hi = np.maximum(opt, lam0) + 0.8
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
-    vals = np.vectorize(lambda a, b: gm.elbo_exact(np.array([a, b]), s["x"], s["eps_corr"], s["sigma"]))(
-        g1, g2
-    )
+    vals = np.vectorize(
+        lambda a, b: gm.elbo_exact(np.array([a, b]), s["x"], s["eps_corr"], s["sigma"])
+    )(g1, g2)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     top = vals.max()
     levels = top - np.logspace(-1, np.log10(top - vals.min() + 1e-9), 25)[::-1]
@@ -193,12 +201,21 @@ def _plot(s, best_lr, png_path):
         ax.set_aspect("equal")
     for m in METHODS:
         d = dirs[m] / np.linalg.norm(dirs[m]) * 1.5
-        axes[0].arrow(*lam0, *d, color=colors[m], width=0.02, length_includes_head=True, label=labels[m])
+        axes[0].arrow(
+            *lam0, *d, color=colors[m], width=0.02, length_includes_head=True, label=labels[m]
+        )
         if best_lr[m] is not None:
             _, traj = steps_to_tol(s, m, best_lr[m], max_steps=300, keep_path=True)
             p = np.array(traj)
-            axes[1].plot(p[:, 0], p[:, 1], ".-", color=colors[m], ms=3, lw=1,
-                         label=f"{labels[m]} (lr={best_lr[m]:.2g}, first 300 steps)")
+            axes[1].plot(
+                p[:, 0],
+                p[:, 1],
+                ".-",
+                color=colors[m],
+                ms=3,
+                lw=1,
+                label=f"{labels[m]} (lr={best_lr[m]:.2g}, first 300 steps)",
+            )
     axes[0].set_title("directions at the start point")
     axes[1].set_title("trajectories (best fixed step)")
     axes[0].legend(fontsize=8, loc="best")
@@ -222,8 +239,10 @@ def main(argv=None) -> int:
     for m in METHODS:
         st = r["steps"][m]
         lr = r["best_lr"][m]
-        print(f"{m:<12}{r['cosine'][m]:>20.4f}{('not reached' if st is None else st):>16}"
-              f"{('-' if lr is None else f'{lr:.3g}'):>10}")
+        print(
+            f"{m:<12}{r['cosine'][m]:>20.4f}{('not reached' if st is None else st):>16}"
+            f"{('-' if lr is None else f'{lr:.3g}'):>10}"
+        )
     print("VPNG with damping mu:")
     for row in r["damping"]:
         print(f"  mu={row['damping']:<8g} cosine={row['cosine']:.4f} steps={row['steps']}")

@@ -154,12 +154,18 @@ def elbo_exact(eta, x, sigma: float) -> float:
 
 
 def elbo_grad_exact(eta, x, sigma: float) -> np.ndarray:
-    r""":math:`(\partial_\lambda, \partial_\theta)\mathcal{L} = (S_{xx}(\theta - \theta^2\lambda - \lambda),
-    \lambda S_{xx}(1 - \theta\lambda) - n\theta\sigma^2)`."""
+    r"""Closed-form gradient of the ELBO.
+
+    .. math::
+        (\partial_\lambda, \partial_\theta)\mathcal{L} = (S_{xx}(\theta - \theta^2\lambda - \lambda),\;
+        \lambda S_{xx}(1 - \theta\lambda) - n\theta\sigma^2)
+    """
     lam, th, xv = _unpack(eta, x)
     s2 = as_positive_scalar(sigma, "sigma") ** 2
     sxx = float(xv @ xv)
-    return np.array([sxx * (th - th**2 * lam - lam), lam * sxx * (1 - th * lam) - xv.size * th * s2])
+    return np.array(
+        [sxx * (th - th**2 * lam - lam), lam * sxx * (1 - th * lam) - xv.size * th * s2]
+    )
 
 
 def posterior(theta: float, x):

@@ -146,7 +146,6 @@ def elbo_and_grad_fast(lam, y, design, eps, prior_std: float = 100.0, scale: str
         t = w @ design.T  # (S, n)
     else:
         t = np.einsum("snd,nd->sn", w, design)
-    n_s = eps.shape[0]
     ll = np.sum(y * t + log_sigmoid(-t), axis=1)  # y t - softplus(t)
     resid = y - sigmoid(t)  # d ll / d t, (S, n)
     if eps.ndim == 2:

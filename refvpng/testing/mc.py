@@ -24,7 +24,9 @@ def mc_mean_and_se(samples) -> tuple[np.ndarray, np.ndarray]:
     """
     samples = np.asarray(samples, dtype=np.float64)
     if samples.shape[0] < 2:
-        raise ValueError(f"samples needs at least 2 rows to estimate a standard error, got {samples.shape[0]}")
+        raise ValueError(
+            f"samples needs at least 2 rows to estimate a standard error, got {samples.shape[0]}"
+        )
     s = samples.shape[0]
     return samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(s)
 

@@ -65,7 +65,12 @@ def test_vp_fisher_mc_unbiased_for_exact(case, rng):
     xs_t = np.swapaxes(xs, 0, 1)  # (M, 1, n, d) -> treat each x' as its own "sample"
     eps_rep = np.repeat(eps, xs_t.shape[0], axis=0)
     _, per = vp_fisher_mc(
-        case.model, case.eta, case.x, eps_rep, xs_t.reshape((-1, 1) + xs.shape[2:]), case.cov,
+        case.model,
+        case.eta,
+        case.x,
+        eps_rep,
+        xs_t.reshape((-1, 1) + xs.shape[2:]),
+        case.cov,
         per_sample=True,
     )
     assert_mc_close(per, target)
@@ -108,9 +113,7 @@ def test_q_fisher_exact_against_autograd(case):
     def cross_entropy(lv):
         m, rho = model.encode(lv, x)
         s = fam.std(rho)
-        return anp.sum(
-            -((s0**2 + (m0 - m) ** 2) / (2 * s**2)) - anp.log(s * anp.ones_like(m))
-        )
+        return anp.sum(-((s0**2 + (m0 - m) ** 2) / (2 * s**2)) - anp.log(s * anp.ones_like(m)))
 
     ref = -hessian(cross_entropy)(lam)
     got = q_fisher(model, lam, x)
@@ -138,9 +141,11 @@ def test_fishers_symmetric_psd_for_any_parameters(seed, lik, local, scale):
     rng = np.random.default_rng(seed)
     model = make_small_model(lik, local=local, scale=scale, dz=2, d=2)
     eta = rng.uniform(-2, 2, model.n_params)
-    x = rng.poisson(1.0, size=(3, 2)).astype(float) if lik != "bernoulli" else (
-        rng.random((3, 2)) < 0.5
-    ).astype(float)
+    x = (
+        rng.poisson(1.0, size=(3, 2)).astype(float)
+        if lik != "bernoulli"
+        else (rng.random((3, 2)) < 0.5).astype(float)
+    )
     eps = draw_eps(rng, model, 3, 2)
     for f in (
         vp_fisher_exact(model, eta, x, eps),

@@ -36,10 +36,12 @@ def test_gaussian_mean_gradient_eq5_and_hessian(rng):
     # Antithetic noise makes the reparameterisation gradient exact for this linear model.
     e = draw_eps(rng, model, n, 3)
     eps = np.concatenate([e, -e])
-    np.testing.assert_allclose(elbo_grad(model, lam, x, eps), gm.elbo_grad_exact(lam, x, eps_corr),
-                               atol=AUTOGRAD * 1e3)
-    np.testing.assert_allclose(vp_fisher_exact(model, lam, x, e), gm.vp_fisher_closed(n, eps_corr),
-                               rtol=EXACT * 100)
+    np.testing.assert_allclose(
+        elbo_grad(model, lam, x, eps), gm.elbo_grad_exact(lam, x, eps_corr), atol=AUTOGRAD * 1e3
+    )
+    np.testing.assert_allclose(
+        vp_fisher_exact(model, lam, x, e), gm.vp_fisher_closed(n, eps_corr), rtol=EXACT * 100
+    )
     np.testing.assert_allclose(q_fisher(model, lam, x), gm.q_fisher_exact(sigma), rtol=EXACT)
 
 
@@ -48,8 +50,9 @@ def test_gaussian_mean_optimum_is_posterior_mean(rng):
     x = gm.make_data(rng, n, eps_corr)
     mean, cov = gm.posterior(x, eps_corr)
     np.testing.assert_allclose(gm.elbo_grad_exact(mean, x, eps_corr), 0.0, atol=1e-10)
-    np.testing.assert_allclose(mean, np.linalg.solve(n * np.eye(2) + gm.covariance(eps_corr), x.sum(0)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        mean, np.linalg.solve(n * np.eye(2) + gm.covariance(eps_corr), x.sum(0)), rtol=1e-12
+    )
     prec = np.linalg.inv(gm.covariance(eps_corr))
     ev, vec = np.linalg.eigh(prec)
     np.testing.assert_allclose(ev, [1 / (2 - eps_corr), 1 / eps_corr], rtol=1e-10)
@@ -90,8 +93,9 @@ def test_linear_gaussian_elbo_closed_form_is_autograd_consistent(rng):
         return anp.sum(ell - kl)
 
     eta = np.array([0.2, 1.1])
-    np.testing.assert_allclose(grad(expected_elbo)(eta), lg.elbo_grad_exact(eta, x, sigma),
-                               rtol=AUTOGRAD)
+    np.testing.assert_allclose(
+        grad(expected_elbo)(eta), lg.elbo_grad_exact(eta, x, sigma), rtol=AUTOGRAD
+    )
     np.testing.assert_allclose(expected_elbo(eta), lg.elbo_exact(eta, x, sigma), rtol=1e-14)
     hl = hessian(expected_elbo)(eta)[0, 0]
     np.testing.assert_allclose(hl, lg.elbo_hessian_lambda_exact(1.1, x)[0, 0], rtol=AUTOGRAD)

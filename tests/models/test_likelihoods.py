@@ -73,8 +73,10 @@ def _log_p_other_zero(fam, t, j):
 def test_sampling_mean_within_se(fam, rng):
     t = np.array([[0.3, -0.4]])
     xs = fam.sample(rng, np.repeat(t, 20000, axis=0))
-    mean = t[0] if isinstance(fam, Gaussian) else (
-        1 / (1 + np.exp(-t[0])) if isinstance(fam, Bernoulli) else np.asarray(fam.rate(t[0]))
+    mean = (
+        t[0]
+        if isinstance(fam, Gaussian)
+        else (1 / (1 + np.exp(-t[0])) if isinstance(fam, Bernoulli) else np.asarray(fam.rate(t[0])))
     )
     assert_mc_close(xs, mean)
 
@@ -89,7 +91,7 @@ def test_stable_up_to_1000(t0):
             xx = np.array([[x]])
             vals = [fam.log_prob(xx, t), fam.score(xx, t), fam.output_fisher(t)]
             assert all(np.all(np.isfinite(v)) for v in vals), (fam, t0, x, vals)
-            g = elementwise_grad(lambda tt: fam.log_prob(xx, tt).sum())(t)
+            g = elementwise_grad(lambda tt, f=fam, xv=xx: f.log_prob(xv, tt).sum())(t)
             assert np.all(np.isfinite(g))
     g = Gaussian(np.eye(1))
     assert np.isfinite(g.log_prob(np.zeros((1, 1)), t)).all()
@@ -114,8 +116,10 @@ def test_whiten_reproduces_output_fisher(fam, rng):
     w = fam.whiten(jac, t)
     got = np.einsum("ndp,ndq->npq", w, w)
     lam = fam.output_fisher(t)
-    lam = np.broadcast_to(lam, (5, 2, 2)) if lam.ndim == 2 and lam.shape == (2, 2) else np.stack(
-        [np.diag(v) for v in lam]
+    lam = (
+        np.broadcast_to(lam, (5, 2, 2))
+        if lam.ndim == 2 and lam.shape == (2, 2)
+        else np.stack([np.diag(v) for v in lam])
     )
     ref = np.einsum("ndp,nde,neq->npq", jac, lam, jac)
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
