@@ -4,69 +4,116 @@ r"""The damped natural-gradient solve of Eq 17 of Tang & Ranganath (2019).
     \hat\nabla^{\mathrm{VPNG}}_{\lambda,\theta}\mathcal{L} = (\hat F_r + \mu I)^{-1}
         \nabla_{\lambda,\theta}\mathcal{L}
 
-Damping convention (stated once): :math:`\mu` is added to the diagonal of the *summed* Fisher
-(the sum over data points), in the same units as :math:`\hat F_r`.
+Damping convention (stated once): :math:`\mu` is added to the diagonal of the *summed*
+Fisher (the sum over data points), in the same units as :math:`\hat F_r`. Structured
+operators (K-FAC) provide their own ``solve(v, damping)`` and document how they damp.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+import scipy.linalg
 
 from refvpng._checks import as_array, as_nonneg_scalar
 
 __all__ = ["damped_solve"]
 
+_EPS = np.finfo(np.float64).eps
 
-def damped_solve(fisher, grad, damping: float = 0.0) -> np.ndarray:
-    r"""Solve :math:`(F + \mu I)\,\delta = g` by Cholesky (Eq 17).
+
+def _is_operator(curvature) -> bool:
+    return not isinstance(curvature, np.ndarray) and callable(getattr(curvature, "solve", None))
+
+
+def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") -> np.ndarray:
+    r"""Solve :math:`(F + \mu I)\, x = v` for symmetric positive (semi-)definite ``F``.
+
+    .. math::
+
+        x = (F + \mu I)^{-1} v
+
+    This is Eq. 17 of Tang & Ranganath (2019) with ``v`` the ELBO gradient and
+    :math:`F = \hat F_r`. A dense ``F`` is solved by a Cholesky factorisation
+    (``scipy.linalg.cho_factor``/``cho_solve``) of :math:`F + \mu I`, using the lower triangle;
+    the factorisation's reciprocal condition number (LAPACK ``dpocon``) is checked, so that a
+    singular system raises instead of returning a huge or NaN vector.
 
     Parameters
     ----------
-    fisher : ndarray, shape (P, P)
-        Symmetric positive semi-definite curvature (:math:`\hat F_r`, :math:`F_q`, ...).
-    grad : ndarray, shape (P,) or (P, k)
-        Right-hand side(s).
+    fisher : ndarray, shape (n, n), or operator
+        Either a dense symmetric PSD matrix, or any object with a method
+        ``solve(v, damping) -> ndarray`` returning :math:`(F + \mu I)^{-1} v` for a vector ``v``
+        of shape ``(n,)`` (structured operators such as K-FAC provide this; the operator is then
+        responsible for how it applies the damping, which it must document).
+    grad : array_like, shape (n,)
+        Right-hand side (the ELBO gradient in Eq. 17).
     damping : float, default 0.0
-        :math:`\mu \ge 0`.
+        The damping :math:`\mu \ge 0`.
+    name : str, default "fisher"
+        Argument name used in error messages.
 
     Returns
     -------
-    ndarray, same shape as ``grad``
+    ndarray, shape (n,)
+        The solution ``x``.
 
     Raises
     ------
     ValueError
-        If shapes disagree, inputs are not finite, ``fisher`` is not symmetric, or
-        :math:`F + \mu I` is not positive definite (a singular Fisher needs ``damping > 0``).
+        If the shape of ``curvature`` does not match ``v``, it is not symmetric or contains
+        NaN/inf, or :math:`F + \mu I` is singular or not positive definite (numerically: the
+        Cholesky factorisation fails or its reciprocal condition number is below ``n * eps``);
+        or if an operator's ``solve`` returns a non-finite or wrongly shaped result.
+
+    References
+    ----------
+    .. [1] S. Tang and R. Ranganath, "The Variational Predictive Natural Gradient", ICML 2019,
+       Eq. 17.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> damped_solve(np.diag([2.0, 4.0]), np.array([2.0, 2.0]), damping=0.0)
-    array([1. , 0.5])
+    >>> F = np.array([[2.0, 0.0], [0.0, 4.0]])
+    >>> damped_solve(F, np.array([2.0, 4.0]))
+    array([1., 1.])
+    >>> damped_solve(F, np.array([3.0, 5.0]), damping=1.0)
+    array([1., 1.])
+    >>> damped_solve(np.ones((2, 2)), np.ones(2))
+    Traceback (most recent call last):
+    ...
+    ValueError: fisher is singular or not positive definite; pass damping > 0
     """
-    f = as_array(fisher, "fisher", ndim=2)
-    if f.shape[0] != f.shape[1]:
-        raise ValueError(f"fisher must be square, got shape {f.shape}")
-    g = as_array(grad, "grad", ndim=(1, 2))
-    if g.shape[0] != f.shape[0]:
-        raise ValueError(f"grad must have {f.shape[0]} rows to match fisher, got shape {g.shape}")
+    v = as_array(grad, "grad", ndim=1)
     mu = as_nonneg_scalar(damping, "damping")
-    scale = max(float(np.max(np.abs(f))), np.finfo(float).tiny)
-    if np.max(np.abs(f - f.T)) > 1e-10 * scale:
-        raise ValueError("fisher must be symmetric")
-    a = f + mu * np.eye(f.shape[0])
-    try:
-        c = cho_factor(a, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        c = None
-    # Numerically singular: the squared pivot ratio (a lower bound on 1/cond) is at rounding level.
-    if c is None or (np.min(np.abs(np.diag(c[0]))) / np.max(np.abs(np.diag(c[0])))) ** 2 <= (
-        10.0 * f.shape[0] * np.finfo(float).eps
-    ):
-        raise ValueError(
-            f"fisher + damping * I is singular or not positive definite (damping={mu}); "
-            "pass damping > 0"
+    n = v.shape[0]
+    if _is_operator(fisher):
+        x = fisher.solve(v, mu)
+        try:
+            x = as_array(x, f"{name}.solve(v, damping)", shape=(n,))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return x
+    f = as_array(fisher, name, ndim=2)
+    if f.shape != (n, n):
+        raise ValueError(f"{name} must have shape ({n}, {n}) to match grads, got {f.shape}")
+    scale = float(np.max(np.abs(f))) if f.size else 0.0
+    if n and np.max(np.abs(f - f.T)) > 1e-10 * max(scale, np.finfo(np.float64).tiny):
+        raise ValueError(f"{name} must be symmetric")
+    if n == 0:
+        return np.zeros(0)
+    a = f + mu * np.eye(n)
+    if mu == 0.0:
+        msg = f"{name} is singular or not positive definite; pass damping > 0"
+    else:
+        msg = (
+            f"{name} + damping*I is singular or not positive definite "
+            f"(damping={mu:g}); increase damping"
         )
-    return cho_solve(c, g, check_finite=False)
+    try:
+        c, lower = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        raise ValueError(msg) from None
+    anorm = float(np.max(np.sum(np.abs(a), axis=0)))
+    rcond, info = scipy.linalg.lapack.dpocon(c, anorm, uplo=b"L")
+    if info != 0 or not rcond >= n * _EPS:
+        raise ValueError(msg)
+    return scipy.linalg.cho_solve((c, lower), v, check_finite=False)

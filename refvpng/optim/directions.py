@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
-from refvpng._checks import as_array, as_nonneg_scalar
+from refvpng._checks import as_nonneg_scalar
+from refvpng.curvature.solve import damped_solve
 from refvpng.optim.base import EmptyState, GradientTransformation, check_grads, check_params
 
 __all__ = [
@@ -54,104 +54,6 @@ def identity_direction() -> GradientTransformation:
         return g.copy(), state
 
     return GradientTransformation(init, update)
-
-
-def _is_operator(curvature) -> bool:
-    return not isinstance(curvature, np.ndarray) and callable(getattr(curvature, "solve", None))
-
-
-def damped_solve(curvature, v, damping: float = 0.0, *, name: str = "curvature") -> np.ndarray:
-    r"""Solve :math:`(F + \mu I)\, x = v` for symmetric positive (semi-)definite ``F``.
-
-    .. math::
-
-        x = (F + \mu I)^{-1} v
-
-    This is Eq. 17 of Tang & Ranganath (2019) with ``v`` the ELBO gradient and
-    :math:`F = \hat F_r`. A dense ``F`` is solved by a Cholesky factorisation
-    (``scipy.linalg.cho_factor``/``cho_solve``) of :math:`F + \mu I`, using the lower triangle;
-    the factorisation's reciprocal condition number (LAPACK ``dpocon``) is checked, so that a
-    singular system raises instead of returning a huge or NaN vector.
-
-    Parameters
-    ----------
-    curvature : ndarray, shape (n, n), or operator
-        Either a dense symmetric PSD matrix, or any object with a method
-        ``solve(v, damping) -> ndarray`` returning :math:`(F + \mu I)^{-1} v` for a vector ``v``
-        of shape ``(n,)`` (structured operators such as K-FAC provide this; the operator is then
-        responsible for how it applies the damping, which it must document).
-    v : array_like, shape (n,)
-        Right-hand side.
-    damping : float, default 0.0
-        The damping :math:`\mu \ge 0`.
-    name : str, default "curvature"
-        Argument name used in error messages.
-
-    Returns
-    -------
-    ndarray, shape (n,)
-        The solution ``x``.
-
-    Raises
-    ------
-    ValueError
-        If the shape of ``curvature`` does not match ``v``, it is not symmetric or contains
-        NaN/inf, or :math:`F + \mu I` is singular or not positive definite (numerically: the
-        Cholesky factorisation fails or its reciprocal condition number is below ``n * eps``);
-        or if an operator's ``solve`` returns a non-finite or wrongly shaped result.
-
-    References
-    ----------
-    .. [1] S. Tang and R. Ranganath, "The Variational Predictive Natural Gradient", ICML 2019,
-       Eq. 17.
-
-    Examples
-    --------
-    >>> F = np.array([[2.0, 0.0], [0.0, 4.0]])
-    >>> damped_solve(F, np.array([2.0, 4.0]))
-    array([1., 1.])
-    >>> damped_solve(F, np.array([3.0, 5.0]), damping=1.0)
-    array([1., 1.])
-    >>> damped_solve(np.ones((2, 2)), np.ones(2))
-    Traceback (most recent call last):
-    ...
-    ValueError: curvature is singular or not positive definite; pass damping > 0
-    """
-    v = as_array(v, "v", ndim=1)
-    mu = as_nonneg_scalar(damping, "damping")
-    n = v.shape[0]
-    if _is_operator(curvature):
-        x = curvature.solve(v, mu)
-        try:
-            x = as_array(x, f"{name}.solve(v, damping)", shape=(n,))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(str(exc)) from None
-        return x
-    f = as_array(curvature, name, ndim=2)
-    if f.shape != (n, n):
-        raise ValueError(f"{name} must have shape ({n}, {n}) to match grads, got {f.shape}")
-    scale = float(np.max(np.abs(f))) if f.size else 0.0
-    if n and np.max(np.abs(f - f.T)) > 1e-10 * max(scale, np.finfo(np.float64).tiny):
-        raise ValueError(f"{name} must be symmetric")
-    if n == 0:
-        return np.zeros(0)
-    a = f + mu * np.eye(n)
-    if mu == 0.0:
-        msg = f"{name} is singular or not positive definite; pass damping > 0"
-    else:
-        msg = (
-            f"{name} + damping*I is singular or not positive definite "
-            f"(damping={mu:g}); increase damping"
-        )
-    try:
-        c, lower = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        raise ValueError(msg) from None
-    anorm = float(np.max(np.sum(np.abs(a), axis=0)))
-    rcond, info = scipy.linalg.lapack.dpocon(c, anorm, uplo=b"L")
-    if info != 0 or not rcond >= n * _EPS:
-        raise ValueError(msg)
-    return scipy.linalg.cho_solve((c, lower), v, check_finite=False)
 
 
 def resolve_index(index, size: int) -> np.ndarray | None:

@@ -33,7 +33,7 @@ def test_singular_without_damping_raises_and_damping_fixes():
     "f, g, mu, err, msg",
     [
         (np.eye(2), np.ones(3), 0.0, ValueError, "grad"),
-        (np.ones((2, 3)), np.ones(2), 0.0, ValueError, "fisher must be square"),
+        (np.ones((2, 3)), np.ones(2), 0.0, ValueError, "fisher must have shape"),
         (np.array([[1.0, 0.5], [0.0, 1.0]]), np.ones(2), 0.0, ValueError, "symmetric"),
         (np.eye(2), np.array([np.nan, 1.0]), 0.0, ValueError, "grad contains NaN"),
         (np.eye(2), np.ones(2), -1.0, ValueError, "damping"),

@@ -70,7 +70,7 @@ def test_indefinite_curvature_raises():
     F = np.diag([1.0, -2.0])
     with pytest.raises(ValueError, match="damping > 0"):
         damped_solve(F, np.ones(2))
-    with pytest.raises(ValueError, match="curvature \\+ damping\\*I"):
+    with pytest.raises(ValueError, match="fisher \\+ damping\\*I"):
         damped_solve(F, np.ones(2), damping=1.0)
     np.testing.assert_allclose(damped_solve(F, np.ones(2), damping=3.0), [0.25, 1.0], rtol=EXACT)
 
@@ -132,7 +132,7 @@ def test_operator_returning_nan_raises():
         def solve(self, v, damping):
             return np.full_like(v, np.nan)
 
-    with pytest.raises(ValueError, match="curvature.solve"):
+    with pytest.raises(ValueError, match="fisher.solve"):
         damped_solve(Bad(), np.ones(2))
 
 

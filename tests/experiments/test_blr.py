@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+
+from refvpng.experiments import blr
+from refvpng.experiments.metrics import roc_auc
+from refvpng.models import logistic as lr
+
+
+def test_data_generator_matches_the_specification():
+    x, y = lr.make_data(np.random.default_rng(3), 500)
+    assert x.shape == (500, 4) and y.shape == (500,)
+    base = np.array([1.0, 1 / 2, 1 / 3, 1 / 4])
+    # x_i = a_i * base + eps_i with |eps_i| <= 0.005: recover a_i from the first coordinate
+    resid = x - np.outer(x[:, 0], base)  # = eps_i - eps_i1 * base
+    assert np.all(np.abs(resid) <= 0.005 * (1 + base) + 1e-12)
+    # the margin: |<w*, x>| <= 0.005 * (1 + 2 + 3 + 4) = 0.05 for every point
+    assert np.max(np.abs(x @ lr.TRUE_DIRECTION)) <= 0.05 + 1e-12
+    assert np.all(y == (x @ lr.TRUE_DIRECTION >= 0))
+    assert np.all(np.abs(x[:, 0]) <= 5.005)
+    tr, te = lr.train_test_split(np.random.default_rng(1), 500)
+    assert len(tr) == 400 and len(te) == 100 and not set(tr) & set(te)
+
+
+def test_roc_auc_against_pairwise_count():
+    rng = np.random.default_rng(0)
+    y = (rng.random(60) < 0.4).astype(float)
+    s = np.round(rng.standard_normal(60), 1)  # ties on purpose
+    pos, neg = s[y == 1], s[y == 0]
+    ref = np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]))
+    assert roc_auc(y, s) == pytest.approx(ref, abs=1e-14)
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc(np.zeros(3), np.ones(3))
+
+
+def test_quick_run_writes_table_and_resumes(tmp_path):
+    r = blr.run_experiment(quick=True, out_dir=tmp_path, plot=True)
+    data = json.loads((tmp_path / "blr_quick.json").read_text())
+    for m in ("gradient", "ng", "vpng"):
+        for k in ("train_auc_mean", "train_auc_std", "test_auc_mean", "test_auc_std"):
+            assert np.isfinite(data[m][k]) and 0 <= data[m][k] <= 1
+    assert (tmp_path / "blr_quick.png").exists()
+    # a second call finds every configuration in the partial file and reproduces the table
+    r2 = blr.run_experiment(quick=True, out_dir=tmp_path, plot=False)
+    assert r2["vpng"]["test_auc_mean"] == r["vpng"]["test_auc_mean"]
+
+
+def test_same_seed_same_numbers():
+    p = blr.make_problem(100)
+    a = blr.run_one(p, "vpng", "adam", 0.1, 4, n_iter=40, eval_every=20)
+    b = blr.run_one(p, "vpng", "adam", 0.1, 4, n_iter=40, eval_every=20)
+    assert a == b
