@@ -1,0 +1,858 @@
+r"""Joint and marginal Fishers of a latent-variable model, and the singular metric over (φ, θ).
+
+For any :class:`~refvpng.models.latent.LatentModel` with prior :math:`p(z) = N(0, \tau^2 I)`,
+likelihood :math:`p(x \mid z; \theta)` and encoder :math:`q(z \mid x; \phi)` (the
+variational parameters, written :math:`\lambda` elsewhere in refvpng and :math:`\phi` in the
+project note), this module estimates the two Fishers the note contrasts:
+
+- the **joint** Fisher :math:`F_{\mathrm{joint}}(\theta) = E_{p(x,z)}[\nabla_\theta\log p(x,z)
+  \nabla_\theta\log p(x,z)^\top]` by Monte Carlo (:func:`joint_fisher_mc`);
+- the **marginal** Fisher :math:`F_{\mathrm{marg}}(\theta) = E_{p(x)}[\nabla_\theta\log p(x)
+  \nabla_\theta\log p(x)^\top]`, the marginal score coming from Fisher's identity
+  :math:`\nabla_\theta\log p(x) = E_{p(z\mid x)}[\nabla_\theta\log p(x, z)]` by self-normalised
+  importance sampling with the encoder as proposal (:func:`marginal_score_is`,
+  :func:`marginal_fisher_is`), together with the plain importance-sampling estimate of
+  :math:`p(x)` (:func:`marginal_likelihood_is`).
+
+The encoder changes how well :math:`p(x)` is estimated, never what is estimated:
+
+.. math::
+    p(x) = \int p(x \mid z)\,p(z)\,\frac{q(z\mid x)}{q(z\mid x)}\,dz, \qquad
+    E_{q}\Big[\frac1K\sum_k \frac{p(x, z_k)}{q(z_k\mid x)}\Big] = p(x) \ \text{for any } q.
+
+So :math:`\phi` does not parameterise :math:`p(x)`: as a metric over :math:`(\phi, \theta)` the
+marginal Fisher has zero rows and columns for :math:`\phi` and is singular
+(:func:`metric_over_phi_theta`, detected with a message by :func:`check_metric`). The q-Fisher
+(Eq 2 of Tang & Ranganath) and the variational predictive Fisher :math:`F_r` (Eq 16) do see
+:math:`\phi`. The two-step natural gradient of :mod:`refvpng.optim.two_step` uses the q-Fisher for
+:math:`\phi` and, for :math:`\theta`, the Fisher of :math:`p(x \mid z; \theta)` at
+:math:`z \sim q` (:func:`decoder_fisher`).
+
+Units and sums
+--------------
+A *unit* is one independent draw of :math:`(x, z)`: a data point for local latents (``U = n``
+units), the whole data set for a global latent (``U = 1``: the points share :math:`z`). Every
+Fisher is a **sum over the units of one data set of** ``n`` **points** and a mean over Monte Carlo
+samples, as everywhere in refvpng; :mod:`refvpng.models.ppca` gives its Fishers **per point**, so
+for local latents ``joint_fisher_mc(..., n=n)`` estimates ``n * ppca.joint_fisher_ppca(...)``.
+
+References
+----------
+Project note ``papers/000``: joint versus marginal Fisher for latent-variable models, the
+singularity of the approximate posterior's parameters, a two-step natural gradient.
+T. A. Louis, "Finding the observed information matrix when using the EM algorithm", JRSS-B
+44(2), 1982 (Fisher's identity, missing information).
+S. Tang and R. Ranganath, "The Variational Predictive Natural Gradient", ICML 2019 (Eq 2, Eq 16).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import autograd.numpy as anp
+import numpy as np
+
+from refvpng._checks import as_array, as_int, as_positive_scalar
+from refvpng.curvature._autodiff import jacobian_fwd
+from refvpng.models.latent import LatentModel, check_data, check_eps, latents, split_params
+
+__all__ = [
+    "log_prior",
+    "log_joint",
+    "joint_score",
+    "draw_joint",
+    "joint_fisher_mc",
+    "log_importance_weights",
+    "marginal_likelihood_is",
+    "marginal_score_is",
+    "marginal_fisher_is",
+    "decoder_fisher",
+    "phi_theta_blocks",
+    "metric_over_phi_theta",
+    "check_metric",
+    "BlockReport",
+    "MetricReport",
+    "SingularMetricError",
+]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def _check_theta(model: LatentModel, theta) -> np.ndarray:
+    return as_array(theta, "theta", shape=(model.n_theta,))
+
+
+# --------------------------------------------------------------------------------------------
+# joint density and its score
+# --------------------------------------------------------------------------------------------
+
+
+def log_prior(model: LatentModel, z):
+    r""":math:`\log N(z \mid 0, \tau^2 I)` summed over the last axis (autograd-friendly).
+
+    Parameters
+    ----------
+    model : LatentModel
+    z : ndarray, shape (..., dz)
+
+    Returns
+    -------
+    ndarray, shape (...)
+    """
+    tau = model.prior_std
+    dz = model.latent_dim
+    return -0.5 * anp.sum(z * z, axis=-1) / tau**2 - dz * (np.log(tau) + 0.5 * _LOG_2PI)
+
+
+def log_joint(model: LatentModel, theta, x, z, cov=None):
+    r"""Log joint :math:`\log p(z) + \log p(x \mid z; \theta)` per unit (autograd-friendly).
+
+    .. math::
+        \text{local: } \log p(x_i, z_i) = \log p(z_i) + \log p(x_i \mid z_i), \qquad
+        \text{global: } \log p(x, z) = \log p(z) + \textstyle\sum_i \log p(x_i \mid z).
+
+    Parameters
+    ----------
+    model : LatentModel
+    theta : ndarray, shape (n_theta,)
+    x : ndarray, shape (..., n, d)
+        Observations (leading axes broadcast against those of ``z``).
+    z : ndarray
+        Local: shape ``(..., n, dz)``; global: shape ``(..., dz)``.
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    ndarray
+        Local: shape ``(..., n)``; global: shape ``(...,)``.
+    """
+    if model.local:
+        t = model.decode(theta, z, cov)
+        return log_prior(model, z) + model.likelihood.log_prob(x, t)
+    n = np.shape(x)[-2]
+    zb = anp.expand_dims(z, -2) * anp.ones((n, 1))
+    t = model.decode(theta, zb, cov)
+    return log_prior(model, z) + anp.sum(model.likelihood.log_prob(x, t), axis=-1)
+
+
+def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
+    r"""Joint score :math:`\nabla_\theta \log p(x, z; \theta)` per unit, by forward-mode autograd.
+
+    Parameters
+    ----------
+    model : LatentModel
+    theta : array_like, shape (n_theta,)
+    x, z, cov
+        As in :func:`log_joint`.
+
+    Returns
+    -------
+    ndarray, shape ``log_joint(...).shape + (n_theta,)``
+
+    Examples
+    --------
+    >>> from refvpng.models import linear_vae as lv, ppca
+    >>> model = lv.make_model(2, 1)
+    >>> theta = ppca.pack(np.ones((2, 1)), np.zeros(2), 0.5)
+    >>> x, z = np.array([[0.3, -1.0]]), np.array([[0.4]])
+    >>> bool(np.allclose(joint_score(model, theta, x, z), ppca.joint_score(theta, x, z, d=2, k=1)))
+    True
+    """
+    theta = _check_theta(model, theta)
+    _, jac = jacobian_fwd(lambda th: log_joint(model, th, x, z, cov), theta)
+    return jac
+
+
+def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
+    r"""Draw ``n_samples`` data sets :math:`(x, z) \sim p(x, z; \theta)` of ``n`` points each.
+
+    Draws, in order, :math:`z = \tau\,\xi` with :math:`\xi` standard normal (local: shape
+    ``(S, n, dz)``; global: ``(S, dz)``, shared by the ``n`` points of a data set) and then
+    :math:`x \sim p(x \mid z; \theta)` with ``model.likelihood.sample``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    model : LatentModel
+    theta : array_like, shape (n_theta,)
+    n : int
+        Points per data set (the rows of ``cov`` when given).
+    n_samples : int
+        Number ``S`` of data sets.
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    x : ndarray, shape (S, n, d)
+    z : ndarray, shape (S, n, dz) or (S, dz)
+    """
+    _check_rng(rng)
+    theta = _check_theta(model, theta)
+    n = as_int(n, "n")
+    s = as_int(n_samples, "n_samples")
+    if model.local:
+        z = model.prior_std * rng.standard_normal((s, n, model.latent_dim))
+        zb = z
+    else:
+        z = model.prior_std * rng.standard_normal((s, model.latent_dim))
+        zb = np.broadcast_to(z[:, None, :], (s, n, model.latent_dim))
+    t = np.asarray(model.decode(theta, zb, cov))
+    return model.likelihood.sample(rng, t), z
+
+
+def _per_sample_outer(scores: np.ndarray, local: bool) -> np.ndarray:
+    """(S, U, P) scores -> (S, P, P): sum over units of outer products (local) or one outer."""
+    if local:
+        return np.einsum("sup,suq->spq", scores, scores)
+    return np.einsum("sp,sq->spq", scores, scores)
+
+
+def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
+    r"""Monte Carlo joint Fisher of a data set of ``n`` points, with :math:`(x, z)` from the model.
+
+    .. math::
+        \hat F_{\mathrm{joint}} = \frac1S\sum_{s=1}^S \sum_{u} s_{su}s_{su}^\top, \qquad
+        s_{su} = \nabla_\theta\big[\log p(z_{su}) + \log p(x_{su} \mid z_{su}; \theta)\big],
+
+    with :math:`(x_s, z_s)` from :func:`draw_joint` and the score by autograd
+    (:func:`joint_score`). For local latents the units are the ``n`` points (their scores are
+    independent with mean zero, so :math:`E[(\sum_i s_i)(\sum_i s_i)^\top] = \sum_i
+    E[s_is_i^\top]` and the sum of per-point outer products is the lower-variance unbiased
+    form); for a global latent the one unit is the data set. Unbiased for the joint Fisher
+    :math:`n\,F_{\mathrm{joint}}^{\text{(per point)}}` (local).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Used by :func:`draw_joint` only.
+    model : LatentModel
+    theta : array_like, shape (n_theta,)
+    n : int
+        Points per data set (``n = 1``: the per-point Fisher of :mod:`refvpng.models.ppca`).
+    n_samples : int
+        Number ``S >= 2`` of data sets (so a standard error can be formed).
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    fisher : ndarray, shape (n_theta, n_theta)
+        Mean of ``per_sample``.
+    per_sample : ndarray, shape (S, n_theta, n_theta)
+        The i.i.d. per-data-set terms.
+
+    Raises
+    ------
+    ValueError
+        If ``n_samples < 2`` or ``theta`` has the wrong length (messages name the argument).
+
+    Examples
+    --------
+    >>> from refvpng.models import linear_vae as lv, ppca
+    >>> model = lv.make_model(2, 1)
+    >>> theta = ppca.pack(np.ones((2, 1)), np.zeros(2), 0.5)
+    >>> F, per = joint_fisher_mc(np.random.default_rng(0), model, theta, 1, 4000)
+    >>> F_closed = ppca.joint_fisher_ppca(theta, d=2, k=1)   # per point: n = 1
+    >>> F.shape, bool(np.allclose(np.diag(F), np.diag(F_closed), rtol=0.2))
+    ((5, 5), True)
+    """
+    s = as_int(n_samples, "n_samples", minimum=2)
+    x, z = draw_joint(rng, model, theta, n, s, cov)
+    scores = joint_score(model, theta, x, z, cov)
+    per = _per_sample_outer(scores, model.local)
+    return per.mean(axis=0), per
+
+
+# --------------------------------------------------------------------------------------------
+# importance sampling with the encoder as proposal
+# --------------------------------------------------------------------------------------------
+
+
+def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
+    r"""Log importance weights :math:`\log p(x, z_k) - \log q(z_k \mid x; \phi)` at pre-drawn noise.
+
+    The proposals are the encoder's reparameterised draws :math:`z_k = g(x, \varepsilon_k; \phi)`
+    (Eq 6).
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : array_like, shape (P,)
+        Packed :math:`(\phi, \theta)`.
+    x : array_like, shape (n, d)
+        One data set.
+    eps : array_like, shape (K, n, dz) (local) or (K, dz) (global)
+        Standard-normal noise, ``K`` proposals per unit.
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    log_w : ndarray, shape (K, U)
+        ``U = n`` (local) or ``1`` (global).
+    z : ndarray, shape (K, n, dz) or (K, dz)
+        The proposals.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes (naming the argument).
+    """
+    eta = as_array(eta, "eta", ndim=1)
+    lam, theta = split_params(model, eta)
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    if not model.local and eps.ndim != 2:
+        raise ValueError(f"eps must have shape (K, {model.latent_dim}) for a global latent")
+    m, rho = model.encode(lam, x)
+    m = np.asarray(m)
+    rho = None if rho is None else np.asarray(rho)
+    z = np.asarray(model.family.reparam(m, rho, eps))
+    log_q = np.asarray(model.family.log_density(z, m, rho))
+    log_p = np.asarray(log_joint(model, theta, x, z, cov))
+    log_w = log_p - log_q
+    return (log_w if model.local else log_w[:, None]), z
+
+
+def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x, K: int, cov=None):
+    r"""Importance-sampling estimate of :math:`p(x)` per unit, with the encoder as proposal.
+
+    .. math::
+        \hat p(x) = \frac1K\sum_{k=1}^K w_k, \qquad
+        w_k = \frac{p(x, z_k; \theta)}{q(z_k \mid x; \phi)}, \quad z_k \sim q(\cdot \mid x;\phi).
+
+    :math:`E_q[\hat p(x)] = p(x)` for **any** encoder :math:`\phi` (with :math:`q > 0`), while
+    :math:`\mathrm{Var}(\hat p) = \mathrm{Var}_q(w)/K` depends on :math:`\phi` and vanishes for
+    :math:`q = p(z \mid x)`: :math:`\phi` changes the estimator, not the estimand.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the standard-normal noise of the ``K`` proposals.
+    model : LatentModel
+    eta : array_like, shape (P,)
+    x : array_like, shape (n, d)
+    K : int
+        Proposals per unit.
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    p_hat : ndarray, shape (U,)
+    w : ndarray, shape (K, U)
+        The weights, i.i.d. unbiased estimates of :math:`p(x)` (``U = n`` local, ``1`` global).
+
+    Examples
+    --------
+    >>> from refvpng.models import linear_vae as lv, ppca
+    >>> model = lv.make_model(2, 1)
+    >>> theta = ppca.pack(np.array([[1.0], [0.0]]), np.zeros(2), 0.5)
+    >>> eta = np.concatenate([lv.optimal_encoder(theta, d=2, k=1), theta])  # exact posterior
+    >>> x = np.array([[0.3, -1.0]])
+    >>> p_hat, w = marginal_likelihood_is(np.random.default_rng(0), model, eta, x, 5)
+    >>> bool(np.allclose(w, np.exp(ppca.log_marginal(theta, x, d=2, k=1))))  # zero variance
+    True
+    """
+    _check_rng(rng)
+    K = as_int(K, "K")
+    x, cov = check_data(model, x, cov)
+    shape = (K, x.shape[0], model.latent_dim) if model.local else (K, model.latent_dim)
+    log_w, _ = log_importance_weights(model, eta, x, rng.standard_normal(shape), cov)
+    w = np.exp(log_w)
+    return w.mean(axis=0), w
+
+
+def _self_normalised(log_w: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``sum_k wbar_k s_k`` per unit; log_w (K, U), scores (K, U, P)."""
+    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
+    w /= w.sum(axis=0, keepdims=True)
+    return np.einsum("ku,kup->up", w, scores)
+
+
+def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
+    r"""Estimate the marginal score :math:`\nabla_\theta\log p(x)` per unit by self-normalised IS.
+
+    .. math::
+        \nabla_\theta\log p(x) = E_{p(z \mid x)}[\nabla_\theta\log p(x, z)] \approx
+        \hat s(x) = \sum_k \bar w_k\,\nabla_\theta\log p(x, z_k), \qquad
+        \bar w_k = \frac{w_k}{\sum_l w_l},
+
+    with :math:`z_k = g(x, \varepsilon_k; \phi)` drawn from the encoder. Consistent in ``K``;
+    exact in expectation when :math:`q = p(z \mid x)` (constant weights), :math:`O(1/K)` biased
+    otherwise. Pure in the pre-drawn ``eps``.
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : array_like, shape (P,)
+    x : array_like, shape (n, d)
+    eps : array_like, shape (K, n, dz) or (K, dz)
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    score : ndarray, shape (U, n_theta)
+    log_w : ndarray, shape (K, U)
+        The log weights (their log-mean-exp is :math:`\log\hat p(x)`).
+    """
+    log_w, z = log_importance_weights(model, eta, x, eps, cov)
+    eta = as_array(eta, "eta", ndim=1)
+    _, theta = split_params(model, eta)
+    x, cov = check_data(model, x, cov)
+    scores = joint_score(model, theta, x, z, cov)  # (K, n, P) or (K, P)
+    if not model.local:
+        scores = scores[:, None, :]
+    return _self_normalised(log_w, scores), log_w
+
+
+def marginal_fisher_is(
+    rng: np.random.Generator,
+    model: LatentModel,
+    eta,
+    n: int,
+    n_samples: int,
+    K: int,
+    cov=None,
+    *,
+    paired: bool = False,
+):
+    r"""Marginal Fisher of a data set of ``n`` points from IS scores at :math:`x \sim p(x; \theta)`.
+
+    Draws ``S`` data sets :math:`x_s` with :func:`draw_joint` (latents discarded), then for each
+    unit the self-normalised score :math:`\hat s` of :func:`marginal_score_is` with ``K``
+    encoder proposals, and averages
+
+    - ``paired=False``: :math:`\sum_u \hat s_{su}\hat s_{su}^\top`. Biased upward by the noise of
+      :math:`\hat s` even for the exact posterior as proposal: then
+      :math:`E = F_{\mathrm{marg}} + I_{\mathrm{miss}}/K`, between the joint (``K = 1``) and
+      the marginal Fisher (``K`` :math:`\to\infty`);
+    - ``paired=True``: two independent proposal sets give :math:`\hat s^{(1)}, \hat s^{(2)}` and
+      :math:`\sum_u \tfrac12(\hat s^{(1)}_{su}\hat s^{(2)\top}_{su} + \hat s^{(2)}_{su}\hat
+      s^{(1)\top}_{su})`: unbiased when the encoder is the exact posterior, :math:`O(1/K)`
+      biased (self-normalisation) otherwise.
+
+    The result is a metric over :math:`\theta` only; see :func:`metric_over_phi_theta` for why
+    :math:`\phi` gets zero rows.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws, in order, the data (:func:`draw_joint`), the proposal noise and (``paired``) a
+        second proposal noise.
+    model : LatentModel
+    eta : array_like, shape (P,)
+        :math:`(\phi, \theta)`: :math:`\theta` defines :math:`p(x)`, :math:`\phi` the proposal.
+    n : int
+        Points per data set.
+    n_samples : int
+        Number ``S >= 2`` of data sets.
+    K : int
+        Proposals per unit.
+    cov : ndarray, shape (n, c), optional
+    paired : bool, default False
+
+    Returns
+    -------
+    fisher : ndarray, shape (n_theta, n_theta)
+    per_sample : ndarray, shape (S, n_theta, n_theta)
+
+    Raises
+    ------
+    ValueError
+        If ``n_samples < 2`` or inputs have inconsistent shapes.
+    """
+    _check_rng(rng)
+    eta = as_array(eta, "eta", ndim=1)
+    _, theta = split_params(model, eta)
+    s = as_int(n_samples, "n_samples", minimum=2)
+    K = as_int(K, "K")
+    n = as_int(n, "n")
+    x, _ = draw_joint(rng, model, theta, n, s, cov)
+    dz = model.latent_dim
+    n_sets = 2 if paired else 1
+    if model.local:
+        # the S data sets are S*n independent points: one flat batch
+        xf = x.reshape(s * n, -1)
+        cf = None if cov is None else np.tile(np.asarray(cov, dtype=np.float64), (s, 1))
+        scores = [
+            marginal_score_is(model, eta, xf, rng.standard_normal((K, s * n, dz)), cf)[0]
+            for _ in range(n_sets)
+        ]
+        scores = [a.reshape(s, n, -1) for a in scores]
+    else:
+        # all S data sets at once: x (S, 1, n, d) against proposals z (S, K, dz)
+        lam = eta[: model.n_lambda]
+        m, rho = model.encode(lam, x[0])
+        m = np.asarray(m)
+        rho = None if rho is None else np.asarray(rho)
+        xs = x[:, None]
+        scores = []
+        for _ in range(n_sets):
+            z = np.asarray(model.family.reparam(m, rho, rng.standard_normal((s, K, dz))))
+            log_w = np.asarray(log_joint(model, theta, xs, z, cov)) - np.asarray(
+                model.family.log_density(z, m, rho)
+            )
+            sc = joint_score(model, theta, xs, z, cov)  # (S, K, P)
+            # the data sets play the role of units: (K, S) weights, (K, S, P) scores
+            scores.append(_self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
+    a = scores[0]
+    b = scores[-1]
+    per = np.einsum("sup,suq->spq", a, b)
+    per = 0.5 * (per + np.swapaxes(per, 1, 2))
+    return per.mean(axis=0), per
+
+
+# --------------------------------------------------------------------------------------------
+# the decoder Fisher of the two-step natural gradient
+# --------------------------------------------------------------------------------------------
+
+
+def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+    r"""Fisher of :math:`p(x \mid z; \theta)` in :math:`\theta` at :math:`z \sim q(z \mid x; \phi)`.
+
+    .. math::
+        F_\theta = \sum_{i=1}^n E_{q(z_i \mid x_i;\phi)}\big[J_{\theta,i}^\top
+            \Lambda(t_i) J_{\theta,i}\big], \qquad
+        J_{\theta,i} = \frac{\partial t_i}{\partial\theta}, \quad t_i = h(z_i; \theta),
+
+    the output Fisher :math:`\Lambda` pulled back through the decoder's :math:`\theta`-Jacobian
+    only, Monte Carlo over the rows of ``eps`` (:math:`z = g(x, \varepsilon; \phi)`, not
+    differentiated). It is the :math:`\theta\theta` block of the variational predictive Fisher
+    :func:`~refvpng.curvature.fisher.vp_fisher_exact` (Section 3.3), computed with ``n_theta``
+    forward passes instead of ``P``, and the curvature of the decoder step of
+    :func:`refvpng.optim.two_step.two_step`.
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : array_like, shape (P,)
+    x : array_like, shape (n, d)
+    eps : array_like, shape (S, n, dz) or (S, dz)
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    ndarray, shape (n_theta, n_theta)
+        Symmetric positive semi-definite.
+
+    Examples
+    --------
+    >>> from refvpng.models import linear_vae as lv
+    >>> model = lv.make_model(3, 2)
+    >>> eta = np.random.default_rng(0).standard_normal(model.n_params)
+    >>> x = np.random.default_rng(1).standard_normal((5, 3))
+    >>> F = decoder_fisher(model, eta, x, lv.sigma_point_eps(5, 2))
+    >>> bool(np.allclose(F, lv.decoder_fisher_closed(eta, x, d=3, k=2)))
+    True
+    """
+    eta = as_array(eta, "eta", ndim=1)
+    lam, theta = split_params(model, eta)
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    z = np.asarray(latents(model, lam, x, eps))
+    t, jac = jacobian_fwd(lambda th: model.decode(th, z, cov), theta)
+    rows = model.likelihood.whiten(jac, t).reshape(-1, model.n_theta)
+    f = rows.T @ rows / eps.shape[0]
+    return 0.5 * (f + f.T)
+
+
+# --------------------------------------------------------------------------------------------
+# the singular metric over (phi, theta)
+# --------------------------------------------------------------------------------------------
+
+
+def phi_theta_blocks(model: LatentModel) -> dict[str, slice]:
+    r"""Return the blocks ``{"phi": encoder, "theta": decoder}`` of the packed :math:`\eta`.
+
+    Examples
+    --------
+    >>> from refvpng.models import linear_vae as lv
+    >>> phi_theta_blocks(lv.make_model(3, 1))
+    {'phi': slice(0, 5, None), 'theta': slice(5, 12, None)}
+    """
+    return {"phi": slice(0, model.n_lambda), "theta": slice(model.n_lambda, model.n_params)}
+
+
+def metric_over_phi_theta(model: LatentModel, fisher_theta) -> np.ndarray:
+    r"""Embed the marginal Fisher in a metric over :math:`(\phi, \theta)`, zero for :math:`\phi`.
+
+    :math:`p(x; \theta) = \int p(x \mid z;\theta)p(z)\,dz` does not depend on the encoder
+    parameters :math:`\phi` (the proposal :math:`q(z \mid x;\phi)` cancels in
+    :math:`\int p(x,z)\,\frac{q}{q}\,dz`), so :math:`\nabla_\phi\log p(x) = 0` and
+
+    .. math::
+        F_{\mathrm{marg}}(\phi, \theta) = \begin{pmatrix} 0 & 0 \\ 0 &
+        F_{\mathrm{marg}}(\theta) \end{pmatrix},
+
+    singular whatever :math:`F_{\mathrm{marg}}(\theta)` is: it cannot precondition a gradient
+    in :math:`\phi` (:func:`check_metric` says so).
+
+    Parameters
+    ----------
+    model : LatentModel
+    fisher_theta : array_like, shape (n_theta, n_theta)
+        The marginal Fisher in :math:`\theta` (e.g. :func:`marginal_fisher_is`, or
+        :func:`refvpng.models.ppca.marginal_fisher_ppca` times ``n``).
+
+    Returns
+    -------
+    ndarray, shape (P, P)
+        Indexed by the packed :math:`\eta = (\phi, \theta)`.
+
+    Raises
+    ------
+    ValueError
+        If ``fisher_theta`` has the wrong shape, is not finite or not symmetric.
+
+    Examples
+    --------
+    >>> from refvpng.models import linear_vae as lv
+    >>> model = lv.make_model(2, 1)
+    >>> F = metric_over_phi_theta(model, np.eye(model.n_theta))
+    >>> F.shape, float(np.abs(F[: model.n_lambda]).max())
+    ((9, 9), 0.0)
+    """
+    f = as_array(fisher_theta, "fisher_theta", shape=(model.n_theta, model.n_theta))
+    if np.max(np.abs(f - f.T)) > 1e-10 * max(float(np.max(np.abs(f))), np.finfo(float).tiny):
+        raise ValueError("fisher_theta must be symmetric")
+    out = np.zeros((model.n_params, model.n_params))
+    out[model.n_lambda :, model.n_lambda :] = f
+    return out
+
+
+class BlockReport(NamedTuple):
+    """Diagnosis of one parameter block of a metric (see :func:`check_metric`).
+
+    Attributes
+    ----------
+    name : str
+        Block name.
+    index : ndarray of int
+        Positions of the block in the metric.
+    rank : int
+        Numerical rank of the block's diagonal sub-matrix.
+    eigmin : float
+        Its smallest eigenvalue.
+    zero : ndarray of int
+        Positions *within the block* whose rows and columns of the **full** metric are zero.
+    singular : bool
+        ``rank < len(index)``.
+    message : str
+        Empty when the block is non-singular.
+    """
+
+    name: str
+    index: np.ndarray
+    rank: int
+    eigmin: float
+    zero: np.ndarray
+    singular: bool
+    message: str
+
+
+class MetricReport(NamedTuple):
+    """Result of :func:`check_metric`.
+
+    Attributes
+    ----------
+    blocks : tuple of BlockReport
+        One per block, in the order given.
+    rank : int
+        Numerical rank of the full metric.
+    size : int
+        Its dimension ``P``.
+    singular : bool
+        Whether a block, or the full metric, is singular.
+    messages : tuple of str
+        One clear sentence per problem found.
+    """
+
+    blocks: tuple
+    rank: int
+    size: int
+    singular: bool
+    messages: tuple
+
+
+class SingularMetricError(ValueError):
+    """A metric (Fisher) is singular on a parameter block; ``report`` holds the diagnosis."""
+
+    def __init__(self, report: MetricReport):
+        super().__init__("\n".join(report.messages))
+        self.report = report
+
+
+def _ranges(pos: np.ndarray) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0..2, 5"``."""
+    parts = []
+    start = prev = int(pos[0])
+    for p in list(map(int, pos[1:])) + [None]:
+        if p is not None and p == prev + 1:
+            prev = p
+            continue
+        parts.append(str(start) if start == prev else f"{start}..{prev}")
+        if p is not None:
+            start = prev = p
+    return ", ".join(parts)
+
+
+def _resolve_blocks(blocks, size: int) -> list[tuple[str, np.ndarray]]:
+    from refvpng.optim.directions import resolve_index
+
+    if isinstance(blocks, Mapping):
+        items = list(blocks.items())
+    elif isinstance(blocks, Sequence) and not isinstance(blocks, str):
+        items = list(blocks)
+    else:
+        raise TypeError("blocks must be a mapping name -> index or a sequence of (name, index)")
+    if not items:
+        raise ValueError("blocks must name at least one block")
+    out = []
+    seen = np.zeros(size, dtype=bool)
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError("blocks entries must be (name, index) pairs with a str name")
+        name, index = item
+        try:
+            idx = resolve_index(index, size)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"blocks[{name!r}]: {exc}") from None
+        if idx is None:
+            idx = np.arange(size)
+        if idx.size == 0:
+            raise ValueError(f"blocks[{name!r}] is empty")
+        if np.any(seen[idx]):
+            raise ValueError(f"blocks must not overlap; blocks[{name!r}] repeats parameters")
+        seen[idx] = True
+        out.append((name, idx))
+    return out
+
+
+_ZERO_MSG = (
+    "parameters {params} do not enter {what}: their rows and columns of the {metric} are zero; {remedy}"
+)
+
+
+def check_metric(
+    fisher,
+    blocks,
+    *,
+    rtol: float = 1e-9,
+    raise_error: bool = True,
+    metric: str = "marginal Fisher",
+    what: str = "the marginal p(x; theta)",
+    remedy: str = "use the q-Fisher (Eq 2) or the VP Fisher F_r for them",
+) -> MetricReport:
+    r"""Detect singular parameter blocks of a metric and say which parameters and why.
+
+    For every block :math:`B`, the diagonal sub-matrix :math:`F_{BB}` is singular when it has an
+    eigenvalue :math:`\le` ``rtol`` :math:`\cdot\lambda_{\max}(F)`. Two causes are told apart:
+
+    - parameters whose **rows and columns are zero** (:math:`\max_j|F_{pj}| \le` ``rtol``
+      :math:`\cdot\lambda_{\max}`) do not enter the distribution whose Fisher this is; for the
+      marginal Fisher over :math:`(\phi, \theta)` (:func:`metric_over_phi_theta`) these are all
+      of :math:`\phi`:
+
+        "parameters phi[0..k] do not enter the marginal p(x; theta): their rows and columns of
+        the marginal Fisher are zero; use the q-Fisher (Eq 2) or the VP Fisher F_r for them"
+
+    - otherwise the block is rank-deficient along directions that leave the distribution
+      unchanged (for pPCA's marginal Fisher: the rotations :math:`W \to WR`).
+
+    The full matrix is checked as well: it can be singular along directions that mix blocks while
+    every block is regular (e.g. the VP Fisher of the linear VAE, see
+    :func:`refvpng.models.linear_vae.vp_fisher_closed`).
+
+    Parameters
+    ----------
+    fisher : array_like, shape (P, P)
+        Symmetric positive semi-definite metric.
+    blocks : mapping or sequence of (name, index)
+        Non-overlapping blocks; an index is a slice, integer positions or a boolean mask (as
+        :func:`refvpng.optim.directions.resolve_index`). E.g. :func:`phi_theta_blocks`.
+    rtol : float, default 1e-9
+        Relative threshold, against the largest eigenvalue of ``fisher``.
+    raise_error : bool, default True
+        Raise :class:`SingularMetricError` (a ``ValueError``) when something is singular.
+    metric, what, remedy : str
+        Wording of the zero-row message (defaults: the marginal Fisher over
+        :math:`(\phi, \theta)`).
+
+    Returns
+    -------
+    MetricReport
+
+    Raises
+    ------
+    SingularMetricError
+        If ``raise_error`` and a block or the full metric is singular; its message names the
+        parameters and the reason.
+    ValueError
+        If ``fisher`` is not a finite symmetric square matrix, ``rtol`` is not > 0, or
+        ``blocks`` are invalid (overlapping, out of range, empty).
+
+    Examples
+    --------
+    >>> F = np.diag([0.0, 0.0, 2.0, 3.0])
+    >>> rep = check_metric(F, {"phi": slice(0, 2), "theta": slice(2, 4)}, raise_error=False)
+    >>> print(rep.messages[0])  # doctest: +NORMALIZE_WHITESPACE
+    parameters phi[0..1] do not enter the marginal p(x; theta): their rows and columns of the
+    marginal Fisher are zero; use the q-Fisher (Eq 2) or the VP Fisher F_r for them
+    >>> [b.singular for b in rep.blocks]
+    [True, False]
+    """
+    f = as_array(fisher, "fisher", ndim=2)
+    if f.shape[0] != f.shape[1]:
+        raise ValueError(f"fisher must be square, got shape {f.shape}")
+    rtol = as_positive_scalar(rtol, "rtol")
+    size = f.shape[0]
+    amax = float(np.max(np.abs(f))) if f.size else 0.0
+    if np.max(np.abs(f - f.T)) > 1e-10 * max(amax, np.finfo(float).tiny):
+        raise ValueError("fisher must be symmetric")
+    resolved = _resolve_blocks(blocks, size)
+    ev_full = np.linalg.eigvalsh(0.5 * (f + f.T))
+    scale = max(float(np.max(np.abs(ev_full))), np.finfo(float).tiny)
+    thr = rtol * scale
+    rank_full = int(np.sum(ev_full > thr))
+    zero_rows = np.max(np.abs(f), axis=1) <= thr
+    reports = []
+    messages = []
+    for name, idx in resolved:
+        ev = np.linalg.eigvalsh(f[np.ix_(idx, idx)])
+        rank = int(np.sum(ev > thr))
+        zero = np.flatnonzero(zero_rows[idx])
+        singular = rank < idx.size
+        msgs = []
+        if zero.size:
+            msgs.append(
+                _ZERO_MSG.format(params=f"{name}[{_ranges(zero)}]", what=what, metric=metric, remedy=remedy)
+            )
+        if singular and rank < idx.size - zero.size:
+            n_null = idx.size - zero.size - rank
+            msgs.append(
+                f"block {name} is singular beyond its zero rows: rank {rank} of {idx.size} "
+                f"(smallest eigenvalue {ev[0]:.3g}); the {metric} does not change along "
+                f"{n_null} direction(s) of {name} (reparameterisations that leave the "
+                f"distribution unchanged, e.g. the rotations W -> W R of pPCA); "
+                "use damping mu > 0 or remove those directions"
+            )
+        message = " ".join(msgs)
+        messages.extend(msgs)
+        reports.append(BlockReport(name, idx, rank, float(ev[0]), zero, singular, message))
+    block_singular = any(r.singular for r in reports)
+    if rank_full < size and not block_singular:
+        messages.append(
+            f"the {metric} is singular (rank {rank_full} of {size}) along directions that mix "
+            f"the blocks {', '.join(n for n, _ in resolved)}, although each block is regular; "
+            "use damping mu > 0"
+        )
+    report = MetricReport(
+        tuple(reports), rank_full, size, block_singular or rank_full < size, tuple(messages)
+    )
+    if raise_error and report.singular:
+        raise SingularMetricError(report)
+    return report
