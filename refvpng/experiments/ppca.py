@@ -1,0 +1,472 @@
+r"""Linear VAE on pPCA data: two-step natural gradient, VPNG, q-natural gradient and Adam.
+
+The question of the project note on latent-variable Fishers, asked where everything is known in
+closed form: how fast does each method bring the ELBO of the linear VAE
+(:mod:`refvpng.models.linear_vae`) to the maximal pPCA log-likelihood (Tipping & Bishop), which is
+the maximum of the ELBO (at the ML solution the mean-field encoder is the exact posterior)?
+
+Setting (documented choices)
+----------------------------
+- Data: ``n = 1000`` points, ``d = 10``, ``k = 2`` from a known pPCA model: data seed 0 draws
+  :math:`W_{\mathrm{true}} = G\,\mathrm{diag}(2, 1)` with :math:`G` standard normal,
+  :math:`b_{\mathrm{true}} \sim N(0, I)`, :math:`\psi_{\mathrm{true}} = 0.5`, then the data by
+  :func:`refvpng.models.ppca.sample`.
+- Target: :math:`\ell^* = \max_\theta \frac1n\sum_i\log p(x_i;\theta)`
+  (:func:`refvpng.models.ppca.ppca_max_loglik`). Reported **gap**
+  :math:`\ell^* - \mathcal L(\eta)/n \ge 0` per data point (the ELBO is below the
+  log-likelihood). Tolerance ``1e-3``; iteration cap 5000; a run stops early at gap ``1e-10``.
+- Start (init seed 1, the same for every method): :math:`A = 0.01\,G_A`, :math:`c = 0`,
+  :math:`\rho = 0` (:math:`\sigma = 1`), :math:`W = 0.1\,G_W`, :math:`b = 0`, :math:`\psi = 1`.
+- Gradients: the closed-form ELBO with its exact, hand-derived gradient
+  (:func:`refvpng.models.linear_vae.elbo_exact_value_and_grad`) — deterministic, no Monte Carlo.
+  Curvatures in closed form too (each tested against the generic autograd/Monte Carlo build of
+  refvpng): :math:`F_q` (:func:`~refvpng.models.linear_vae.q_fisher_closed`, Eq 2), the decoder
+  Fisher (:func:`~refvpng.models.linear_vae.decoder_fisher_closed`) and :math:`F_r` exact in
+  :math:`\varepsilon` and :math:`x'` (:func:`~refvpng.models.linear_vae.vp_fisher_closed`).
+- One **iteration** is one gradient evaluation, one curvature and one update (an inner step of
+  the two-step method counts as one). Seconds are wall-clock time of the loop up to the first
+  iteration at tolerance (single thread of a shared machine: indicative).
+
+Methods and step-size grids
+---------------------------
+The best configuration per method is reported: fewest iterations until the gap *stays* below the
+tolerance to the end of the run (Adam oscillates around it), else fewest to first reach it, else
+the smallest final gap. Both counts are in the JSON (``iterations_to_tol``: first iteration with
+gap <= tol; ``iterations_to_stay``), with their seconds.
+
+- ``two_step`` (:func:`refvpng.optim.two_step.make_two_step`): natural step on the encoder with
+  :math:`F_q`, then on the decoder with its Fisher, fixed step ``lr`` on both, damping
+  :math:`\mu = 10^{-3}` on both; grid ``lr`` in {0.5, 1, 1.5} and inner steps (1, 1) or (2, 2).
+- ``vpng``: :math:`(F_r + \mu I)^{-1}\nabla\mathcal L` on all of :math:`(\lambda, \theta)`
+  (Eq 17), fixed step; grid ``lr`` in {0.1, 0.3, 1} and :math:`\mu/n` in {0.1, 1, 10}
+  (:math:`F_r` has ``2k`` null directions here, so :math:`\mu > 0` is required).
+- ``q_ng``: :math:`F_q` on the encoder, vanilla gradient on the decoder, Adam step sizes (as the
+  VPNG paper runs its baselines); grid ``lr`` in {0.01, 0.03, 0.1, 0.3, 1}.
+- ``adam``: vanilla gradient with Adam; the same grid.
+
+Output: ``latent_fisher.json`` (key ``"ppca"``; other keys of an existing file are kept), written
+atomically, and ``ppca_convergence.png`` (gap against iteration and seconds, log scale), in
+``--out DIR`` (default ``validation/results``). Deterministic for a seed except the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from refvpng.experiments._io import (
+    default_results_dir,
+    machine_info,
+    progress,
+    read_json,
+    write_json_atomic,
+)
+from refvpng.models import linear_vae as lv
+from refvpng.models import ppca
+from refvpng.optim import make_optimizer, run
+from refvpng.optim.two_step import BlockCurvature, make_two_step
+
+__all__ = [
+    "METHODS",
+    "make_problem",
+    "initial_eta",
+    "method_grid",
+    "build_method",
+    "run_method",
+    "run_experiment",
+    "main",
+]
+
+METHODS = ("two_step", "vpng", "q_ng", "adam")
+LABELS = {
+    "two_step": "two-step NG (F_q, decoder Fisher)",
+    "vpng": "VPNG (F_r exact, damped)",
+    "q_ng": "q-NG (F_q on encoder) + Adam",
+    "adam": "Adam",
+}
+FULL = {"d": 10, "k": 2, "n": 1000, "max_iter": 5000}
+QUICK = {"d": 5, "k": 2, "n": 200, "max_iter": 300}
+TOL = 1e-3
+STOP_GAP = 1e-10
+
+
+def make_problem(d: int = 10, k: int = 2, n: int = 1000, seed: int = 0) -> dict[str, Any]:
+    r"""Draw data from a known pPCA model and compute the closed-form targets.
+
+    Parameters
+    ----------
+    d, k, n : int
+        Data dimension, latent dimension (``k < d``) and number of points.
+    seed : int, default 0
+        Data seed (draws :math:`G`, :math:`b_{\mathrm{true}}`, then the data).
+
+    Returns
+    -------
+    dict
+        ``x`` (n, d), ``theta_true``, ``theta_ml`` (:func:`~refvpng.models.ppca.ppca_mle`),
+        ``max_loglik`` (per point), ``psi_ml`` and the sizes.
+
+    Examples
+    --------
+    >>> p = make_problem(4, 1, 50)
+    >>> p["x"].shape, bool(p["max_loglik"] < 0)
+    ((50, 4), True)
+    """
+    rng = np.random.default_rng(seed)
+    scales = np.linspace(2.0, 1.0, k)
+    W = rng.standard_normal((d, k)) * scales
+    b = rng.standard_normal(d)
+    theta_true = ppca.pack(W, b, 0.5)
+    x, _ = ppca.sample(rng, theta_true, n, d=d, k=k)
+    theta_ml = ppca.ppca_mle(x, k)
+    return {
+        "x": x,
+        "d": d,
+        "k": k,
+        "n": n,
+        "seed": seed,
+        "theta_true": theta_true,
+        "theta_ml": theta_ml,
+        "psi_ml": float(np.exp(theta_ml[-1])),
+        "max_loglik": ppca.ppca_max_loglik(x, k),
+    }
+
+
+def initial_eta(problem: dict, seed: int = 1) -> np.ndarray:
+    r"""Return the start point shared by every method (module docstring), packed as :math:`\eta`."""
+    d, k = problem["d"], problem["k"]
+    rng = np.random.default_rng(seed)
+    A = 0.01 * rng.standard_normal((k, d))
+    W = 0.1 * rng.standard_normal((d, k))
+    return lv.pack(A, np.zeros(k), np.zeros(k), W, np.zeros(d), 1.0)
+
+
+def method_grid(method: str, quick: bool = False) -> list[dict]:
+    """Hyperparameter configurations tried for ``method`` (module docstring)."""
+    if method == "two_step":
+        if quick:
+            return [{"lr": 1.0, "steps": [1, 1], "damping": 1e-3}]
+        return [
+            {"lr": lr, "steps": list(st), "damping": 1e-3}
+            for st in ((1, 1), (2, 2))
+            for lr in (0.5, 1.0, 1.5)
+        ]
+    if method == "vpng":
+        if quick:
+            return [{"lr": 0.1, "damping_per_point": 1.0}]
+        return [{"lr": lr, "damping_per_point": mu} for mu in (0.1, 1.0, 10.0) for lr in (0.1, 0.3, 1.0)]
+    if method in ("q_ng", "adam"):
+        lrs = (0.1,) if quick else (0.01, 0.03, 0.1, 0.3, 1.0)
+        return [{"lr": lr} for lr in lrs]
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def build_method(method: str, config: dict, problem: dict):
+    """Return ``(optimizer, curvature_fn)`` for :func:`refvpng.optim.run`."""
+    x, d, k, n = problem["x"], problem["d"], problem["k"], problem["n"]
+    nl = lv.n_lambda(d, k)
+    if method == "two_step":
+        opt = make_two_step(
+            nl,
+            encoder_lr=config["lr"],
+            decoder_lr=config["lr"],
+            encoder_damping=config["damping"],
+            decoder_damping=config["damping"],
+            encoder_steps=config["steps"][0],
+            decoder_steps=config["steps"][1],
+        )
+
+        def curvature_fn(params, rng):
+            return BlockCurvature(
+                encoder=lambda: lv.q_fisher_closed(params, x, d=d, k=k),
+                decoder=lambda: lv.decoder_fisher_closed(params, x, d=d, k=k),
+            )
+
+        return opt, curvature_fn
+    if method == "vpng":
+        opt = make_optimizer("vpng", "fixed", config["lr"], config["damping_per_point"] * n)
+        return opt, lambda params, rng: lv.vp_fisher_closed(params, x, d=d, k=k)
+    if method == "q_ng":
+        opt = make_optimizer("q_natural", "adam", config["lr"], 0.0, index=slice(0, nl))
+        return opt, lambda params, rng: lv.q_fisher_closed(params, x, d=d, k=k)
+    if method == "adam":
+        return make_optimizer("gradient", "adam", config["lr"]), None
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def _diagnostics(problem: dict, eta: np.ndarray) -> dict:
+    d, k = problem["d"], problem["k"]
+    if not np.all(np.isfinite(eta)):
+        return {"principal_angle": None, "noise_variance": None}
+    _, _, _, W, _, psi = lv.unpack(eta, d=d, k=k)
+    W_ml = problem["theta_ml"][: d * k].reshape(d, k)
+    angle = float(np.max(ppca.principal_angles(W, W_ml)))
+    return {
+        "principal_angle": angle if np.isfinite(angle) else None,
+        "noise_variance": psi if np.isfinite(psi) else None,
+    }
+
+
+def run_method(
+    problem: dict,
+    method: str,
+    config: dict,
+    *,
+    max_iter: int = 5000,
+    tol: float = TOL,
+    stop_gap: float = STOP_GAP,
+    eta0: np.ndarray | None = None,
+) -> dict:
+    r"""Run one configuration and record the gap :math:`\ell^* - \mathcal L/n` per iteration.
+
+    Returns
+    -------
+    dict
+        ``gaps`` (one per iteration, at the parameters before its update), ``iterations_to_tol``
+        and ``seconds_to_tol`` (first iteration with gap <= ``tol``; ``None`` when not reached),
+        ``iterations_to_stay`` (first iteration after which the gap stays <= ``tol`` to the end
+        of the run; ``None`` if it does not) and ``seconds_to_stay``, ``reached``, ``final_gap``
+        (``None`` after a divergence),
+        ``iterations_run``, ``status`` (``"reached"``, ``"not reached"`` or ``"diverged: ..."``),
+        ``principal_angle`` (largest, radians, learned :math:`W` against :math:`W_{\mathrm{ML}}`)
+        and ``noise_variance``.
+    """
+    x, d, k, n = problem["x"], problem["d"], problem["k"], problem["n"]
+    best = problem["max_loglik"]
+    eta0 = initial_eta(problem) if eta0 is None else eta0
+    opt, curvature_fn = build_method(method, config, problem)
+    gaps: list[float] = []
+    times: list[float] = []
+    last = {"params": eta0}
+
+    def objective_and_grad(params, rng):
+        return lv.elbo_exact_value_and_grad(params, x, d=d, k=k)
+
+    def callback(step, params, state, value):
+        times.append(time.perf_counter() - t0)
+        gaps.append(best - value / n)
+        last["params"] = params
+        return gaps[-1] <= stop_gap
+
+    status = None
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        try:
+            res = run(
+                objective_and_grad,
+                eta0,
+                opt,
+                max_iter,
+                curvature_fn=curvature_fn,
+                seed=0,
+                callback=callback,
+            )
+            last["params"] = res.params
+            if res.step == max_iter:  # the gap after the last update
+                value, _ = objective_and_grad(res.params, None)
+                if np.isfinite(value):
+                    gaps.append(best - value / n)
+                    times.append(time.perf_counter() - t0)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            status = f"diverged: {exc}"
+    g = np.asarray(gaps)
+    hit = np.flatnonzero(g <= tol)
+    reached = hit.size > 0
+    above = np.flatnonzero(g > tol)
+    stays = reached and status is None and (above.size == 0 or above[-1] + 1 < g.size)
+    out = {
+        "method": method,
+        "config": config,
+        "gaps": g,
+        "times": np.asarray(times),
+        "reached": bool(reached),
+        "iterations_to_tol": int(hit[0]) if reached else None,
+        "seconds_to_tol": float(times[hit[0]]) if reached else None,
+        "iterations_to_stay": (int(above[-1] + 1) if above.size else 0) if stays else None,
+        "seconds_to_stay": (float(times[above[-1] + 1]) if above.size else 0.0) if stays else None,
+        "final_gap": float(g[-1]) if g.size and status is None else None,
+        "iterations_run": int(g.size - 1) if g.size else 0,
+        "status": status or ("reached" if reached else "not reached"),
+    }
+    out.update(_diagnostics(problem, last["params"]))
+    return out
+
+
+def _rank(r: dict) -> tuple:
+    """Sort key of a run: staying below tolerance first, then reaching it, then the final gap."""
+    if r["iterations_to_stay"] is not None:
+        return (0, r["iterations_to_stay"], r["iterations_to_tol"])
+    if r["reached"]:
+        return (1, r["iterations_to_tol"], 0)
+    return (2, np.inf if r["final_gap"] is None else r["final_gap"], 0)
+
+
+def _better(a: dict, b: dict | None) -> bool:
+    """Whether run ``a`` beats ``b`` (see :func:`_rank`)."""
+    return b is None or _rank(a) < _rank(b)
+
+
+def _curve(g: np.ndarray, t: np.ndarray, points: int = 300) -> dict:
+    """Gap curve subsampled at (roughly) log-spaced iterations."""
+    if g.size == 0:
+        return {"iteration": [], "gap": [], "seconds": []}
+    idx = np.unique(
+        np.concatenate([np.arange(min(g.size, 50)), np.geomspace(1, g.size, points).astype(int) - 1])
+    )
+    idx = idx[idx < g.size]
+    return {"iteration": idx, "gap": g[idx], "seconds": t[idx]}
+
+
+def _summary(r: dict) -> dict:
+    keys = (
+        "config",
+        "iterations_to_tol",
+        "seconds_to_tol",
+        "iterations_to_stay",
+        "seconds_to_stay",
+        "reached",
+        "final_gap",
+        "iterations_run",
+        "status",
+        "principal_angle",
+        "noise_variance",
+    )
+    return {key: r[key] for key in keys}
+
+
+def run_experiment(
+    quick: bool = False, out_dir=None, plot: bool = True, seed: int = 0, max_iter: int | None = None
+) -> dict:
+    """Run every method over its grid; write ``latent_fisher.json`` and ``ppca_convergence.png``.
+
+    Parameters
+    ----------
+    quick : bool, default False
+        Tiny version (``d=5, k=2, n=200``, 300 iterations, one configuration per method).
+    out_dir : str or Path, optional
+        Results folder (default ``validation/results``).
+    plot : bool, default True
+        Also write the PNG (matplotlib, imported lazily, backend ``Agg``).
+    seed : int, default 0
+        Data seed (the start point uses ``seed + 1``).
+    max_iter : int, optional
+        Iteration cap (default 5000, quick 300).
+
+    Returns
+    -------
+    dict
+        The ``"ppca"`` entry written to the JSON file.
+    """
+    t_start = time.perf_counter()
+    sizes = dict(QUICK if quick else FULL)
+    if max_iter is not None:
+        sizes["max_iter"] = int(max_iter)
+    problem = make_problem(sizes["d"], sizes["k"], sizes["n"], seed)
+    eta0 = initial_eta(problem, seed + 1)
+    jobs = [(m, c) for m in METHODS for c in method_grid(m, quick)]
+    runs = []
+    best: dict[str, dict | None] = {m: None for m in METHODS}
+    for method, config in progress(jobs, total=len(jobs), desc="ppca"):
+        r = run_method(problem, method, config, max_iter=sizes["max_iter"], eta0=eta0)
+        runs.append(r)
+        if _better(r, best[method]):
+            best[method] = r
+    result = {
+        "settings": {
+            "d": sizes["d"],
+            "k": sizes["k"],
+            "n": sizes["n"],
+            "data_seed": seed,
+            "init_seed": seed + 1,
+            "psi_true": 0.5,
+            "W_true_column_scales": np.linspace(2.0, 1.0, sizes["k"]),
+            "tol_per_point": TOL,
+            "stop_gap": STOP_GAP,
+            "max_iter": sizes["max_iter"],
+            "gap": "max_loglik/n - ELBO/n (closed form, >= 0)",
+            "gradients": "closed-form ELBO, exact deterministic gradient (no Monte Carlo)",
+            "curvatures": "closed forms: F_q (Eq 2), decoder Fisher, F_r exact in eps and x'",
+            "iteration": "one gradient + one curvature + one update (two-step inner step = 1)",
+            "grids": {m: method_grid(m, quick) for m in METHODS},
+            "quick": quick,
+        },
+        "max_loglik_per_point": problem["max_loglik"],
+        "mle_noise_variance": problem["psi_ml"],
+        "methods": {m: _summary(best[m]) for m in METHODS},
+        "grid": [{"method": r["method"], **_summary(r)} for r in runs],
+        "curves": {m: _curve(best[m]["gaps"], best[m]["times"]) for m in METHODS},
+        "seconds": time.perf_counter() - t_start,
+        "machine": machine_info(),
+    }
+    out_dir = Path(out_dir) if out_dir is not None else default_results_dir()
+    path = out_dir / "latent_fisher.json"
+    doc = read_json(path) or {}
+    doc["ppca"] = result
+    write_json_atomic(path, doc)
+    if plot:
+        _plot(best, problem, out_dir / "ppca_convergence.png")
+    return result
+
+
+def _plot(best: dict, problem: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    floor = 1e-14
+    for m in METHODS:
+        r = best[m]
+        if r is None or r["gaps"].size == 0:
+            continue
+        g = np.clip(r["gaps"], floor, 1e8)
+        cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items())
+        label = f"{LABELS[m]} ({cfg})"
+        axes[0].semilogy(np.arange(g.size), g, lw=1.2, label=label)
+        axes[1].semilogy(r["times"][: g.size], g, lw=1.2, label=label)
+    for ax, xl in zip(axes, ("iteration", "seconds"), strict=True):
+        ax.axhline(TOL, color="0.5", ls="--", lw=0.8)
+        ax.set_xlabel(xl)
+        ax.set_ylabel("max loglik/n - ELBO/n")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_title(f"linear VAE on pPCA data (d={problem['d']}, k={problem['k']}, n={problem['n']})")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    """``refvpng reproduce ppca [--quick] [--out DIR] [--no-plot] [--seed S] [--max-iter N]``."""
+    p = argparse.ArgumentParser(prog="refvpng reproduce ppca", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny problem and grid (smoke test)")
+    p.add_argument("--out", default=None, help="results folder (default validation/results)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--seed", type=int, default=0, help="data seed (init uses seed + 1)")
+    p.add_argument("--max-iter", type=int, default=None, help="iteration cap (default 5000)")
+    a = p.parse_args(argv)
+    r = run_experiment(quick=a.quick, out_dir=a.out, plot=not a.no_plot, seed=a.seed, max_iter=a.max_iter)
+    s = r["settings"]
+    print(
+        f"pPCA d={s['d']} k={s['k']} n={s['n']}: max loglik/n = {r['max_loglik_per_point']:.6f}, "
+        f"tolerance {s['tol_per_point']:g} per point, cap {s['max_iter']} iterations"
+    )
+    print(
+        f"{'method':<10}{'first hit':>12}{'stays':>12}{'seconds':>9}{'final gap':>11}"
+        f"{'angle':>9}  config, status"
+    )
+    for m in METHODS:
+        row = r["methods"][m]
+        it = "not reached" if row["iterations_to_tol"] is None else row["iterations_to_tol"]
+        st = "-" if row["iterations_to_stay"] is None else row["iterations_to_stay"]
+        sec = "-" if row["seconds_to_tol"] is None else f"{row['seconds_to_tol']:.2f}"
+        gap = "-" if row["final_gap"] is None else f"{row['final_gap']:.2e}"
+        ang = "-" if row["principal_angle"] is None else f"{row['principal_angle']:.1e}"
+        print(f"{m:<10}{it!s:>12}{st!s:>12}{sec:>9}{gap:>11}{ang:>9}  {row['config']}, {row['status']}")
+    return 0
