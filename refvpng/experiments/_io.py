@@ -41,6 +41,7 @@ def write_json_atomic(path, obj) -> None:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be read by anyone
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
