@@ -54,7 +54,7 @@ def _fmt(a) -> str:
 def _exact(quantity, equation, closed, estimate, tol) -> Check:
     closed, estimate = np.asarray(closed, float), np.asarray(estimate, float)
     err = float(np.max(np.abs(estimate - closed)) / max(1.0, float(np.max(np.abs(closed)))))
-    return Check(quantity, equation, _fmt(closed), _fmt(estimate), err, tol, "exact", err <= tol)
+    return Check(quantity, equation, _fmt(closed), _fmt(estimate), err, tol, "exact", bool(err <= tol))
 
 
 def _mc(quantity, equation, closed, samples, k=MC_K) -> Check:
@@ -71,12 +71,12 @@ def _mc(quantity, equation, closed, samples, k=MC_K) -> Check:
         err,
         k,
         f"mc (SE of {len(samples)} iid terms)",
-        err <= k,
+        bool(err <= k),
     )
 
 
 def _cond(quantity, equation, closed_txt, est_txt, ok) -> Check:
-    return Check(quantity, equation, closed_txt, est_txt, 0.0 if ok else 1.0, 0.0, "condition", ok)
+    return Check(quantity, equation, closed_txt, est_txt, 0.0 if ok else 1.0, 0.0, "condition", bool(ok))
 
 
 def check_gaussian_mean(seed: int = 0) -> list[Check]:
@@ -382,5 +382,5 @@ def write_json(rows: list[Check], path) -> None:
     }
     fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, default=float)
+        json.dump(payload, fh, indent=2)
     os.replace(tmp, path)
