@@ -111,8 +111,10 @@ def section_toy(r):
     names = {"gradient": "vanilla gradient", "q_natural": "q-natural gradient", "vpng": "VPNG (F_r = nΣ⁻¹)"}
     for m in ("gradient", "q_natural", "vpng"):
         st = t["steps"][m]
-        out.append(f"| {names[m]} | {t['cosine'][m]:.4f} | {st if st is not None else 'not reached'} | "
-                   f"{_f(t['best_lr'][m], 4) if t['best_lr'][m] is not None else '—'} |")
+        out.append(
+            f"| {names[m]} | {t['cosine'][m]:.4f} | {st if st is not None else 'not reached'} | "
+            f"{_f(t['best_lr'][m], 4) if t['best_lr'][m] is not None else '—'} |"
+        )
     out += [
         "",
         f"The smallest cosine the vanilla gradient can have on this quadratic from any start is "
@@ -160,8 +162,10 @@ def section_blr(r):
     for m in ("gradient", "ng", "vpng"):
         row, pp = t[m], t["paper"][m]
         if "train_auc_mean" not in row:
-            out.append(f"| {names[m]} | {row.get('status')} | | {pp['train_auc'][0]:.3f} ± {pp['train_auc'][1]:.3f} | "
-                       f"{pp['test_auc'][0]:.3f} ± {pp['test_auc'][1]:.3f} | |")
+            out.append(
+                f"| {names[m]} | {row.get('status')} | | {pp['train_auc'][0]:.3f} ± {pp['train_auc'][1]:.3f} | "
+                f"{pp['test_auc'][0]:.3f} ± {pp['test_auc'][1]:.3f} | |"
+            )
             continue
         out.append(
             f"| {names[m]} | {row['train_auc_mean']:.3f} ± {row['train_auc_std']:.3f} | "
@@ -169,11 +173,18 @@ def section_blr(r):
             f"{pp['train_auc'][0]:.3f} ± {pp['train_auc'][1]:.3f} | {pp['test_auc'][0]:.3f} ± {pp['test_auc'][1]:.3f} | "
             f"{row['rule']}, {row['lr']:g} |"
         )
-    out += ["", "Full grid (mean train / test AUC over runs; runs_ok counts runs that finished):", "",
-            "| method | rule | step size | runs ok | train AUC | test AUC |", "|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "Full grid (mean train / test AUC over runs; runs_ok counts runs that finished):",
+        "",
+        "| method | rule | step size | runs ok | train AUC | test AUC |",
+        "|---|---|---|---|---|---|",
+    ]
     for g in t["grid"]:
-        out.append(f"| {g['method']} | {g['rule']} | {g['lr']:g} | {g['runs_ok']} | {_f(g['train_auc_mean'])} | "
-                   f"{_f(g['test_auc_mean'])} |")
+        out.append(
+            f"| {g['method']} | {g['rule']} | {g['lr']:g} | {g['runs_ok']} | {_f(g['train_auc_mean'])} | "
+            f"{_f(g['test_auc_mean'])} |"
+        )
     out += ["", "![Test AUC vs iteration](results/blr_test_auc.png)", ""]
     return out
 
@@ -183,16 +194,30 @@ def section_vae(r):
     t = _load(r, "vae_figure2.json")
     if t is None:
         return out + _missing("refvpng reproduce vae")
-    names = {"adam": "Adam", "q_ng": "q-NG", "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
-             "vpng_blockdiag": "VPNG (block-diagonal K-FAC)", "two_step": "two-step NG"}
+    names = {
+        "adam": "Adam",
+        "q_ng": "q-NG",
+        "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
+        "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
+        "two_step": "two-step NG",
+    }
     if "settings" in t:
-        out += ["Settings: " + ", ".join(f"{k} = {v}" for k, v in t["settings"].items()
-                                         if not isinstance(v, (dict, list)) or len(str(v)) < 80), ""]
+        out += [
+            "Settings: "
+            + ", ".join(
+                f"{k} = {v}"
+                for k, v in t["settings"].items()
+                if not isinstance(v, (dict, list)) or len(str(v)) < 80
+            ),
+            "",
+        ]
     out += ["| method | s / iteration | final train ELBO | final test ELBO |", "|---|---|---|---|"]
     for m, row in t.items():
         if isinstance(row, dict) and "sec_per_iter" in row:
-            out.append(f"| {names.get(m, m)} | {row['sec_per_iter']:.4g} | {_f(row['final_train_elbo'], 2)} | "
-                       f"{_f(row['final_test_elbo'], 2)} |")
+            out.append(
+                f"| {names.get(m, m)} | {row['sec_per_iter']:.4g} | {_f(row['final_train_elbo'], 2)} | "
+                f"{_f(row['final_test_elbo'], 2)} |"
+            )
     if "notes" in t:
         out += ["", str(t["notes"])]
     out += ["", "![Figure 2](results/vae_figure2.png)", ""]
@@ -224,12 +249,19 @@ def section_ppca(r):
         "| method | configuration | iterations to gap < 1e-3 | seconds | final gap | principal angle to ML subspace | ψ |",
         "|---|---|---|---|---|---|---|",
     ]
-    names = {"two_step": "two-step NG", "vpng": "VPNG (F_r exact)", "q_ng": "q-NG (+Adam on θ)", "adam": "Adam"}
+    names = {
+        "two_step": "two-step NG",
+        "vpng": "VPNG (F_r exact)",
+        "q_ng": "q-NG (+Adam on θ)",
+        "adam": "Adam",
+    }
     for m, row in p["methods"].items():
         it = row["iterations_to_tol"] if row.get("reached") else "not reached"
         sec = f"{row['seconds_to_tol']:.3g}" if row.get("reached") else "—"
-        out.append(f"| {names.get(m, m)} | {row['config']} | {it} | {sec} | {row['final_gap']:.2g} | "
-                   f"{row['principal_angle']:.2g} | {row['noise_variance']:.6f} |")
+        out.append(
+            f"| {names.get(m, m)} | {row['config']} | {it} | {sec} | {row['final_gap']:.2g} | "
+            f"{row['principal_angle']:.2g} | {row['noise_variance']:.6f} |"
+        )
     out += ["", "![pPCA convergence](results/ppca_convergence.png)", ""]
     return out
 

@@ -110,8 +110,9 @@ def run_one(prob, method, rule, lr, run_seed, *, n_iter=2000, n_mc=10, damping=1
         return None
 
     try:
-        res = run(objective_and_grad, lam0, opt, n_iter, curvature_fn=curvature_fn, seed=run_seed,
-                  callback=callback)
+        res = run(
+            objective_and_grad, lam0, opt, n_iter, curvature_fn=curvature_fn, seed=run_seed, callback=callback
+        )
         record(n_iter, res.params)
         rec["final_elbo"] = float(res.history[-1])
         rec["status"] = "ok"
@@ -141,26 +142,60 @@ def run_experiment(quick=False, out_dir=None, jobs=1, plot=True):
     t0 = time.perf_counter()
     out_dir = Path(out_dir) if out_dir is not None else default_results_dir()
     if quick:
-        settings = {"n": 150, "n_runs": 2, "n_iter": 300, "lrs": [0.03, 0.3], "rules": ["adam"],
-                    "eval_every": 20}
+        settings = {
+            "n": 150,
+            "n_runs": 2,
+            "n_iter": 300,
+            "lrs": [0.03, 0.3],
+            "rules": ["adam"],
+            "eval_every": 20,
+        }
     else:
-        settings = {"n": 500, "n_runs": 10, "n_iter": 2000, "lrs": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
-                    "rules": ["rmsprop", "adam"]}
+        settings = {
+            "n": 500,
+            "n_runs": 10,
+            "n_iter": 2000,
+            "lrs": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+            "rules": ["rmsprop", "adam"],
+        }
     settings.setdefault("eval_every", 100)
-    settings.update({"n_mc": 10, "damping_vpng": 1e-3, "scale": SCALE,
-                     "prior_std": PRIOR_STD, "data_seed": 0, "split_seed": 1, "quick": quick,
-                     "selection": "best mean train AUC over (rule, step size)"})
+    settings.update(
+        {
+            "n_mc": 10,
+            "damping_vpng": 1e-3,
+            "scale": SCALE,
+            "prior_std": PRIOR_STD,
+            "data_seed": 0,
+            "split_seed": 1,
+            "quick": quick,
+            "selection": "best mean train AUC over (rule, step size)",
+        }
+    )
     prob = make_problem(settings["n"])
     partial_path = out_dir / ("blr_table1.partial.json" if not quick else "blr_quick.partial.json")
     done = read_json(partial_path) or {}
-    configs = [c for c in itertools.product(METHODS, settings["rules"], settings["lrs"])
-               if _config_key(*c) not in done]
+    configs = [
+        c
+        for c in itertools.product(METHODS, settings["rules"], settings["lrs"])
+        if _config_key(*c) not in done
+    ]
 
     def work(cfg):
         method, rule, lr = cfg
-        recs = [run_one(prob, method, rule, lr, r, n_iter=settings["n_iter"], n_mc=settings["n_mc"],
-                        damping=settings["damping_vpng"], eval_every=settings["eval_every"])
-                for r in range(settings["n_runs"])]
+        recs = [
+            run_one(
+                prob,
+                method,
+                rule,
+                lr,
+                r,
+                n_iter=settings["n_iter"],
+                n_mc=settings["n_mc"],
+                damping=settings["damping_vpng"],
+                eval_every=settings["eval_every"],
+            )
+            for r in range(settings["n_runs"])
+        ]
         return _config_key(*cfg), recs
 
     if jobs > 1 and configs:
@@ -187,9 +222,14 @@ def run_experiment(quick=False, out_dir=None, jobs=1, plot=True):
             recs = done[_config_key(method, rule, lr)]
             scores = np.array([_score(r) for r in recs])
             n_ok = int(np.sum(np.isfinite(scores[:, 0])))
-            row = {"method": method, "rule": rule, "lr": lr, "runs_ok": n_ok,
-                   "train_auc_mean": float(np.nanmean(scores[:, 0])) if n_ok else None,
-                   "test_auc_mean": float(np.nanmean(scores[:, 1])) if n_ok else None}
+            row = {
+                "method": method,
+                "rule": rule,
+                "lr": lr,
+                "runs_ok": n_ok,
+                "train_auc_mean": float(np.nanmean(scores[:, 0])) if n_ok else None,
+                "test_auc_mean": float(np.nanmean(scores[:, 1])) if n_ok else None,
+            }
             grid.append(row)
             if n_ok == len(recs) and (best is None or row["train_auc_mean"] > best[0]):
                 best = (row["train_auc_mean"], rule, lr, scores, recs)
@@ -199,14 +239,25 @@ def run_experiment(quick=False, out_dir=None, jobs=1, plot=True):
         _, rule, lr, scores, recs = best
         curve = np.array([r["test_auc"] for r in recs])
         table[method] = {
-            "train_auc_mean": float(scores[:, 0].mean()), "train_auc_std": float(scores[:, 0].std()),
-            "test_auc_mean": float(scores[:, 1].mean()), "test_auc_std": float(scores[:, 1].std()),
-            "rule": rule, "lr": lr, "iters": recs[0]["iters"],
-            "test_auc_curve_mean": curve.mean(axis=0), "test_auc_curve_std": curve.std(axis=0),
+            "train_auc_mean": float(scores[:, 0].mean()),
+            "train_auc_std": float(scores[:, 0].std()),
+            "test_auc_mean": float(scores[:, 1].mean()),
+            "test_auc_std": float(scores[:, 1].std()),
+            "rule": rule,
+            "lr": lr,
+            "iters": recs[0]["iters"],
+            "test_auc_curve_mean": curve.mean(axis=0),
+            "test_auc_curve_std": curve.std(axis=0),
             "final_elbo_mean": float(np.mean([r["final_elbo"] for r in recs])),
         }
-    result = {**table, "paper": PAPER, "grid": grid, "settings": settings,
-              "seconds": time.perf_counter() - t0, "machine": machine_info()}
+    result = {
+        **table,
+        "paper": PAPER,
+        "grid": grid,
+        "settings": settings,
+        "seconds": time.perf_counter() - t0,
+        "machine": machine_info(),
+    }
     name = "blr_table1.json" if not quick else "blr_quick.json"
     write_json_atomic(out_dir / name, result)
     if plot:
@@ -226,7 +277,11 @@ def _plot(result, png_path):
         r = result.get(m, {})
         if "iters" not in r:
             continue
-        it, mu, sd = np.array(r["iters"]), np.array(r["test_auc_curve_mean"]), np.array(r["test_auc_curve_std"])
+        it, mu, sd = (
+            np.array(r["iters"]),
+            np.array(r["test_auc_curve_mean"]),
+            np.array(r["test_auc_curve_std"]),
+        )
         ax.plot(it, mu, label=f"{labels[m]} ({r['rule']}, lr={r['lr']:g})")
         ax.fill_between(it, mu - sd, mu + sd, alpha=0.2)
     ax.set_xlabel("iteration")
@@ -248,16 +303,20 @@ def main(argv=None) -> int:
     p.add_argument("--no-plot", action="store_true")
     a = p.parse_args(argv)
     r = run_experiment(quick=a.quick, out_dir=a.out, jobs=a.jobs, plot=not a.no_plot)
-    print(f"{'method':<10}{'train AUC (ours)':>20}{'test AUC (ours)':>20}{'train (paper)':>16}"
-          f"{'test (paper)':>16}  rule, lr")
+    print(
+        f"{'method':<10}{'train AUC (ours)':>20}{'test AUC (ours)':>20}{'train (paper)':>16}"
+        f"{'test (paper)':>16}  rule, lr"
+    )
     for m in METHODS:
         t = r[m]
         if "train_auc_mean" not in t:
             print(f"{m:<10} {t['status']}")
             continue
         pp = PAPER[m]
-        print(f"{m:<10}{t['train_auc_mean']:>12.3f} ± {t['train_auc_std']:.3f}"
-              f"{t['test_auc_mean']:>12.3f} ± {t['test_auc_std']:.3f}"
-              f"{pp['train_auc'][0]:>10.3f} ± {pp['train_auc'][1]:.3f}"
-              f"{pp['test_auc'][0]:>10.3f} ± {pp['test_auc'][1]:.3f}  {t['rule']}, {t['lr']:g}")
+        print(
+            f"{m:<10}{t['train_auc_mean']:>12.3f} ± {t['train_auc_std']:.3f}"
+            f"{t['test_auc_mean']:>12.3f} ± {t['test_auc_std']:.3f}"
+            f"{pp['train_auc'][0]:>10.3f} ± {pp['train_auc'][1]:.3f}"
+            f"{pp['test_auc'][0]:>10.3f} ± {pp['test_auc'][1]:.3f}  {t['rule']}, {t['lr']:g}"
+        )
     return 0
