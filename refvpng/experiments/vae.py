@@ -138,12 +138,11 @@ def _bernoulli_terms_numpy(t, x, u):
 
 
 @numba.njit(parallel=True, cache=True)
-def _bernoulli_terms_numba(t, x, u, want_dp):  # pragma: no cover - compiled
+def _bernoulli_terms_numba(t, x, u, dp, want_dp):  # pragma: no cover - compiled
     rows, cols = t.shape
     n = x.shape[0]
     ll = np.zeros(rows)
     d = np.empty((rows, cols))
-    dp = np.empty((rows, cols) if want_dp else (0, 0))
     for r in numba.prange(rows):
         acc = 0.0
         xr = r % n
@@ -158,10 +157,10 @@ def _bernoulli_terms_numba(t, x, u, want_dp):  # pragma: no cover - compiled
             if want_dp:
                 dp[r, c] = (1.0 if u[r, c] < sig else 0.0) - sig
         ll[r] = acc
-    return ll, d, dp
+    return ll, d
 
 
-def bernoulli_terms(t, x, u=None, *, method: str = "numba"):
+def bernoulli_terms(t, x, u=None, *, method: str = "numba", dp_dtype=np.float64):
     r"""Log-likelihoods, data scores and (optionally) predictive scores of Bernoulli logits.
 
     .. math::
@@ -185,6 +184,8 @@ def bernoulli_terms(t, x, u=None, *, method: str = "numba"):
     method : {"numba", "numpy"}, default "numba"
         The fused parallel numba kernel, or its NumPy specification (same results to
         :data:`refvpng.testing.tolerances.EXACT`).
+    dp_dtype : dtype, default float64
+        Precision of ``dp`` (``float32`` when it only feeds Kronecker factors).
 
     Returns
     -------
@@ -200,7 +201,8 @@ def bernoulli_terms(t, x, u=None, *, method: str = "numba"):
     (array([-1.3863]), array([[ 0.5, -0.5]]))
     """
     if method == "numpy":
-        return _bernoulli_terms_numpy(t, x, u)
+        ll, d, dp = _bernoulli_terms_numpy(t, x, u)
+        return ll, d, (None if dp is None else dp.astype(dp_dtype, copy=False))
     if method != "numba":
         raise ValueError(f"method must be 'numba' or 'numpy', got {method!r}")
     t = np.ascontiguousarray(t, dtype=np.float64)
@@ -209,7 +211,8 @@ def bernoulli_terms(t, x, u=None, *, method: str = "numba"):
         raise ValueError(f"t {t.shape} must have a multiple of the rows of x {x.shape}")
     want = u is not None
     uu = np.ascontiguousarray(u, dtype=np.float64) if want else np.zeros((1, 1))
-    ll, d, dp = _bernoulli_terms_numba(t, x, uu, want)
+    dp = np.empty(t.shape if want else (0, 0), dtype=np.dtype(dp_dtype))
+    ll, d = _bernoulli_terms_numba(t, x, uu, dp, want)
     return ll, d, (dp if want else None)
 
 
@@ -235,7 +238,7 @@ class VAEStep(NamedTuple):
 
 
 def _relu_mask(s):
-    return (s > 0.0).astype(np.float64)
+    return s > 0.0
 
 
 def _with_ones(a):
@@ -275,15 +278,18 @@ def _forward(chain: Chain, eta, x, eps):
 
 
 def _dec_backprop(w_dec, dec_s, g_out, want_input=True):
-    """Per-layer g of the decoder (chain order) and dL/dz."""
+    """Per-layer g of the decoder (chain order) and dL/dz, in the dtype of ``g_out``."""
     gs = [None] * len(w_dec)
     g = g_out
+    dt = g_out.dtype
     for k in range(len(w_dec) - 1, -1, -1):
         gs[k] = g
+        w = w_dec[k][:, :-1].astype(dt, copy=False)
         if k > 0:
-            g = (g @ w_dec[k][:, :-1]) * _relu_mask(dec_s[k - 1])
+            g = g @ w
+            g *= _relu_mask(dec_s[k - 1])
         elif want_input:
-            g = g @ w_dec[0][:, :-1]
+            g = g @ w
     return gs, g
 
 
@@ -295,9 +301,8 @@ def _enc_backprop_rows(w_enc, enc_s, g_h, s_count):
     for k in range(len(w_enc) - 1, -1, -1):
         gs[k] = g
         if k > 0:
-            mask = _relu_mask(enc_s[k - 1])
-            g = (g @ w_enc[k][:, :-1]).reshape(s_count, n, -1) * mask[None]
-            g = g.reshape(s_count * n, -1)
+            g = g @ w_enc[k][:, :-1].astype(g_h.dtype, copy=False)
+            g.reshape(s_count, n, -1)[...] *= _relu_mask(enc_s[k - 1])[None]
     return gs
 
 
@@ -373,7 +378,10 @@ def vae_step(
     want_vp = curvature == "vp"
     if want_vp and u is None:
         raise ValueError("curvature='vp' needs the uniforms u for the predictive samples")
-    ll, d, dp = bernoulli_terms(t, x, u.reshape(rows, -1) if want_vp else None, method=bernoulli)
+    fdt = np.dtype(factor_dtype)
+    ll, d, dp = bernoulli_terms(
+        t, x, u.reshape(rows, -1) if want_vp else None, method=bernoulli, dp_dtype=fdt
+    )
     kl = np.sum(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma), axis=1)
     value = float(ll.sum() / rows - kl.sum() / n)
 
@@ -404,19 +412,19 @@ def vae_step(
         raise ValueError(f"fisher_samples must be in [1, {s_count}], got {fisher_samples}")
     mrows = m * n
     w_n, w_r = 1.0 / n, 1.0 / mrows
-    eps_m = eps[:m]
-    sig_rows = np.broadcast_to(sig_sraw[None], (m, n, dz))
+    eps_m = eps[:m].astype(fdt, copy=False)
+    sig_rows = np.broadcast_to(sig_sraw.astype(fdt, copy=False)[None], (m, n, dz))
     if want_vp:
         g_dec, dzp = _dec_backprop(w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows])
         dzp = dzp.reshape(m, n, dz)
         g_h_rows = np.concatenate([dzp, dzp * eps_m * sig_rows], axis=2).reshape(mrows, -1)
     else:  # score of log q(z | x) w.r.t. (mu, sigma_raw), z held fixed
-        sig_b = sigma[None]
+        sig_b = sigma.astype(fdt, copy=False)[None]
         g_h_rows = np.concatenate(
             [eps_m / sig_b, (eps_m**2 - 1.0) / sig_b * sig_rows], axis=2
         ).reshape(mrows, -1)
     g_enc = _enc_backprop_rows(w_enc, enc_s, g_h_rows, m)
-    dt = np.dtype(factor_dtype)
+    dt = fdt
     a_f = [_gram(ab, w_n, dt) for ab in enc_in]
     g_f = [_gram(gg, w_r, dt) for gg in g_enc]
     if want_vp:
@@ -517,15 +525,15 @@ class Settings(NamedTuple):
     """
 
     methods: tuple = METHODS
-    lrs: tuple = (3e-4, 1e-3, 3e-3)
-    budget: float = 150.0
+    lrs: tuple = (3e-3, 1e-2)
+    budget: float = 100.0
     clock: str = "cpu"
-    n_evals: int = 15
+    n_evals: int = 10
     eval_samples: int = 2
     batch: int = 500
     samples: int = 10
     fisher_samples: int = 10
-    damping: float = 1e-3
+    damping: float = 0.1
     decay: float = 0.9
     inverse_every: int = 10
     lowrank_c: float = 4.0

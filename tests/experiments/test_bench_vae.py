@@ -1,0 +1,30 @@
+"""Smoke test of validation/bench/bench_vae.py at tiny size (no timing is asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "validation" / "bench" / "bench_vae.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_vae", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_quick_writes_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    assert _load().main(["--quick", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    for m in ("q_ng", "vpng_tridiag", "vpng_blockdiag"):
+        ratio = doc[f"ratio_{m}_to_adam"]
+        assert math.isfinite(ratio) and ratio > 0
+        assert doc["methods"][m]["sec_per_iter"] > 0
+    fac = doc["factor_accumulation"]
+    assert fac["flops"] > 0 and 0 < fac["fraction_of_blas"] < 100
+    assert doc["settings"]["quick"] is True
