@@ -151,11 +151,11 @@ def section_blr(r):
     out += [
         f"Protocol as in Section 5.1: {s['n']} points, 80/20 split, prior N(0, {s['prior_std']:g}² I), "
         f"{s['n_iter']} iterations, {s['n_runs']} runs, {s['n_mc']} Monte Carlo samples, rules "
-        f"{', '.join(s['rules'])}, step sizes {s['lrs']}; selection: {s['selection']}; VPNG damping "
-        f"μ = {s['damping_vpng']:g}; σ = {s['scale']}(ρ). AUC of the mean prediction, mean of the last 5 "
+        f"{', '.join(s['rules'])}, step sizes {s['lrs']}, VPNG damping μ in {s['dampings']}; selection: "
+        f"{s['selection']}; σ = {s['scale']}(ρ). AUC of the mean prediction, mean of the last 5 "
         "evaluations (every 100 iterations), mean ± std over runs.",
         "",
-        "| method | train AUC (ours) | test AUC (ours) | train AUC (paper) | test AUC (paper) | rule, step size |",
+        "| method | train AUC (ours) | test AUC (ours) | train AUC (paper) | test AUC (paper) | rule, step size, μ |",
         "|---|---|---|---|---|---|",
     ]
     names = {"gradient": "Gradient", "ng": "NG", "vpng": "VPNG"}
@@ -171,7 +171,7 @@ def section_blr(r):
             f"| {names[m]} | {row['train_auc_mean']:.3f} ± {row['train_auc_std']:.3f} | "
             f"{row['test_auc_mean']:.3f} ± {row['test_auc_std']:.3f} | "
             f"{pp['train_auc'][0]:.3f} ± {pp['train_auc'][1]:.3f} | {pp['test_auc'][0]:.3f} ± {pp['test_auc'][1]:.3f} | "
-            f"{row['rule']}, {row['lr']:g} |"
+            f"{row['rule']}, {row['lr']:g}, {row['damping']:g} |"
         )
     out += [
         "",
@@ -182,7 +182,7 @@ def section_blr(r):
     ]
     for g in t["grid"]:
         out.append(
-            f"| {g['method']} | {g['rule']} | {g['lr']:g} | {g['runs_ok']} | {_f(g['train_auc_mean'])} | "
+            f"| {g['method']} | {g['rule']} | {g['lr']:g} | {g['damping']:g} | {g['runs_ok']} | {_f(g['train_auc_mean'])} | "
             f"{_f(g['test_auc_mean'])} |"
         )
     out += ["", "![Test AUC vs iteration](results/blr_test_auc.png)", ""]
