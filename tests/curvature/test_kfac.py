@@ -18,6 +18,8 @@ from refvpng.curvature.kfac import (
     kfac_factors,
     kfac_init,
     kfac_operator,
+    kfac_state,
+    kfac_step,
     kfac_update,
     kron_diff_eig,
     kron_diff_solve,
@@ -451,3 +453,36 @@ def test_bad_inputs_name_the_argument():
         kfac_init(pairs, inverse_every=0)
     with pytest.raises(ValueError, match="step"):
         kfac_update(kfac_init(pairs), pairs, -1)
+
+
+def test_lowrank_both_sides_of_one_sigma():
+    """A_0 and G_0 both truncated: the low-rank Kronecker-difference solve vs a dense solve."""
+    rng = np.random.default_rng(14)
+    pairs = _pairs(rng, [(8, 9), (2, 3), (3, 9)], 15)  # A_0, G_0, G_2 are 9x9
+    op = BlockTridiagKFAC(kfac_factors(pairs), 0.05, lowrank_c=1.0, lowrank_threshold=8)
+    assert op._eig_A[0].truncated and op._eig_G[0].truncated and op._eig_G[2].truncated
+    assert op._solver(0.05).sigma[0].plain is not None
+    v = rng.standard_normal((op.shape[0], 3))
+    completion = _dense_completion(op.to_dense(), op.offsets)
+    assert _rel(op.solve(v), np.linalg.solve(completion, v)) <= SOLVE_RTOL
+
+
+@pytest.mark.parametrize("tridiagonal", [False, True], ids=["blockdiag", "tridiag"])
+def test_kfac_state_and_step_from_precomputed_factors(tridiagonal):
+    rng = np.random.default_rng(15)
+    dims = [(2, 3), (3, 2)]
+    first, second = _pairs(rng, dims, 4), _pairs(rng, dims, 5)
+    a = kfac_update(kfac_init(first, tridiagonal=tridiagonal, inverse_every=1), second, 1)
+    # factors with cross terms are accepted (and dropped) by the block-diagonal state
+    b = kfac_state(kfac_factors(first, cross=tridiagonal), tridiagonal=tridiagonal,
+                   inverse_every=1)
+    b = kfac_step(b, kfac_factors(second), 1)
+    for field in KFACFactors._fields:
+        for x, y in zip(getattr(a.factors, field), getattr(b.factors, field), strict=True):
+            np.testing.assert_array_equal(x, y)
+    v = rng.standard_normal(kfac_operator(a).shape[0])
+    np.testing.assert_allclose(kfac_operator(a).solve(v), kfac_operator(b).solve(v), rtol=1e-13)
+    with pytest.raises(TypeError, match="config"):
+        kfac_state(kfac_factors(first), KFACConfig(), decay=0.5)
+    with pytest.raises(TypeError, match="state"):
+        kfac_step(None, kfac_factors(second), 1)
