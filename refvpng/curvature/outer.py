@@ -43,6 +43,7 @@ References
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -451,27 +452,33 @@ def _n_threads() -> int:
 
 
 _POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
+_POOL_PID = -1
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The module's worker pool, created on first use (and afresh in a forked child)."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid():
+            _POOL = ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="refvpng-outer")
+            _POOL_PID = os.getpid()
+        return _POOL
 
 
 def _run_tasks(fn, arg_lists: list[tuple], n_threads: int) -> None:
-    """Run ``fn(*args)`` for every entry, on up to ``n_threads`` threads (inline for one).
+    """Run ``fn(*args)`` for every entry, on a thread pool unless ``n_threads`` is 1.
 
     A plain thread pool, not numba's ``parallel=True``: its idle threads sleep instead of
     spinning, so they do not steal cores from BLAS's own pool between calls, and the kernel
-    compiles in a fraction of the time.
+    compiles in a fraction of the time. The tasks write disjoint memory; which thread runs
+    which task has no effect on the result.
     """
-    global _POOL, _POOL_SIZE
     if n_threads <= 1 or len(arg_lists) <= 1:
         for args in arg_lists:
             fn(*args)
         return
-    if _POOL is None or _POOL_SIZE < n_threads:
-        if _POOL is not None:
-            _POOL.shutdown(wait=True)
-        _POOL = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="refvpng-outer")
-        _POOL_SIZE = n_threads
-    for future in [_POOL.submit(fn, *args) for args in arg_lists]:
+    for future in [_pool().submit(fn, *args) for args in arg_lists]:
         future.result()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +29,20 @@ from refvpng.testing.tolerances import EXACT
 
 BENCH = Path(__file__).resolve().parents[2] / "validation" / "bench" / "bench_outer.py"
 
-# Named shapes that reach every code path of the numba kernel: (K, P, which path).
-# The column path splits F's column panels between threads; the row path (P < 121, K >= 512)
-# splits the rows into slabs. P not a multiple of 6 or 8 exercises the edge tiles.
+# Named shapes that reach every code path of the numba kernel (K, P; id names the path).
+# The column path shares F's column panels between tasks; the row path (K >= 512 and small
+# enough P) cuts the rows into slabs. P not a multiple of 6 or 8 exercises the ragged tiles;
+# K * P**2 >= 2e6 runs on the thread pool.
 SHAPES = [
     pytest.param(1, 1, id="1x1"),
     pytest.param(3, 5, id="3x5-cols"),
     pytest.param(40, 13, id="40x13-cols"),
     pytest.param(257, 9, id="257x9-cols-two-blocks"),
     pytest.param(700, 7, id="700x7-rows"),
-    pytest.param(1100, 50, id="1100x50-rows"),
-    pytest.param(300, 130, id="300x130-cols-edges"),
-    pytest.param(520, 126, id="520x126-cols-exact-tiles"),
+    pytest.param(1100, 50, id="1100x50-rows-threads"),
+    pytest.param(300, 130, id="300x130-cols-ragged-threads"),
+    pytest.param(300, 144, id="300x144-cols-whole-tiles-threads"),
+    pytest.param(520, 126, id="520x126-rows-threads"),
 ]
 
 
@@ -65,8 +69,9 @@ def test_numba_matches_numpy_on_every_path(k, p):
 
 
 def test_shapes_cover_both_parallel_paths():
-    assert _row_slabs(700, 7) > 0 and _row_slabs(1100, 50) > 0
-    assert _row_slabs(300, 130) == 0 and _row_slabs(257, 9) == 0
+    assert _row_slabs(700, 7) > 0 and _row_slabs(1100, 50) > 0 and _row_slabs(520, 126) > 0
+    assert _row_slabs(300, 130) == 0 and _row_slabs(257, 9) == 0 and _row_slabs(300, 144) == 0
+    assert _row_slabs(6000, 2000) == 0  # large P: the column path
 
 
 @given(
@@ -357,3 +362,22 @@ def test_bench_quick_writes_json(tmp_path):
         assert field in data["machine"]
     assert data["quick"] is True
     assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
+
+
+def _child_outer_sum(queue):
+    b, w = _data(2000, 60, seed=9)
+    queue.put(outer_sum_numba(b, w))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_thread_pool_survives_fork():
+    b, w = _data(2000, 60, seed=9)
+    ref = outer_sum_numba(b, w)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_outer_sum, args=(queue,))
+    child.start()
+    got = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, ref)

@@ -13,8 +13,10 @@ path, against the two refvpng paths), printing time / BLAS time. The numba kerne
 and warmed up first. Each method is timed in a block of ``--repeat`` calls, the blocks are
 separated by a short pause (both OpenBLAS's and numba's thread pools spin for a while after a
 call, and a pool still spinning steals a core from the next one), the whole round is repeated
-``--rounds`` times and the median of all calls is kept. The load average before and after is
-recorded, since other work on the machine shows up in the numbers.
+``--rounds`` times and the median of all calls is kept (the minimum is recorded too). Other
+work on the machine shows up in the numbers, BLAS's spinning threads being the most sensitive
+to it, so the load average before and after and the share of the CPUs that other processes
+used during the run are recorded with the results.
 
 Results go to ``validation/results/bench_outer.json`` (written atomically) unless ``--out`` is
 given. ``--quick`` runs tiny sizes for smoke testing.
@@ -112,6 +114,29 @@ def bench_size(rows: int, p: int, repeat: int, rounds: int, pause: float, seed: 
     }
 
 
+def _busy_ticks() -> int | None:
+    """CPU ticks spent busy by the whole machine so far (Linux ``/proc/stat``), else None."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields[:8]) - idle
+
+
+def _other_load(busy0: int | None, own0: float, wall0: float) -> float | None:
+    """Fraction of the machine's CPUs that other processes kept busy since the start."""
+    busy1 = _busy_ticks()
+    if busy0 is None or busy1 is None:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    own = sum(os.times()[:2]) - own0
+    wall = time.perf_counter() - wall0
+    other = (busy1 - busy0) / hz - own
+    return max(0.0, other / (wall * (os.cpu_count() or 1)))
+
+
 def machine_info() -> dict:
     """Versions and hardware facts that the timings depend on."""
     try:
@@ -175,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     pause = 0.0 if args.quick else PAUSE_S
     load_before = os.getloadavg()
+    busy0, own0, wall0 = _busy_ticks(), sum(os.times()[:2]), time.perf_counter()
     results = {}
     for rows, p in sizes:
         repeat = args.repeat or (2 if args.quick else (3 if p >= 1000 else 7))
@@ -185,10 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         "quick": bool(args.quick),
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
+        "other_processes_cpu_fraction": _other_load(busy0, own0, wall0),
         "goal": "numba within 1.25x of BLAS at every size; otherwise auto picks the faster path",
     }
     _print_table(results)
-    print(f"load average before {load_before[0]:.2f}, after {out['load_average_after'][0]:.2f}")
+    other = out["other_processes_cpu_fraction"]
+    print(
+        f"load average before {load_before[0]:.2f}, after {out['load_average_after'][0]:.2f} "
+        f"(includes this run); other processes used "
+        f"{'n/a' if other is None else f'{100 * other:.0f}%'} of the CPUs meanwhile"
+    )
     write_json_atomic(out, args.out)
     print(f"wrote {args.out}")
     return 0
