@@ -33,3 +33,18 @@ def test_directions_match_dense_formulas():
     np.testing.assert_allclose(d["q_natural"], s["sigma"] ** 2 * g, rtol=1e-12)
     fr = s["n"] * np.linalg.inv(gm.covariance(s["eps_corr"]))
     np.testing.assert_allclose(d["vpng"], np.linalg.solve(fr + 0.3 * np.eye(2), g), rtol=1e-12)
+
+
+def test_vectorised_contour_values_match_closed_form():
+    from refvpng.models import gaussian_mean as gm
+
+    s = toy.setup()
+    prec = np.linalg.inv(gm.covariance(s["eps_corr"]))
+    lam = np.array([0.3, -2.0])
+    r = s["x"] - lam
+    quad = np.einsum("ni,ij,nj->", r, prec, r) + lam @ lam
+    r0 = s["x"]
+    c = gm.elbo_exact(np.zeros(2), s["x"], s["eps_corr"], s["sigma"]) + 0.5 * np.einsum(
+        "ni,ij,nj->", r0, prec, r0
+    )
+    assert abs((c - 0.5 * quad) - gm.elbo_exact(lam, s["x"], s["eps_corr"], s["sigma"])) < 1e-9
