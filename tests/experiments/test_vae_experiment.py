@@ -148,7 +148,8 @@ def test_quick_run_writes_json_and_png(tmp_path):
         assert np.all(np.isfinite(curve))
         assert np.all(np.diff(curve[:, 0]) > 0)
         assert r["final_test_elbo"] == curve[-1, 2]
-    assert doc["settings"]["data"] == "synthetic"
+    assert doc["settings"]["data"] == "synthetic" and doc["data_source"] == "synthetic"
+    assert "Budget: 0.6 s of process CPU time" in doc["notes"]
     assert (tmp_path / "vae_figure2.png").stat().st_size > 0
     # finished cells are reused on rerun (resume)
     cell = tmp_path / "vae_figure2_runs" / "adam_lr0.001.json"
