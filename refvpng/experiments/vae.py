@@ -98,6 +98,7 @@ References
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numba
@@ -115,6 +116,7 @@ __all__ = [
     "vae_elbo",
     "bernoulli_terms",
     "RunningKFAC",
+    "limit_threads",
     "Settings",
     "QUICK",
     "run_one",
@@ -856,19 +858,28 @@ def _run_file(out_dir, method: str, lr: float):
     return Path(out_dir) / "vae_figure2_runs" / f"{method}_lr{lr:g}.json"
 
 
-def _limit_threads(n: int | None) -> None:
-    """Limit BLAS and numba threads in this process (no-op where unsupported)."""
+@contextlib.contextmanager
+def limit_threads(n: int | None):
+    """Limit BLAS (via threadpoolctl, if installed) and numba threads inside the block.
+
+    Both are restored on exit. ``None`` leaves them as they are.
+    """
     if n is None:
+        yield
         return
-    try:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except (ValueError, AttributeError):  # pragma: no cover
-        pass
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional
-        return
-    threadpool_limits(n)
+        limiter = contextlib.nullcontext()
+    else:
+        limiter = threadpool_limits(n)
+    try:
+        with limiter:
+            yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def _run_cell(method, lr, s, out_dir, threads, progress):
@@ -882,8 +893,8 @@ def _run_cell(method, lr, s, out_dir, threads, progress):
             old = json.load(fh)
         if {k: old.get(k) for k in want} == json.loads(json.dumps(want)):
             return old
-    _limit_threads(threads)
-    res = run_one(method, lr, s, progress_desc=f"{method} lr={lr:g}" if progress else None)
+    with limit_threads(threads):
+        res = run_one(method, lr, s, progress_desc=f"{method} lr={lr:g}" if progress else None)
     res["settings"] = s._asdict()
     _write_json_atomic(path, res)
     return res

@@ -36,21 +36,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _limit_threads(n):
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except (ImportError, ValueError):
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return "unchanged (threadpoolctl not installed; set OPENBLAS_NUM_THREADS)"
-    threadpool_limits(n)
-    return n
-
-
 def _steppers(chain, x, cfg):
     """One closure per method doing a complete iteration; returns (step, refresh_flag)."""
     from refvpng.curvature.kfac import KFACConfig
@@ -188,9 +173,22 @@ def main(argv=None) -> int:
     p.add_argument("--factor-dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--fisher-samples", type=int, default=None)
     a = p.parse_args(argv)
-    from refvpng.experiments.vae import make_vae  # loads every BLAS (numpy's and scipy's) first
+    # importing refvpng loads every BLAS (numpy's and scipy's) before threads are limited
+    from refvpng.experiments.vae import limit_threads
 
-    threads = _limit_threads(a.threads)
+    with limit_threads(a.threads):
+        return _run(a)
+
+
+def _run(a) -> int:
+    from refvpng.experiments.vae import make_vae
+
+    try:
+        import threadpoolctl  # noqa: F401
+
+        threads = a.threads
+    except ImportError:
+        threads = f"numba {a.threads}; BLAS unchanged (no threadpoolctl: set OPENBLAS_NUM_THREADS)"
 
     if a.quick:
         sizes = {"batch": 20, "d_x": 784, "hidden": 8, "d_z": 3, "samples": 2}
