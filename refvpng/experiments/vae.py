@@ -84,7 +84,10 @@ evaluation             every epoch (100 iterations)      10 times per run, evenl
 The clock is process CPU time (``--clock wall`` for wall-clock): every grid cell runs in its own
 process with one BLAS and one numba thread, so CPU seconds equal wall-clock seconds on an idle
 core, while other load on a shared machine cannot distort the comparison between methods.
-Evaluation time is excluded from the budget. Finished cells are stored in
+Evaluation time is excluded from the budget. A run is deterministic for its seed *given the
+number of steps* (initial parameters, batches, noise and evaluation noise all derive from the
+seed); the clock decides how many steps fit in the budget, so the final numbers move slightly
+from machine to machine. Finished cells are stored in
 ``vae_figure2_runs/`` and reused when the same settings are run again, so an interrupted grid
 resumes where it stopped.
 
