@@ -34,9 +34,11 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
 
     This is Eq. 17 of Tang & Ranganath (2019) with ``v`` the ELBO gradient and
     :math:`F = \hat F_r`. A dense ``F`` is solved by a Cholesky factorisation
-    (``scipy.linalg.cho_factor``/``cho_solve``) of :math:`F + \mu I`, using the lower triangle;
-    the factorisation's reciprocal condition number (LAPACK ``dpocon``) is checked, so that a
-    singular system raises instead of returning a huge or NaN vector.
+    (``scipy.linalg.cho_factor``/``cho_solve``) of :math:`F + \mu I` after Jacobi equilibration
+    (:math:`D^{-1/2}(F+\mu I)D^{-1/2}`, :math:`D` its diagonal), using the lower triangle; the
+    reciprocal condition number of the equilibrated factorisation (LAPACK ``dpocon``) is checked,
+    so that a singular system raises instead of returning a huge or NaN vector, while a merely
+    badly scaled one (a diagonal Fisher spanning many decades) is solved.
 
     Parameters
     ----------
@@ -108,12 +110,21 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
             f"{name} + damping*I is singular or not positive definite "
             f"(damping={mu:g}); increase damping"
         )
+    d = np.diag(a)
+    if not np.all(d > 0):
+        raise ValueError(msg)
+    # Jacobi equilibration D^-1/2 A D^-1/2: Cholesky's accuracy is governed by the condition number
+    # of the equilibrated matrix (van der Sluis), so a well-posed but badly scaled F (a diagonal
+    # q-Fisher with 1/sigma^2 spanning many decades) is not mistaken for a singular one, while a
+    # rank-deficient F stays singular after scaling.
+    sc = 1.0 / np.sqrt(d)
+    a_eq = a * sc[:, None] * sc[None, :]
     try:
-        c, lower = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
+        c, lower = scipy.linalg.cho_factor(a_eq, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise ValueError(msg) from None
-    anorm = float(np.max(np.sum(np.abs(a), axis=0)))
+    anorm = float(np.max(np.sum(np.abs(a_eq), axis=0)))
     rcond, info = scipy.linalg.lapack.dpocon(c, anorm, uplo=b"L")
     if info != 0 or not rcond >= n * _EPS:
         raise ValueError(msg)
-    return scipy.linalg.cho_solve((c, lower), v, check_finite=False)
+    return sc * scipy.linalg.cho_solve((c, lower), sc * v, check_finite=False)

@@ -44,3 +44,14 @@ def test_singular_without_damping_raises_and_damping_fixes():
 def test_bad_inputs(f, g, mu, err, msg):
     with pytest.raises(err, match=msg):
         damped_solve(f, g, mu)
+
+
+def test_badly_scaled_but_regular_fisher_is_solved():
+    """A diagonal F spanning 1e-8..1e12 is regular: the equilibrated check must not call it singular."""
+    f = np.diag([1e12, 1.0, 1e-8])
+    g = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(damped_solve(f, g), g / np.diag(f), rtol=1e-14)
+    # ... while a rank-deficient matrix stays singular whatever its scaling
+    v = np.array([1e6, 1.0, 1e-3])
+    with pytest.raises(ValueError, match="singular"):
+        damped_solve(np.outer(v, v), g)
