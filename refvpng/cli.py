@@ -44,15 +44,20 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", metavar="GROUP", help="run only these check groups")
     p = sub.add_parser(
         "reproduce",
-        help="run one experiment of the paper (options after NAME go to it; see NAME -h)",
+        help="run one experiment of the paper (options after NAME go to it: NAME --help)",
+        add_help=False,
     )
-    p.add_argument("name", choices=sorted(EXPERIMENTS))
-    args, rest = parser.parse_known_args(argv)
+    p.add_argument("name", choices=sorted(EXPERIMENTS), help="experiment")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the experiment")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["reproduce"] and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        print("usage: refvpng reproduce NAME [options]; NAME in " + ", ".join(sorted(EXPERIMENTS)))
+        print("options of one experiment: refvpng reproduce NAME --help")
+        return 0
+    args = parser.parse_args(argv)
     if args.cmd == "verify":
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return _verify(args)
-    return _reproduce(args, rest)
+    return _reproduce(args, args.rest)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,12 @@ def test_failing_check_gives_nonzero_exit(monkeypatch, capsys):
 def test_unknown_group_is_an_error():
     with pytest.raises(ValueError, match="unknown check group"):
         verify.run_checks(["nope"])
+
+
+def test_reproduce_passes_help_to_the_experiment(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "toy", "--help"])
+    assert exc.value.code == 0
+    assert "refvpng reproduce toy" in capsys.readouterr().out
+    assert cli.main(["reproduce", "--help"]) == 0
+    assert "NAME in" in capsys.readouterr().out
