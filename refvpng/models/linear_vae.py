@@ -69,6 +69,7 @@ from autograd import grad
 
 from refvpng._checks import as_array, as_int
 from refvpng.models.latent import LatentModel
+from refvpng.models.ppca import _check_dims as _dims
 from refvpng.models.variational import MeanFieldGaussian
 
 __all__ = [
@@ -182,14 +183,6 @@ class GaussianLearnedVariance:
 # --------------------------------------------------------------------------------------------
 # packing
 # --------------------------------------------------------------------------------------------
-
-
-def _dims(d, k) -> tuple[int, int]:
-    d = as_int(d, "d")
-    k = as_int(k, "k")
-    if k > d:
-        raise ValueError(f"k must be <= d, got k={k} > d={d}")
-    return d, k
 
 
 def n_lambda(d: int, k: int) -> int:
