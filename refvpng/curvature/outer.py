@@ -73,6 +73,7 @@ _MR = 6
 _NR = 8
 _KC = 256
 _MC = 96
+_OWN_PANELS = 8  # column panels per ownership block (64 columns: no false sharing inside)
 _VEC = 4  # doubles per SIMD vector in the micro-kernel (AVX2; LLVM splits it where narrower)
 
 # Row-slab parallelism (see _row_slabs): the rows are cut into at most this many slabs,
@@ -93,12 +94,27 @@ _AUTO_NUMBA_MAX_P = 0  # unweighted: numba for P <= this, BLAS syrk above
 
 
 def _check_b(B, name: str) -> np.ndarray:
-    """Return ``B`` as a 2-D finite float64 array, naming ``name`` in errors."""
+    """Return ``B`` as a 2-D float64 array, naming ``name`` in errors.
+
+    Finiteness is checked on the result by :func:`_finite_or_raise` instead: a NaN or an
+    infinity anywhere in column ``i`` of ``B`` makes ``F_ii`` NaN or infinite, so the full scan of
+    ``B`` (and its ``K x P`` boolean temporary) is only paid when something is wrong.
+    """
     if isinstance(B, np.ndarray) and B.dtype.kind in "cSUVMm":
         raise TypeError(f"{name} must be a real numeric array, got dtype {B.dtype}")
     if np.iscomplexobj(B):
         raise TypeError(f"{name} must be a real numeric array, got complex values")
-    return as_array(B, name, ndim=2)
+    return as_array(B, name, ndim=2, finite=False)
+
+
+def _finite_or_raise(F: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
+    """Return ``F``, or raise if ``b`` has NaN or infinite entries (seen on ``F``'s diagonal).
+
+    A finite ``b`` whose squares overflow gives infinities in ``F``, as ``B.T @ B`` does.
+    """
+    if not np.isfinite(np.diagonal(F)).all() and not np.isfinite(b).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return F
 
 
 def _check_weights(weights, name: str, k: int) -> np.ndarray | None:
@@ -129,12 +145,13 @@ def _check_method(method) -> str:
 
 
 def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    if w is None:
-        f = B.T @ B  # BLAS syrk: exactly symmetric already
-    else:
-        f = B.T @ (w[:, None] * B)  # BLAS gemm: symmetric up to rounding
-    # (x + x) / 2 == x exactly, so this only touches the entries that gemm left asymmetric.
-    return 0.5 * (f + f.T)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite B is reported afterwards
+        if w is None:
+            f = B.T @ B  # BLAS syrk: exactly symmetric already
+        else:
+            f = B.T @ (w[:, None] * B)  # BLAS gemm: symmetric up to rounding
+    # Mirror the upper triangle (no arithmetic: x + 0 is exact and cannot overflow).
+    return np.triu(f) + np.triu(f, 1).T
 
 
 def outer_sum_numpy(B, weights=None) -> np.ndarray:
@@ -158,7 +175,7 @@ def outer_sum_numpy(B, weights=None) -> np.ndarray:
     -------
     F : ndarray, shape (P, P)
         The symmetric positive semi-definite sum, computed as ``B.T @ (w[:, None] * B)``
-        (``B.T @ B`` when unweighted) and symmetrised as ``(F + F.T) / 2``.
+        (``B.T @ B`` when unweighted) with the upper triangle mirrored onto the lower one.
 
     Raises
     ------
@@ -192,7 +209,7 @@ def outer_sum_numpy(B, weights=None) -> np.ndarray:
     """
     b = _check_b(B, "B")
     w = _check_weights(weights, "weights", b.shape[0])
-    return _numpy_kernel(b, w)
+    return _finite_or_raise(_numpy_kernel(b, w), b, "B")
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,11 +337,23 @@ _copy_b = _make_copy(_NR, scaled=False)
 
 
 @njit(cache=True)
+def _owner(jp, nt):
+    """Return the task, of ``nt``, that owns column panel ``jp``.
+
+    Panels go in blocks of ``_OWN_PANELS``, dealt out to tasks 0, 1, ..., nt-1, nt-1, ..., 0,
+    0, 1, ... so that the growing columns of the triangle even out.
+    """
+    blk = jp // _OWN_PANELS
+    pos = blk % nt
+    return pos if (blk // nt) % 2 == 0 else nt - 1 - pos
+
+
+@njit(cache=True)
 def _pack_block(B, w, k0, kc, a_pack, b_pack, jp_own, nt):
     """Pack rows ``k0:k0+kc`` of ``B`` into column panels.
 
     ``a_pack`` gets every panel of width ``_MR``, scaled by ``w``; ``b_pack`` the panels of
-    width ``_NR`` with ``jp % nt == jp_own``. Panel ``ip`` holds row ``k`` at
+    width ``_NR`` that task ``jp_own`` of ``nt`` owns. Panel ``ip`` holds row ``k`` at
     ``(ip * _KC + k) * _MR``. Columns past ``P`` in the last panels are never written: the
     buffers come zeroed from :func:`np.zeros` and stay so.
     """
@@ -343,9 +372,11 @@ def _pack_block(B, w, k0, kc, a_pack, b_pack, jp_own, nt):
             dst = (full_a * _KC + k) * _MR
             for r in range(P - full_a * _MR):
                 a_pack[dst + r] = bf[src0 + full_a * _MR + r] * s
-        for jp in range(jp_own, full_b, nt):
+        for jp in range(full_b):
+            if _owner(jp, nt) != jp_own:
+                continue
             _copy_b(bf, src0 + jp * _NR, b_pack, (jp * _KC + k) * _NR, 1.0)
-        if full_b < n_pb and full_b % nt == jp_own:
+        if full_b < n_pb and _owner(full_b, nt) == jp_own:
             dst = (full_b * _KC + k) * _NR
             for q in range(P - full_b * _NR):
                 b_pack[dst + q] = bf[src0 + full_b * _NR + q]
@@ -355,7 +386,7 @@ def _pack_block(B, w, k0, kc, a_pack, b_pack, jp_own, nt):
 def _block_upper(C, a_pack, b_pack, kc, jp_own, nt, tile):
     """Add one packed block into the upper triangle of ``C`` (and the tiles crossing it).
 
-    Only column panels ``jp % nt == jp_own`` are touched, so ``nt`` callers with distinct
+    Only the column panels task ``jp_own`` owns are touched, so ``nt`` callers with distinct
     ``jp_own`` write disjoint entries. Each entry of ``C`` is updated by exactly one tile whose
     shape depends on ``P`` only.
     """
@@ -364,7 +395,9 @@ def _block_upper(C, a_pack, b_pack, kc, jp_own, nt, tile):
     n_pb = (P + _NR - 1) // _NR
     mc = _MC // _MR
     for ic in range(0, n_pa, mc):
-        for jp in range(jp_own, n_pb, nt):
+        for jp in range(n_pb):
+            if _owner(jp, nt) != jp_own:
+                continue
             j0 = jp * _NR
             nr = min(_NR, P - j0)
             for ip in range(ic, min(n_pa, ic + mc)):
@@ -389,7 +422,7 @@ def _block_upper(C, a_pack, b_pack, kc, jp_own, nt, tile):
 
 @njit(cache=True, nogil=True)
 def _columns_task(F, B, w, t, nt):
-    """Task ``t`` of ``nt``: add every row into the column panels ``jp % nt == t`` of ``F``.
+    """Task ``t`` of ``nt``: add every row into the column panels of ``F`` that it owns.
 
     The ``nt`` tasks write disjoint entries and may run concurrently (the GIL is released).
     Every entry ends as the sequential sum ``F_ij + sum_k (w_k b_ki) b_kj`` in row order,
@@ -499,7 +532,7 @@ def _numba_accumulate(F: np.ndarray, B: np.ndarray, w: np.ndarray | None) -> np.
             for s in range(n_slabs):  # fixed order: independent of the threads
                 F += acc[s]
         else:
-            nt = min(n_threads, (P + _NR - 1) // _NR)
+            nt = min(n_threads, -(-P // (_NR * _OWN_PANELS)))
             _run_tasks(_columns_task, [(F, b, ww, t, nt) for t in range(nt)], nt)
     if P:
         _mirror_upper(F)
@@ -575,7 +608,7 @@ def outer_sum_numba(B, weights=None) -> np.ndarray:
     b = _check_b(B, "B")
     w = _check_weights(weights, "weights", b.shape[0])
     P = b.shape[1]
-    return _numba_accumulate(np.zeros((P, P)), b, w)
+    return _finite_or_raise(_numba_accumulate(np.zeros((P, P)), b, w), b, "B")
 
 
 # --------------------------------------------------------------------------------------------
@@ -681,9 +714,9 @@ def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
     if method == "auto":
         method = outer_auto_method(b.shape[0], b.shape[1], w is not None)
     if method == "numpy":
-        return _numpy_kernel(b, w)
+        return _finite_or_raise(_numpy_kernel(b, w), b, "B")
     P = b.shape[1]
-    return _numba_accumulate(np.zeros((P, P)), b, w)
+    return _finite_or_raise(_numba_accumulate(np.zeros((P, P)), b, w), b, "B")
 
 
 def outer_init(n_params: int) -> np.ndarray:
@@ -767,5 +800,6 @@ def outer_update(F, B_chunk, weights_chunk=None, method: str = "numba") -> np.nd
     if method == "auto":
         method = outer_auto_method(b.shape[0], P, w is not None)
     if method == "numpy":
-        return f + _numpy_kernel(b, w)
-    return _numba_accumulate(np.array(f, dtype=np.float64, order="C", copy=True), b, w)
+        return _finite_or_raise(f + _numpy_kernel(b, w), b, "B_chunk")
+    f_new = _numba_accumulate(np.array(f, dtype=np.float64, order="C", copy=True), b, w)
+    return _finite_or_raise(f_new, b, "B_chunk")

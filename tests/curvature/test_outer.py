@@ -309,6 +309,28 @@ def test_bad_b(fn):
         fn(np.ones((2, 2)) * 1j)
 
 
+@pytest.mark.parametrize("method", ["numpy", "numba"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_b_is_caught_wherever_it_is(method, bad):
+    # B's finiteness is read off the diagonal of F; a zero weight must not hide the bad value.
+    b, _ = _data(600, 20, seed=10)
+    b[417, 13] = bad
+    w = np.ones(600)
+    w[417] = 0.0
+    for ww in (None, w):
+        with pytest.raises(ValueError, match="B contains NaN"):
+            outer_sum(b, ww, method=method)
+        with pytest.raises(ValueError, match="B_chunk contains NaN"):
+            outer_update(outer_init(20), b, ww, method=method)
+
+
+@pytest.mark.parametrize("method", ["numpy", "numba"])
+def test_finite_b_that_overflows_gives_inf_like_blas(method):
+    b = np.array([[1e200, 1.0], [1.0, 1.0]])
+    f = outer_sum(b, method=method)
+    assert f[0, 0] == np.inf and f[1, 1] == 2.0
+
+
 @pytest.mark.parametrize("fn", [outer_sum, outer_sum_numpy, outer_sum_numba])
 def test_bad_weights(fn):
     b = np.ones((3, 2))
