@@ -42,6 +42,22 @@ optional; Section 5: "using RMSProp and Adam to set the learning rates in all th
     :math:`\hat F_r` over all six layers, across the stochastic layer.
 ``vpng_blockdiag``
     The same with the block-diagonal K-FAC (M&G Section 4.2).
+``two_step``
+    The two-step natural gradient of the project note (``papers/000``;
+    :mod:`refvpng.optim.two_step`): alternate (a) ``encoder_steps`` encoder steps, decoder held
+    fixed, with the q-NG encoder direction exactly as ``q_ng`` computes it (block-tridiagonal
+    K-FAC of :math:`F_q / n` on the three encoder layers), and (b) ``decoder_steps`` decoder
+    steps, encoder held fixed, with the natural gradient of the Fisher of
+    :math:`p(x \mid z; \theta)` at :math:`z \sim q(z \mid x; \lambda)`: the
+    **block-tridiagonal** K-FAC over the three decoder layers built from the same predictive
+    samples :math:`x'_{si}` as :math:`\hat F_r`, i.e. exactly the decoder diagonal and
+    decoder-decoder cross blocks of the VPNG K-FAC (``curvature="dec"`` of :func:`vae_step`;
+    the :math:`\theta`-scores do not involve :math:`\lambda`). Each block keeps its own
+    EMA of the factors and refresh counter (counted in that block's own steps) and its own Adam
+    state. **An iteration is one inner step** (one minibatch, one forward/backward pass, one
+    block updated), so one encoder + decoder cycle is ``encoder_steps + decoder_steps``
+    iterations, and ``sec_per_iter`` / ``steps`` count inner steps. One inner step each by
+    default.
 
 :math:`\hat F_r` (Eq. 16) reuses the step's forward pass: each of the :math:`S` latent draws
 :math:`\hat z_{si}` gets one predictive sample :math:`x'_{si} \sim p(x' \mid \hat z_{si})`, so
@@ -119,6 +135,8 @@ __all__ = [
     "vae_elbo",
     "bernoulli_terms",
     "RunningKFAC",
+    "two_step_optimizer",
+    "merge_results",
     "limit_threads",
     "Settings",
     "QUICK",
@@ -130,7 +148,7 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag")
+METHODS = ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag", "two_step")
 """Method names, the keys of the results JSON."""
 
 
@@ -265,7 +283,8 @@ class VAEStep(NamedTuple):
     factors : KFACFactors or None
         Kronecker factors of the requested curvature on the per-data-point scale: all six
         layers of :math:`\hat F_r / n` (``curvature="vp"``), the three encoder layers of
-        :math:`F_q / n` (``"q"``), or ``None``.
+        :math:`F_q / n` (``"q"``), the three decoder layers of :math:`\hat F_r / n`
+        (``"dec"``: the decoder Fisher of the two-step method), or ``None``.
     """
 
     value: float
@@ -377,9 +396,11 @@ def vae_step(
     eps : ndarray, shape (S, n, d_z)
         Standard normal noise, :math:`S` draws per data point.
     u : ndarray, shape (S, n, d_x), optional
-        Uniforms for the predictive samples :math:`x'_{si}` (needed for ``curvature="vp"``).
-    curvature : {None, "vp", "q"}
-        Which Kronecker factors to return (see :class:`VAEStep`).
+        Uniforms for the predictive samples :math:`x'_{si}` (needed for ``curvature="vp"`` and
+        ``"dec"``).
+    curvature : {None, "vp", "q", "dec"}
+        Which Kronecker factors to return (see :class:`VAEStep`); ``"dec"`` gives exactly the
+        decoder blocks (diagonal and decoder-decoder cross factors) of ``"vp"``.
     fisher_samples : int, optional
         Use only the first :math:`M \le S` latent samples per data point (rows
         :math:`r < M n`) for the factors; default all :math:`S`.
@@ -411,9 +432,9 @@ def vae_step(
     rows = s_count * n
     dz = chain.d_z
     w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t = _forward(chain, eta, x, eps)
-    want_vp = curvature == "vp"
+    want_vp = curvature in ("vp", "dec")
     if want_vp and u is None:
-        raise ValueError("curvature='vp' needs the uniforms u for the predictive samples")
+        raise ValueError(f"curvature={curvature!r} needs the uniforms u for the predictive samples")
     fdt = np.dtype(factor_dtype)
     ll, d, dp = bernoulli_terms(
         t, x, u.reshape(rows, -1) if want_vp else None, method=bernoulli, dp_dtype=fdt
@@ -439,8 +460,8 @@ def vae_step(
     grad = np.concatenate([chain.encoder.pack(enc_grads), chain.decoder.pack(dec_grads)])
     if curvature is None:
         return VAEStep(value, grad, None)
-    if curvature not in ("vp", "q"):
-        raise ValueError(f"curvature must be None, 'vp' or 'q', got {curvature!r}")
+    if curvature not in ("vp", "q", "dec"):
+        raise ValueError(f"curvature must be None, 'vp', 'q' or 'dec', got {curvature!r}")
 
     # ---- Kronecker factors
     m = s_count if fisher_samples is None else int(fisher_samples)
@@ -448,33 +469,41 @@ def vae_step(
         raise ValueError(f"fisher_samples must be in [1, {s_count}], got {fisher_samples}")
     mrows = m * n
     w_n, w_r = 1.0 / n, 1.0 / mrows
-    eps_m = eps[:m].astype(fdt, copy=False)
-    sig_rows = np.broadcast_to(sig_sraw.astype(fdt, copy=False)[None], (m, n, dz))
-    if want_vp:
-        g_dec, dzp = _dec_backprop(w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows])
-        dzp = dzp.reshape(m, n, dz)
-        g_h_rows = np.concatenate([dzp, dzp * eps_m * sig_rows], axis=2).reshape(mrows, -1)
-    else:  # score of log q(z | x) w.r.t. (mu, sigma_raw), z held fixed
-        sig_b = sigma.astype(fdt, copy=False)[None]
-        g_h_rows = np.concatenate(
-            [eps_m / sig_b, (eps_m**2 - 1.0) / sig_b * sig_rows], axis=2
-        ).reshape(mrows, -1)
-    g_enc = _enc_backprop_rows(w_enc, enc_s, g_h_rows, m)
     dt = fdt
-    a_f = [_gram(ab, w_n, dt) for ab in enc_in]
-    g_f = [_gram(gg, w_r, dt) for gg in g_enc]
+    want_enc = curvature != "dec"
+    a_f, g_f, a_c, g_c = [], [], [], []
     if want_vp:
+        g_dec, dzp = _dec_backprop(
+            w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], want_input=want_enc
+        )
         dec_in = [ab[:mrows] for ab in dec_in]
+    if want_enc:
+        eps_m = eps[:m].astype(fdt, copy=False)
+        sig_rows = np.broadcast_to(sig_sraw.astype(fdt, copy=False)[None], (m, n, dz))
+        if want_vp:
+            dzp = dzp.reshape(m, n, dz)
+            g_h_rows = np.concatenate([dzp, dzp * eps_m * sig_rows], axis=2).reshape(mrows, -1)
+        else:  # score of log q(z | x) w.r.t. (mu, sigma_raw), z held fixed
+            sig_b = sigma.astype(fdt, copy=False)[None]
+            g_h_rows = np.concatenate(
+                [eps_m / sig_b, (eps_m**2 - 1.0) / sig_b * sig_rows], axis=2
+            ).reshape(mrows, -1)
+        g_enc = _enc_backprop_rows(w_enc, enc_s, g_h_rows, m)
+        a_f += [_gram(ab, w_n, dt) for ab in enc_in]
+        g_f += [_gram(gg, w_r, dt) for gg in g_enc]
+    if want_vp:
         a_f += [_gram(ab, w_r, dt) for ab in dec_in]
         g_f += [_gram(gg, w_r, dt) for gg in g_dec]
     if not cross:
         return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f)))
-    a_c = [_cross(enc_in[k], enc_in[k + 1], w_n, dt) for k in range(len(enc_in) - 1)]
-    g_c = [_cross(g_enc[k], g_enc[k + 1], w_r, dt) for k in range(len(g_enc) - 1)]
-    if want_vp:
+    if want_enc:
+        a_c += [_cross(enc_in[k], enc_in[k + 1], w_n, dt) for k in range(len(enc_in) - 1)]
+        g_c += [_cross(g_enc[k], g_enc[k + 1], w_r, dt) for k in range(len(g_enc) - 1)]
+    if curvature == "vp":
         z_bar_mean = dec_in[0].reshape(m, n, -1).mean(axis=0)
         a_c.append(_cross(enc_in[-1], z_bar_mean, w_n, dt))
         g_c.append(_cross(g_enc[-1], g_dec[0], w_r, dt))
+    if want_vp:
         a_c += [_cross(dec_in[k], dec_in[k + 1], w_r, dt) for k in range(len(dec_in) - 1)]
         g_c += [_cross(g_dec[k], g_dec[k + 1], w_r, dt) for k in range(len(g_dec) - 1)]
     return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f), tuple(a_c), tuple(g_c)))
@@ -548,6 +577,8 @@ class Settings(NamedTuple):
         ``"float32"`` or ``"float64"`` Gram products.
     rule : {"adam", "rmsprop"}
         Step-size rule on top of every direction.
+    encoder_steps, decoder_steps : int
+        Inner steps per cycle of ``two_step`` (ignored by the other methods).
     hidden, d_z : int
         Network widths.
     seed : int
@@ -576,6 +607,8 @@ class Settings(NamedTuple):
     lowrank_threshold: int = 512
     factor_dtype: str = "float32"
     rule: str = "adam"
+    encoder_steps: int = 1
+    decoder_steps: int = 1
     hidden: int = 200
     d_z: int = 100
     seed: int = 0
@@ -682,6 +715,40 @@ class RunningKFAC:
         return self.op
 
 
+def two_step_optimizer(n_encoder: int, lr: float, s: Settings):
+    r"""The ``two_step`` optimiser: :func:`refvpng.optim.two_step.two_step` of two VPNG members.
+
+    Each member is ``make_optimizer("vpng", s.rule, lr, s.damping)`` on its own block, i.e.
+    :math:`(F + \gamma)^{-1} g` with the block's K-FAC operator (which applies the factored
+    damping :math:`\gamma`) followed by the block's own step-size rule. The encoder member with
+    the q-Fisher K-FAC gives the same direction on :math:`\lambda` as ``q_ng``
+    (``make_optimizer("q_natural", ..., index=slice(0, n_encoder))``).
+
+    Parameters
+    ----------
+    n_encoder : int
+        Length of :math:`\lambda` (``chain.encoder.num_params``).
+    lr : float
+    s : Settings
+        ``rule``, ``damping``, ``encoder_steps``, ``decoder_steps``.
+
+    Returns
+    -------
+    GradientTransformation
+        Expects ``curvature=BlockCurvature(encoder=op_q, decoder=op_dec)``.
+    """
+    from refvpng.optim import make_optimizer
+    from refvpng.optim.two_step import two_step
+
+    return two_step(
+        make_optimizer("vpng", s.rule, lr, s.damping),
+        make_optimizer("vpng", s.rule, lr, s.damping),
+        n_encoder,
+        encoder_steps=s.encoder_steps,
+        decoder_steps=s.decoder_steps,
+    )
+
+
 def _clock(kind: str):
     import time
 
@@ -710,7 +777,8 @@ def run_one(
     dict
         ``method, lr, steps, sec_per_iter, wall_sec_per_iter, final_train_elbo,
         final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``), and, for
-        K-FAC methods, ``refresh_seconds_mean``.
+        K-FAC methods, ``refresh_seconds_mean`` (``two_step``: over both blocks' refreshes).
+        ``steps`` counts iterations, for ``two_step`` inner steps (one block each).
     """
     import time
 
@@ -724,29 +792,39 @@ def run_one(
     n_train, batch = data.train.shape[0], min(s.batch, data.train.shape[0])
     per_epoch = n_train // batch
     p_enc = chain.encoder.num_params
+    # kinds[k % len(kinds)]: the curvature of step k (two_step: the phase of its inner step)
     if method == "adam":
-        opt = make_optimizer("gradient", s.rule, lr)
-        curv, kind = None, None
+        opt, kinds = make_optimizer("gradient", s.rule, lr), (None,)
     elif method == "q_ng":
         opt = make_optimizer("q_natural", s.rule, lr, s.damping, index=slice(0, p_enc))
-        curv, kind = RunningKFAC(_kfac_config(s, True)), "q"
+        kinds = ("q",)
+    elif method == "two_step":
+        opt = two_step_optimizer(p_enc, lr, s)
+        kinds = ("q",) * s.encoder_steps + ("dec",) * s.decoder_steps
     else:
         opt = make_optimizer("vpng", s.rule, lr, s.damping)
-        curv, kind = RunningKFAC(_kfac_config(s, method == "vpng_tridiag")), "vp"
+        kinds = ("vp",)
+    # one running K-FAC per curvature kind, its EMA and refresh counted in its own steps
+    curvs = {
+        kd: RunningKFAC(_kfac_config(s, method != "vpng_blockdiag"))
+        for kd in dict.fromkeys(kinds)
+        if kd is not None
+    }
     dtype = np.dtype(s.factor_dtype)
     bernoulli_terms(np.zeros((2, 2)), np.zeros((1, 2)), np.zeros((2, 2)))  # compile off the clock
     eval_rng = np.random.default_rng([s.seed, 1])
     eps_tr = eval_rng.standard_normal((s.eval_samples, data.train_eval.shape[0], s.d_z))
     eps_te = eval_rng.standard_normal((s.eval_samples, data.test.shape[0], s.d_z))
-    box = {}
+    box = {"ops": {}, "count": dict.fromkeys(curvs, 0)}
 
     def objective_and_grad(eta, rng):
         k = box["step"]
+        kind = kinds[k % len(kinds)]
         epoch, j = divmod(k, per_epoch)
         perm = np.random.default_rng([s.seed, 2, epoch]).permutation(n_train)
         x = data.train[perm[j * batch : (j + 1) * batch]]
         eps = rng.standard_normal((s.samples, batch, s.d_z))
-        u = rng.random((s.samples, batch, chain.d_x)) if kind == "vp" else None
+        u = rng.random((s.samples, batch, chain.d_x)) if kind in ("vp", "dec") else None
         st = vae_step(
             chain,
             eta,
@@ -758,8 +836,9 @@ def run_one(
             factor_dtype=dtype,
             cross=method != "vpng_blockdiag",
         )
-        if curv is not None:
-            box["op"] = curv.update(st.factors, k)
+        if kind is not None:
+            box["ops"][kind] = curvs[kind].update(st.factors, box["count"][kind])
+            box["count"][kind] += 1
         box["step"] = k + 1
         return st.value, st.grad
 
@@ -793,6 +872,18 @@ def run_one(
             return True
         return None
 
+    if method == "two_step":
+        from refvpng.optim.two_step import BlockCurvature
+
+        def curvature_fn(eta, rng):
+            return BlockCurvature(box["ops"].get("q"), box["ops"].get("dec"))
+    elif curvs:
+
+        def curvature_fn(eta, rng):
+            return box["ops"][kinds[0]]
+    else:
+        curvature_fn = None
+
     box["step"] = 0
     acct["t0"], acct["w0"] = clock(), wall()
     run(
@@ -801,7 +892,7 @@ def run_one(
         opt,
         10**12,
         seed=s.seed,
-        curvature_fn=(lambda eta, rng: box["op"]) if curv is not None else None,
+        curvature_fn=curvature_fn,
         callback=callback,
     )
     if bar is not None:
@@ -817,8 +908,10 @@ def run_one(
         "final_test_elbo": curve[-1][2],
         "curve": curve,
     }
-    if curv is not None:
-        out["refresh_seconds_mean"] = float(np.mean(curv.refresh_seconds))
+    if curvs:
+        out["refresh_seconds_mean"] = float(
+            np.mean([t for c in curvs.values() for t in c.refresh_seconds])
+        )
     return out
 
 
@@ -885,16 +978,71 @@ def limit_threads(n: int | None):
         numba.set_num_threads(old)
 
 
+_TWO_STEP_ONLY = ("encoder_steps", "decoder_steps")
+
+
+def _cell_settings(d: dict, method: str) -> dict:
+    """Return the settings a cell's result depends on.
+
+    Not ``methods``, and the two-step counts only for ``two_step``, so that adding a method or
+    changing a setting of another method keeps the finished cells.
+    """
+    drop = {"methods"} | (set() if method == "two_step" else set(_TWO_STEP_ONLY))
+    return {k: v for k, v in d.items() if k not in drop}
+
+
+def merge_results(old: dict, new: dict) -> dict:
+    """Add the methods of ``new`` to an earlier results document ``old`` of the same settings.
+
+    The settings must agree apart from ``methods`` (and the two-step counts when ``old`` has no
+    ``two_step`` entry; settings missing from ``old`` count as their defaults). The merged
+    ``settings.methods`` lists the methods of both in :data:`METHODS` order; entries of
+    ``new`` replace those of ``old``.
+
+    Raises
+    ------
+    ValueError
+        If the settings or data sources differ.
+    """
+    import json
+
+    defaults = json.loads(json.dumps(Settings()._asdict()))
+    so, sn = dict(old["settings"]), json.loads(json.dumps(new["settings"]))
+    skip = {"methods"} | (set() if "two_step" in old else set(_TWO_STEP_ONLY))
+    diff = {
+        k: (so.get(k, defaults[k]), v)
+        for k, v in sn.items()
+        if k not in skip and so.get(k, defaults[k]) != v
+    }
+    if diff:
+        raise ValueError(f"cannot merge results of different settings (old, new): {diff}")
+    if old.get("data_source") != new.get("data_source"):
+        raise ValueError(
+            f"cannot merge results of different data: {old.get('data_source')} vs "
+            f"{new.get('data_source')}"
+        )
+    methods = [m for m in METHODS if m in old or m in new]
+    settings = {**sn, "methods": methods}
+    s = Settings(**{**settings, "methods": tuple(methods), "lrs": tuple(settings["lrs"])})
+    source = new["data_source"]
+    doc = {"settings": settings, "data_source": source, "notes": notes(s, source)}
+    for m in methods:
+        doc[m] = new[m] if m in new else old[m]
+    return doc
+
+
 def _run_cell(method, lr, s, out_dir, threads, progress):
     """Run (or reuse) one grid cell; the per-cell JSON is the resume point."""
     import json
 
     path = _run_file(out_dir, method, lr)
-    want = {"settings": s._asdict(), "method": method, "lr": lr}
+    want = {"settings": _cell_settings(s._asdict(), method), "method": method, "lr": lr}
     if path.exists():
         with open(path) as fh:
             old = json.load(fh)
-        if {k: old.get(k) for k in want} == json.loads(json.dumps(want)):
+        got = {k: old.get(k) for k in want}
+        got["settings"] = _cell_settings(got["settings"] or {}, method)
+        if got == json.loads(json.dumps(want)):
             return old
     with limit_threads(threads):
         res = run_one(method, lr, s, progress_desc=f"{method} lr={lr:g}" if progress else None)
@@ -932,6 +1080,14 @@ def notes(s: Settings, source: str) -> str:
         f"decay {s.decay:g}, refresh every {s.inverse_every} steps, factor Grams in "
         f"{s.factor_dtype}. q-NG: K-FAC of the q-Fisher on the encoder, vanilla gradient on the "
         f"decoder. ELBOs in nats per image, {s.eval_samples} fixed noise draws per image."
+        + (
+            f" Two-step: {s.encoder_steps} encoder step(s) with the q-NG K-FAC, then "
+            f"{s.decoder_steps} decoder step(s) with the block-tridiagonal K-FAC of the decoder "
+            "Fisher of p(x|z) at z ~ q (decoder blocks of the VPNG K-FAC), Adam per block; one "
+            "iteration = one inner step."
+            if "two_step" in s.methods
+            else ""
+        )
     )
 
 
@@ -993,6 +1149,7 @@ _LABELS = {
     "q_ng": "NG (q-Fisher on encoder)",
     "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
     "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
+    "two_step": "two-step NG (enc q-Fisher / dec Fisher)",
 }
 
 
@@ -1057,6 +1214,13 @@ def main(argv=None) -> int:
     p.add_argument("--inverse-every", type=int, default=None)
     p.add_argument("--fisher-samples", type=int, default=None)
     p.add_argument("--rule", choices=("adam", "rmsprop"), default=None)
+    p.add_argument("--encoder-steps", type=int, default=None, help="two_step: encoder steps")
+    p.add_argument("--decoder-steps", type=int, default=None, help="two_step: decoder steps")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the methods run now to the existing vae_figure2.json of the same settings",
+    )
     p.add_argument("--n-evals", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--jobs", type=int, default=1, help="grid cells in parallel (joblib)")
@@ -1075,6 +1239,8 @@ def main(argv=None) -> int:
         "inverse_every": a.inverse_every,
         "fisher_samples": a.fisher_samples,
         "rule": a.rule,
+        "encoder_steps": a.encoder_steps,
+        "decoder_steps": a.decoder_steps,
         "n_evals": a.n_evals,
         "seed": a.seed,
         "data": a.mnist_dir,
@@ -1082,8 +1248,13 @@ def main(argv=None) -> int:
     s = s._replace(**{k: v for k, v in over.items() if v is not None})
     out = Path(a.out) if a.out else Path(__file__).resolve().parents[2] / "validation" / "results"
     doc = run_grid(s, out, jobs=a.jobs, threads=a.threads, progress=not a.no_progress)
+    if a.merge and (out / "vae_figure2.json").exists():
+        import json
+
+        with open(out / "vae_figure2.json") as fh:
+            doc = merge_results(json.load(fh), doc)
     _write_json_atomic(out / "vae_figure2.json", doc)
-    for m in s.methods:
+    for m in doc["settings"]["methods"]:
         r = doc[m]
         print(
             f"{m:15s} lr={r['lr']:<8g} {r['sec_per_iter']:.3f} s/iter  steps={r['steps']:<6d} "

@@ -137,7 +137,8 @@ def test_vae_elbo_batches_agree(problem):
 def test_quick_run_writes_json_and_png(tmp_path):
     assert vae.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     doc = json.loads((tmp_path / "vae_figure2.json").read_text())
-    assert set(METHODS) <= set(doc)
+    assert set(METHODS) <= set(doc) and "two_step" in METHODS
+    assert doc["two_step"]["steps"] >= 2  # at least one encoder and one decoder step
     for m in METHODS:
         r = doc[m]
         for key in ("sec_per_iter", "final_train_elbo", "final_test_elbo", "curve", "lr"):
@@ -156,6 +157,17 @@ def test_quick_run_writes_json_and_png(tmp_path):
     before = cell.stat().st_mtime_ns
     assert vae.main(["--quick", "--out", str(tmp_path), "--no-progress", "--no-plot"]) == 0
     assert cell.stat().st_mtime_ns == before
+    # a method run alone reuses its cell and merges into the earlier document
+    cell = tmp_path / "vae_figure2_runs" / "two_step_lr0.001.json"
+    before = cell.stat().st_mtime_ns
+    args = ["--quick", "--out", str(tmp_path), "--no-progress", "--no-plot", "--merge"]
+    assert vae.main([*args, "--methods", "two_step"]) == 0
+    assert cell.stat().st_mtime_ns == before
+    merged = json.loads((tmp_path / "vae_figure2.json").read_text())
+    assert merged["settings"]["methods"] == list(METHODS)
+    assert merged["adam"] == doc["adam"] and merged["two_step"]["curve"] == doc["two_step"]["curve"]
+    with pytest.raises(ValueError, match="different settings"):
+        vae.merge_results(merged, {**merged, "settings": {**merged["settings"], "batch": 7}})
 
 
 def test_run_one_is_deterministic_in_steps():
@@ -174,3 +186,73 @@ def test_run_one_is_deterministic_in_steps():
     assert out[0]["curve"][-1][1:] == out[1]["curve"][-1][1:]
     assert out[0]["steps"] == out[1]["steps"]
     assert math.isfinite(out[0]["final_train_elbo"])
+
+
+def test_dec_factors_are_the_decoder_blocks_of_vp(problem):
+    """curvature='dec': exactly the decoder blocks of the VPNG K-FAC factors."""
+    chain, eta, x, eps, u = problem
+    vp = vae_step(chain, eta, x, eps, u, curvature="vp").factors
+    dec = vae_step(chain, eta, x, eps, u, curvature="dec").factors
+    assert len(dec.A) == 3 and len(dec.A_cross) == 2
+    for got, want in ((dec.A, vp.A[3:]), (dec.G, vp.G[3:])):
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(g, w)
+    for got, want in ((dec.A_cross, vp.A_cross[3:]), (dec.G_cross, vp.G_cross[3:])):
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(g, w)
+    diag = vae_step(chain, eta, x, eps, u, curvature="dec", cross=False).factors
+    assert diag.A_cross == () and len(diag.G) == 3
+    with pytest.raises(ValueError, match="uniforms"):
+        vae_step(chain, eta, x, eps, curvature="dec")
+
+
+def _dense_tridiag_completion(f, offsets):
+    """The matrix that agrees with block-tridiagonal ``f`` on its band and has a
+    block-tridiagonal inverse: F_{l,m} = F_{l,l+1} F_{l+1,l+1}^{-1} F_{l+1,m} for m > l + 1."""
+    f = f.copy()
+    nb = len(offsets) - 1
+
+    def blk(i, j):
+        return slice(offsets[i], offsets[i + 1]), slice(offsets[j], offsets[j + 1])
+
+    for gap in range(2, nb):
+        for i in range(nb - gap):
+            j = i + gap
+            ri, cj = blk(i, j)
+            f[ri, cj] = f[blk(i, i + 1)] @ np.linalg.solve(f[blk(i + 1, i + 1)], f[blk(i + 1, j)])
+            f[cj, ri] = f[ri, cj].T
+    return f
+
+
+def test_two_step_directions(problem):
+    """Decoder step = dense solve of the damped decoder K-FAC; each step leaves the other block
+    exactly unchanged; the encoder step is the q_ng encoder direction."""
+    from refvpng.optim import apply_updates, make_optimizer
+    from refvpng.optim.two_step import BlockCurvature
+
+    chain, eta, x, eps, u = problem
+    s = vae.QUICK._replace(rule="fixed", damping=0.05)
+    ne = chain.encoder.num_params
+    st_q = vae_step(chain, eta, x, eps, curvature="q")
+    st_d = vae_step(chain, eta, x, eps, u, curvature="dec")
+    op_q = vae.RunningKFAC(vae._kfac_config(s, True)).update(st_q.factors, 0)
+    op_d = vae.RunningKFAC(vae._kfac_config(s, True)).update(st_d.factors, 0)
+    curv = BlockCurvature(op_q, op_d)
+    opt = vae.two_step_optimizer(ne, 1.0, s)
+    state = opt.init(eta)
+    # encoder step: decoder untouched, encoder = q_ng's direction
+    upd, state = opt.update(st_q.grad, state, eta, value=st_q.value, curvature=curv)
+    new = apply_updates(eta, upd)
+    assert np.array_equal(new[ne:], eta[ne:]) and not np.array_equal(new[:ne], eta[:ne])
+    q_ng = make_optimizer("q_natural", "fixed", 1.0, s.damping, index=slice(0, ne))
+    ref, _ = q_ng.update(st_q.grad, q_ng.init(eta), eta, curvature=op_q)
+    assert np.array_equal(upd[:ne], ref[:ne])
+    # decoder step: encoder untouched, direction = dense solve of the damped decoder K-FAC
+    upd, state = opt.update(st_d.grad, state, new, value=st_d.value, curvature=curv)
+    new2 = apply_updates(new, upd)
+    assert np.array_equal(new2[:ne], new[:ne]) and not np.array_equal(new2[ne:], new[ne:])
+    f_band = op_d.to_dense(s.damping)  # A^γ ⊗ G^γ on the diagonal, A_c ⊗ G_c next to it
+    f_hat = _dense_tridiag_completion(f_band, op_d.offsets)
+    dense = np.linalg.solve(f_hat, st_d.grad[ne:])
+    assert _rel(upd[ne:], dense) <= 1e-10
+    assert state.count == 2
