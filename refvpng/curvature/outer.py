@@ -78,14 +78,14 @@ _VEC = 4  # doubles per SIMD vector in the micro-kernel (AVX2; LLVM splits it wh
 
 # Row-slab parallelism (see _row_slabs): the rows are cut into at most this many slabs,
 # independently of the thread count, so the result does not depend on it.
-_SLABS = 8
+_SLABS = 4
 _SLAB_BYTES = 8 * 2**20  # at most this much memory for the slab accumulators
 _PARALLEL_MIN_WORK = 2 * 10**6  # K * P**2 below which the kernel runs on the calling thread
 
 # The "auto" rule (outer_auto_method), set from validation/bench/bench_outer.py.
 _AUTO_MIN_WORK = _PARALLEL_MIN_WORK  # K * P**2 below which "auto" always takes NumPy
 _AUTO_NUMBA_WEIGHTED = True  # weighted: numba (the NumPy spec pays a gemm and a K x P temporary)
-_AUTO_NUMBA_MAX_P = 0  # unweighted: numba for P <= this, BLAS syrk above
+_AUTO_NUMBA_MAX_P = 64  # unweighted: numba for P <= this (syrk scales poorly), BLAS above
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,7 +556,7 @@ def outer_sum_numba(B, weights=None) -> np.ndarray:
     6 x 8 register-tiled micro-kernel, after which the upper triangle is mirrored. Apart from
     ``B`` (and a C-ordered copy if ``B`` is not C-contiguous) the memory used is
     :math:`O(P^2 + 256 P)` per thread. The work runs on a small thread pool (one thread per
-    usable CPU, capped by ``NUMBA_NUM_THREADS``): the rows are cut into at most 8 slabs with
+    usable CPU, capped by ``NUMBA_NUM_THREADS``): the rows are cut into at most 4 slabs with
     their own accumulators while those take at most 8 MiB (``K >= 512``), otherwise the
     column panels of :math:`F` are shared out. The result is bit-identical for any number of
     threads.
@@ -617,11 +617,12 @@ def outer_sum_numba(B, weights=None) -> np.ndarray:
 
 
 def outer_auto_method(n_rows: int, n_params: int, weighted: bool = False) -> str:
-    """Return the method that ``"auto"`` picks for a ``(n_rows, n_params)`` matrix.
+    r"""Return the method that ``"auto"`` picks for a ``(n_rows, n_params)`` matrix.
 
     A fixed function of the shape (never of a timing taken at run time), so ``"auto"`` is
-    deterministic. The rule is set from ``validation/bench/bench_outer.py``; see
-    :func:`outer_sum` for the rule and the measurements behind it.
+    deterministic: NumPy for fewer than :math:`2 \cdot 10^6` multiply-adds, else numba when
+    weighted or :math:`P \le 64`, else NumPy (BLAS ``syrk``). The rule was set from
+    ``validation/bench/bench_outer.py``; :func:`outer_sum` gives the measurements behind it.
 
     Parameters
     ----------
@@ -642,6 +643,10 @@ def outer_auto_method(n_rows: int, n_params: int, weighted: bool = False) -> str
     >>> from refvpng.curvature.outer import outer_auto_method
     >>> outer_auto_method(6000, 200)
     'numpy'
+    >>> outer_auto_method(6000, 200, weighted=True)
+    'numba'
+    >>> outer_auto_method(60000, 50)
+    'numba'
     """
     k = as_int(n_rows, "n_rows", minimum=0)
     p = as_int(n_params, "n_params", minimum=0)
@@ -670,11 +675,17 @@ def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
         ``"numpy"``: :func:`outer_sum_numpy` (BLAS). ``"numba"``: :func:`outer_sum_numba`.
         ``"auto"``: the one :func:`outer_auto_method` names for the shape, by a fixed rule
         measured with ``validation/bench/bench_outer.py`` (results in
-        ``validation/results/bench_outer.json``): NumPy below :math:`K P^2 = 2 \cdot 10^6`
-        multiply-adds (no thread start-up, no compilation); above it numba when weights are
-        given, since its cost does not change with them while the NumPy specification then
-        pays a ``gemm`` (twice the flops of ``syrk``) and a ``K x P`` temporary; BLAS ``syrk``
-        for unweighted sums.
+        ``validation/results/bench_outer.json``):
+
+        1. :math:`K P^2 < 2 \cdot 10^6` multiply-adds: NumPy (no thread start-up, no
+           compilation);
+        2. weighted: numba, whose cost does not change with weights while the NumPy
+           specification then pays a ``gemm`` (twice the flops of ``syrk``) and a ``K x P``
+           temporary (numba took 0.3-0.7 of its time at every benchmarked size);
+        3. unweighted, :math:`P \le 64`: numba, whose row slabs scale over the cores where
+           BLAS ``syrk`` on a narrow matrix barely does (0.8-1.0 of BLAS's time at
+           :math:`P = 32 \ldots 64`);
+        4. unweighted, :math:`P > 64`: BLAS ``syrk`` (numba 1.0-1.3 of its time).
 
     Returns
     -------

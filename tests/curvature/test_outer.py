@@ -288,6 +288,16 @@ def test_auto_follows_the_rule(k, p, weighted):
         np.testing.assert_array_equal(outer_sum(b, ww), outer_sum(b, ww, method=choice))
 
 
+def test_auto_rule_as_documented():
+    # the rule of outer_auto_method, from validation/bench/bench_outer.py
+    assert outer_auto_method(10, 3) == outer_auto_method(10, 3, weighted=True) == "numpy"
+    assert outer_auto_method(6000, 2000) == outer_auto_method(6000, 200) == "numpy"
+    assert outer_auto_method(60000, 50) == outer_auto_method(6000, 64) == "numba"
+    assert outer_auto_method(6000, 2000, weighted=True) == "numba"
+    with pytest.raises(ValueError, match="n_rows"):
+        outer_auto_method(-1, 3)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
