@@ -168,7 +168,10 @@ def elbo_hessian_exact(n: int, eps_corr: float) -> np.ndarray:
 
 def q_fisher_exact(sigma: float) -> np.ndarray:
     r""":math:`F_q = I/\sigma^2` in the means (Eq 2)."""
-    return np.eye(2) / as_positive_scalar(sigma, "sigma") ** 2
+    sigma = as_positive_scalar(sigma, "sigma")
+    if np.log(sigma) < -350.0:
+        raise ValueError(f"sigma={sigma} is so small that 1/sigma^2 overflows float64")
+    return np.eye(2) / sigma**2
 
 
 def vp_fisher_closed(n: int, eps_corr: float) -> np.ndarray:

@@ -109,13 +109,13 @@ def make_data(rng: np.random.Generator, n: int, theta: float = 1.0) -> np.ndarra
 
 def eq9_closed(theta: float, n: int) -> np.ndarray:
     r""":math:`n[[\theta^2(\theta^2+1), \theta^2-1], [\theta^2-1, 1]]` (Eq 9)."""
-    t2 = float(theta) ** 2
+    t2 = float(as_array(theta, "theta", shape=())) ** 2
     return as_int(n, "n") * np.array([[t2 * (t2 + 1.0), t2 - 1.0], [t2 - 1.0, 1.0]])
 
 
 def eq11_closed(theta: float, n: int) -> np.ndarray:
     r""":math:`n[[\theta^2(\theta^2+1), \theta^2], [\theta^2, 1]]` (Eq 11), PSD for every :math:`\theta`."""
-    t2 = float(theta) ** 2
+    t2 = float(as_array(theta, "theta", shape=())) ** 2
     return as_int(n, "n") * np.array([[t2 * (t2 + 1.0), t2], [t2, 1.0]])
 
 
@@ -177,7 +177,8 @@ def posterior(theta: float, x):
 def log_posterior(z, theta: float, x) -> float:
     r""":math:`\sum_i\log p(z_i \mid x_i)` for one draw ``z`` of shape ``(n, 1)``."""
     mean, var = posterior(theta, x)
-    return float(np.sum(-0.5 * (np.asarray(z) - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var)))
+    z = as_array(z, "z", shape=mean.shape)
+    return float(np.sum(-0.5 * (z - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var)))
 
 
 def q_fisher_exact(x, sigma: float) -> np.ndarray:

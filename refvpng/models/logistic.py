@@ -160,7 +160,10 @@ def elbo_and_grad_fast(lam, y, design, eps, prior_std: float = 100.0, scale: str
     log_s = np.asarray(fam.log_std(rho))
     kl = np.sum(np.log(prior_std) - log_s + (s**2 + m**2) / (2 * tau2) - 0.5)
     g_m = g_m - m / tau2
-    g_rho = g_rho - (-1.0 / s + s / tau2) * ds
+    # d/drho of -KL: (dsigma/drho) / sigma - sigma * (dsigma/drho) / tau^2, with the first ratio in
+    # log space so that it stays finite when softplus(rho) underflows (it tends to 1).
+    ds_over_s = np.exp(np.log(ds) - log_s) if scale == "exp" else np.exp(log_sigmoid(rho) - log_s)
+    g_rho = g_rho + ds_over_s - s * ds / tau2
     return float(ll.mean() - kl), np.concatenate([g_m, g_rho])
 
 

@@ -136,6 +136,8 @@ class MeanFieldGaussian:
             :math:`2 (d\sigma/d\rho)^2/\sigma^2` for the scale parameters (``None`` if fixed).
         """
         if self.scale == "fixed":
+            if np.log(self.sigma) < -350.0:
+                raise ValueError("sigma is so small that 1/sigma^2 overflows float64 (log sigma < -350)")
             return np.full(m_shape, 1.0 / self.sigma**2), None
         rho = np.asarray(rho, dtype=np.float64)
         log_s = np.asarray(self.log_std(rho))

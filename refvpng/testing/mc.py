@@ -42,7 +42,10 @@ def assert_mc_close(samples, truth, *, k: float = MC_K, atol: float = 1e-12) -> 
         Naming the worst entry, its estimate, truth, SE and the number of SEs away.
     """
     mean, se = mc_mean_and_se(samples)
-    truth = np.broadcast_to(np.asarray(truth, dtype=np.float64), mean.shape)
+    truth = np.asarray(truth, dtype=np.float64)
+    if truth.ndim and truth.shape != mean.shape:
+        raise ValueError(f"truth must be a scalar or have shape {mean.shape}, got {truth.shape}")
+    truth = np.broadcast_to(truth, mean.shape)
     err = np.abs(mean - truth)
     bound = k * se + atol
     bad = err > bound

@@ -6,7 +6,7 @@ from autograd import grad, hessian
 
 from refvpng.curvature.fisher import q_fisher, vp_fisher_exact
 from refvpng.curvature.hessian import ll_neg_hessian
-from refvpng.elbo import elbo, elbo_grad, elbo_per_sample
+from refvpng.elbo import elbo_grad, elbo_per_sample
 from refvpng.models import gaussian_mean as gm
 from refvpng.models import linear_gaussian as lg
 from refvpng.models.latent import draw_eps
@@ -101,13 +101,15 @@ def test_linear_gaussian_elbo_closed_form_is_autograd_consistent(rng):
     np.testing.assert_allclose(hl, lg.elbo_hessian_lambda_exact(1.1, x)[0, 0], rtol=AUTOGRAD)
 
 
-def test_elbo_mean_is_mean_of_samples(rng):
+def test_elbo_per_sample_depends_only_on_its_own_noise(rng):
+    """Row s of elbo_per_sample uses eps[s] alone (the samples are i.i.d., which the SE needs)."""
     model = lg.make_model(0.5)
     x = lg.make_data(rng, 3)
     eps = draw_eps(rng, model, 3, 5)
-    assert elbo(model, np.array([0.1, 0.2]), x, eps) == np.mean(
-        elbo_per_sample(model, np.array([0.1, 0.2]), x, eps)
-    )
+    eta = np.array([0.1, 0.2])
+    full = elbo_per_sample(model, eta, x, eps)
+    for s in range(5):
+        assert full[s] == elbo_per_sample(model, eta, x, eps[s : s + 1])[0]
 
 
 def test_closed_form_bad_inputs():
@@ -121,3 +123,37 @@ def test_closed_form_bad_inputs():
         lg.vp_fisher_closed(np.zeros(2), np.zeros((3, 2)), 1.0)
     with pytest.raises(ValueError, match="lam"):
         gm.elbo_grad_exact(np.zeros(3), np.zeros((2, 2)), 0.1)
+
+
+def test_edge_cases_found_in_review():
+    import warnings
+
+    from refvpng.models import logistic as lr
+    from refvpng.models.variational import MeanFieldGaussian
+    from refvpng.testing import assert_mc_close as amc
+
+    # logistic fast gradient stays finite and equals the generic path when softplus(rho) underflows
+    rng = np.random.default_rng(0)
+    model = lr.make_model()
+    x, y = lr.make_data(rng, 20)
+    design = lr.add_bias(x)
+    lam = np.concatenate([rng.standard_normal(5), np.full(5, -800.0)])
+    eps = draw_eps(rng, model, 20, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, g = lr.elbo_and_grad_fast(lam, y, design, eps)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, elbo_grad(model, lam, y[:, None], eps, design), rtol=1e-10, atol=1e-12)
+    # a fixed sigma whose 1/sigma^2 overflows is an error, not inf/NaN
+    with pytest.raises(ValueError, match="sigma"):
+        MeanFieldGaussian("fixed", 1e-200).fisher_diag(None, (2,))
+    with pytest.raises(ValueError, match="sigma"):
+        gm.q_fisher_exact(1e-160)
+    # shapes and non-finite values are rejected, never broadcast
+    x1 = lg.make_data(rng, 3)
+    with pytest.raises(ValueError, match="z must have shape"):
+        lg.log_posterior(np.zeros(3), 0.5, x1)
+    with pytest.raises(ValueError, match="theta"):
+        lg.eq9_closed(float("nan"), 3)
+    with pytest.raises(ValueError, match="truth must be a scalar"):
+        amc(np.ones((10, 2, 2)), np.ones((1, 1)))
