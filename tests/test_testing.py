@@ -50,3 +50,15 @@ def test_invariants_catch_violations():
 
     with pytest.raises(AssertionError, match="matvec differs"):
         assert_operator_matches_dense(Op())
+
+
+def test_trees_bit_equal_catches_one_ulp():
+    from refvpng.optim import AdamState
+    from refvpng.testing.invariants import assert_trees_bit_equal
+
+    a = (AdamState(np.int64(3), np.array([1.0, np.nan]), np.array([2.0, 3.0])), float("nan"))
+    b = (AdamState(np.int64(3), np.array([1.0, np.nan]), np.array([2.0, 3.0])), float("nan"))
+    assert_trees_bit_equal(a, b)
+    c = (AdamState(np.int64(3), np.array([1.0, np.nan]), np.array([2.0, np.nextafter(3.0, 4.0)])), 0.0)
+    with pytest.raises(AssertionError):
+        assert_trees_bit_equal(a, c)

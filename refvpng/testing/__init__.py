@@ -7,7 +7,11 @@
   noise (needs the ``test`` extra).
 """
 
-from refvpng.testing.invariants import assert_operator_matches_dense, assert_symmetric_psd
+from refvpng.testing.invariants import (
+    assert_operator_matches_dense,
+    assert_symmetric_psd,
+    assert_trees_bit_equal,
+)
 from refvpng.testing.mc import assert_mc_close, mc_mean_and_se
 from refvpng.testing.tolerances import AUTOGRAD, EXACT, FINITE_DIFF, MC_K
 
@@ -19,5 +23,6 @@ __all__ = [
     "assert_mc_close",
     "assert_operator_matches_dense",
     "assert_symmetric_psd",
+    "assert_trees_bit_equal",
     "mc_mean_and_se",
 ]

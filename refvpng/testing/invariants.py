@@ -6,7 +6,7 @@ import numpy as np
 
 from refvpng.testing.tolerances import EXACT
 
-__all__ = ["assert_symmetric_psd", "assert_operator_matches_dense"]
+__all__ = ["assert_symmetric_psd", "assert_operator_matches_dense", "assert_trees_bit_equal"]
 
 
 def assert_symmetric_psd(m, *, rtol: float = 1e-10) -> None:
@@ -29,3 +29,31 @@ def assert_operator_matches_dense(op, *, rtol: float = EXACT, n_probe: int = 3, 
         got = np.asarray(op.matvec(v))
         err = np.max(np.abs(got - ref)) / max(1.0, np.max(np.abs(ref)))
         assert err <= rtol, f"matvec differs from to_dense() @ v by {err:.3g} (relative)"
+
+
+def _leaves(tree) -> list:
+    if isinstance(tree, tuple):  # NamedTuple states and plain tuples of them
+        out = []
+        for t in tree:
+            out.extend(_leaves(t))
+        return out
+    return [tree]
+
+
+def assert_trees_bit_equal(a, b) -> None:
+    """Assert two optimiser states (nested (Named)tuples of arrays and scalars) are bit-identical.
+
+    Same tree types, same leaf types, same dtypes, and equal values (NaN equal to NaN): the check
+    behind "a resumed run reproduces the uninterrupted one bit for bit".
+    """
+    assert type(a) is type(b), f"tree types differ: {type(a).__name__} vs {type(b).__name__}"
+    la, lb = _leaves(a), _leaves(b)
+    assert len(la) == len(lb), f"trees have {len(la)} and {len(lb)} leaves"
+    for x, y in zip(la, lb, strict=True):
+        assert type(x) is type(y), f"leaf types differ: {type(x).__name__} vs {type(y).__name__}"
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")
+        elif isinstance(x, float) and np.isnan(x):
+            assert np.isnan(y)
+        else:
+            assert x == y

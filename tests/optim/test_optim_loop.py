@@ -10,6 +10,7 @@ from refvpng.optim import (
     run,
     step_rngs,
 )
+from refvpng.testing.invariants import assert_trees_bit_equal
 
 P = 4
 _rng = np.random.default_rng(42)
@@ -29,27 +30,6 @@ def noisy_curvature(theta, rng):
     """A rank-deficient Monte Carlo-like Fisher: two outer products plus a little of A."""
     b = rng.standard_normal((2, P))
     return 0.5 * A + b.T @ b / 2.0
-
-
-def leaves(tree):
-    if isinstance(tree, tuple):
-        out = []
-        for t in tree:
-            out.extend(leaves(t))
-        return out
-    return [tree]
-
-
-def assert_trees_bit_equal(a, b):
-    assert type(a) is type(b)
-    la, lb = leaves(a), leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb, strict=True):
-        assert type(x) is type(y)
-        if isinstance(x, float) and np.isnan(x):
-            assert np.isnan(y)
-        else:
-            assert np.array_equal(x, y)
 
 
 def test_step_rngs_are_keyed_by_seed_and_step():

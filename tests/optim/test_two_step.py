@@ -29,28 +29,8 @@ from refvpng.optim.two_step import (
     two_step,
     two_step_curvature,
 )
+from refvpng.testing.invariants import assert_trees_bit_equal
 from refvpng.testing.tolerances import EXACT
-
-
-def leaves(tree):
-    if isinstance(tree, tuple):
-        out = []
-        for t in tree:
-            out.extend(leaves(t))
-        return out
-    return [tree]
-
-
-def assert_trees_bit_equal(a, b):
-    assert type(a) is type(b)
-    la, lb = leaves(a), leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb, strict=True):
-        assert type(x) is type(y)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and np.array_equal(x, y)
-        else:
-            assert x == y
 
 
 def _raise():
