@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from refvpng.experiments import toy
 
@@ -48,3 +49,10 @@ def test_vectorised_contour_values_match_closed_form():
         "ni,ij,nj->", r0, prec, r0
     )
     assert abs((c - 0.5 * quad) - gm.elbo_exact(lam, s["x"], s["eps_corr"], s["sigma"])) < 1e-9
+
+
+@pytest.mark.slow
+def test_full_figure1_run(tmp_path):
+    r = toy.run_experiment(quick=False, out_dir=tmp_path, plot=False)
+    assert r["steps"]["vpng"] <= 10 < 1000 < r["steps"]["gradient"]
+    assert r["cosine"]["gradient"] < 0.06 and r["cosine"]["vpng"] > 0.9999
