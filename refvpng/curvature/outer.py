@@ -150,8 +150,15 @@ def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
             f = B.T @ B  # BLAS syrk: exactly symmetric already
         else:
             f = B.T @ (w[:, None] * B)  # BLAS gemm: symmetric up to rounding
-    # Mirror the upper triangle (no arithmetic: x + 0 is exact and cannot overflow).
-    return np.triu(f) + np.triu(f, 1).T
+    # Mirror the upper triangle onto the lower one, in place and in blocks of columns.
+    p = f.shape[0]
+    for j0 in range(0, p, 256):
+        j1 = min(p, j0 + 256)
+        f[j1:, j0:j1] = f[j0:j1, j1:].T
+        diag = f[j0:j1, j0:j1]
+        lower = np.tril_indices(j1 - j0, -1)
+        diag[lower] = diag.T[lower]
+    return f
 
 
 def outer_sum_numpy(B, weights=None) -> np.ndarray:
@@ -218,7 +225,7 @@ def outer_sum_numpy(B, weights=None) -> np.ndarray:
 
 
 @intrinsic
-def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, kc, c, c_off, c_stride):
+def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, kc, c, c_off, c_stride, c_next):
     """``C[r, q] += sum_{k < kc} a_pack[a_off + k*_MR + r] * b_pack[b_off + k*_NR + q]``.
 
     The ``_MR x _NR`` tile of ``C`` starts at flat index ``c_off`` of ``c`` with rows
@@ -238,12 +245,13 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, kc, c, c_off, c_strid
     )
     if not ok:
         return None
-    sig = types.void(a_pack, types.intp, b_pack, types.intp, types.intp, c, types.intp, types.intp)
+    intp = types.intp
+    sig = types.void(a_pack, intp, b_pack, intp, intp, c, intp, intp, intp)
     n_vec = _NR // _VEC
 
     def codegen(context, builder, signature, args):
-        a_v, a_off_v, b_v, b_off_v, kc_v, c_v, c_off_v, c_stride_v = args
-        a_ty, _, b_ty, _, _, c_ty, _, _ = signature.args
+        a_v, a_off_v, b_v, b_off_v, kc_v, c_v, c_off_v, c_stride_v, c_next_v = args
+        a_ty, _, b_ty, _, _, c_ty, _, _, _ = signature.args
         a_ptr = context.make_array(a_ty)(context, builder, a_v).data
         b_ptr = context.make_array(b_ty)(context, builder, b_v).data
         c_ptr = context.make_array(c_ty)(context, builder, c_v).data
@@ -265,6 +273,18 @@ def _micro_kernel(typingctx, a_pack, a_off, b_pack, b_off, kc, c, c_off, c_strid
                 tile_ptrs.append(builder.bitcast(p, vec_ptr))
         # Accumulators as allocas: LLVM's mem2reg promotes them to registers.
         acc = [cgutils.alloca_once_value(builder, builder.load(p, align=8)) for p in tile_ptrs]
+        # Prefetch the next tile of C (F is usually far larger than the caches), both ends of
+        # each row segment in case it straddles two cache lines.
+        i8p = ir.IntType(8).as_pointer()
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        for r in range(_MR):
+            row = builder.add(c_next_v, builder.mul(c_stride_v, const(r)))
+            for q in (0, _NR - 1):
+                p = builder.gep(c_ptr, [builder.add(row, const(q))], inbounds=True)
+                args_pf = [builder.bitcast(p, i8p), ir.Constant(i32, 1), ir.Constant(i32, 3)]
+                builder.call(prefetch, [*args_pf, ir.Constant(i32, 1)])
         with cgutils.for_range(builder, kc_v) as loop:
             k = loop.index
             a_base = builder.add(a_off_v, builder.mul(k, const(_MR)))
@@ -408,13 +428,15 @@ def _block_upper(C, a_pack, b_pack, kc, jp_own, nt, tile):
                 a_off = ip * _KC * _MR
                 b_off = jp * _KC * _NR
                 if mr == _MR and nr == _NR:
-                    _micro_kernel(a_pack, a_off, b_pack, b_off, kc, C, i0 * P + j0, P)
+                    # prefetch the tile below (same columns), or this one again at the end
+                    nxt = (i0 + _MR) * P + j0 if i0 + 2 * _MR <= P else i0 * P + j0
+                    _micro_kernel(a_pack, a_off, b_pack, b_off, kc, C, i0 * P + j0, P, nxt)
                 else:  # edge tile: go through a zero-padded scratch tile
                     tile[:] = 0.0
                     for r in range(mr):
                         for q in range(nr):
                             tile[r * _NR + q] = C[i0 + r, j0 + q]
-                    _micro_kernel(a_pack, a_off, b_pack, b_off, kc, tile, 0, _NR)
+                    _micro_kernel(a_pack, a_off, b_pack, b_off, kc, tile, 0, _NR, 0)
                     for r in range(mr):
                         for q in range(nr):
                             C[i0 + r, j0 + q] = tile[r * _NR + q]
@@ -553,13 +575,14 @@ def outer_sum_numba(B, weights=None) -> np.ndarray:
 
     The rows are streamed in blocks of 256; each block is packed into zero-padded column
     panels (the weights applied on packing) and added into the upper triangle of :math:`F` by a
-    6 x 8 register-tiled micro-kernel, after which the upper triangle is mirrored. Apart from
-    ``B`` (and a C-ordered copy if ``B`` is not C-contiguous) the memory used is
-    :math:`O(P^2 + 256 P)` per thread. The work runs on a small thread pool (one thread per
-    usable CPU, capped by ``NUMBA_NUM_THREADS``): the rows are cut into at most 4 slabs with
-    their own accumulators while those take at most 8 MiB (``K >= 512``), otherwise the
-    column panels of :math:`F` are shared out. The result is bit-identical for any number of
-    threads.
+    6 x 8 register-tiled micro-kernel, after which the upper triangle is mirrored. The work
+    runs on a small thread pool (one thread per usable CPU, capped by ``NUMBA_NUM_THREADS``):
+    the rows are cut into at most 4 slabs with their own accumulators while those take at most
+    8 MiB in all (and ``K >= 512``), otherwise the column panels of :math:`F` are shared out.
+    Besides ``B`` (and a C-ordered copy if ``B`` is not C-contiguous) it allocates :math:`F`,
+    the slab accumulators and, per thread, packing buffers of about :math:`2 \cdot 256 P`
+    doubles. The result is bit-identical for any number of threads. The first call in a fresh
+    environment compiles the kernel (seconds; cached on disk afterwards).
 
     Parameters
     ----------
