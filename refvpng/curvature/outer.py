@@ -85,7 +85,6 @@ _PARALLEL_MIN_WORK = 2 * 10**6  # K * P**2 below which the kernel runs on the ca
 # The "auto" rule (outer_auto_method), set from validation/bench/bench_outer.py.
 _AUTO_MIN_WORK = _PARALLEL_MIN_WORK  # K * P**2 below which "auto" always takes NumPy
 _AUTO_NUMBA_WEIGHTED = True  # weighted: numba (the NumPy spec pays a gemm and a K x P temporary)
-_AUTO_NUMBA_MAX_P = 64  # unweighted: numba for P <= this (syrk scales poorly), BLAS above
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,8 +642,8 @@ def outer_auto_method(n_rows: int, n_params: int, weighted: bool = False) -> str
     r"""Return the method that ``"auto"`` picks for a ``(n_rows, n_params)`` matrix.
 
     A fixed function of the shape (never of a timing taken at run time), so ``"auto"`` is
-    deterministic: NumPy for fewer than :math:`2 \cdot 10^6` multiply-adds, else numba when
-    weighted or :math:`P \le 64`, else NumPy (BLAS ``syrk``). The rule was set from
+    deterministic: numba for weighted sums of at least :math:`2 \cdot 10^6` multiply-adds
+    (:math:`K P^2`), NumPy (BLAS) otherwise. The rule was set from
     ``validation/bench/bench_outer.py``; :func:`outer_sum` gives the measurements behind it.
 
     Parameters
@@ -669,15 +668,15 @@ def outer_auto_method(n_rows: int, n_params: int, weighted: bool = False) -> str
     >>> outer_auto_method(6000, 200, weighted=True)
     'numba'
     >>> outer_auto_method(60000, 50)
-    'numba'
+    'numpy'
     """
     k = as_int(n_rows, "n_rows", minimum=0)
     p = as_int(n_params, "n_params", minimum=0)
     if k * p * p < _AUTO_MIN_WORK:
         return "numpy"
-    if weighted:
-        return "numba" if _AUTO_NUMBA_WEIGHTED else "numpy"
-    return "numba" if p <= _AUTO_NUMBA_MAX_P else "numpy"
+    if weighted and _AUTO_NUMBA_WEIGHTED:
+        return "numba"
+    return "numpy"
 
 
 def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
@@ -704,11 +703,11 @@ def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
            compilation);
         2. weighted: numba, whose cost does not change with weights while the NumPy
            specification then pays a ``gemm`` (twice the flops of ``syrk``) and a ``K x P``
-           temporary (numba took 0.3-0.7 of its time at every benchmarked size);
-        3. unweighted, :math:`P \le 64`: numba, whose row slabs scale over the cores where
-           BLAS ``syrk`` on a narrow matrix barely does (0.8-1.0 of BLAS's time at
-           :math:`P = 32 \ldots 64`);
-        4. unweighted, :math:`P > 64`: BLAS ``syrk`` (numba 1.0-1.3 of its time).
+           temporary: numba took 0.3-0.8 of its time at every benchmarked size, in every run;
+        3. unweighted: BLAS ``syrk``. Over six runs of the benchmark on an otherwise idle
+           2-core machine the numba kernel took 0.9-1.3 of BLAS's time at (6000, 200),
+           1.1-1.5 at (6000, 2000) and 0.9-1.2 at (60000, 50) (medians; the spread is the
+           machine's run-to-run drift), so no shape class showed numba reliably faster.
 
     Returns
     -------
