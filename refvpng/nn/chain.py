@@ -60,7 +60,11 @@ import numpy as np
 from scipy.special import expit
 
 from refvpng._checks import as_array, as_int, as_nonneg_scalar
+from refvpng.models.likelihoods import Bernoulli
 from refvpng.nn.mlp import MLP, MLPCache, per_example_gradients
+
+# One Bernoulli family for the whole package: the helpers below delegate to it.
+_BERNOULLI = Bernoulli()
 
 __all__ = [
     "Chain",
@@ -92,7 +96,7 @@ def bernoulli_score(x_pred, t) -> np.ndarray:
     -------
     ndarray, shape (..., d)
     """
-    return np.asarray(x_pred, dtype=np.float64) - expit(np.asarray(t, dtype=np.float64))
+    return _BERNOULLI.score(x_pred, t)
 
 
 def bernoulli_output_fisher(t) -> np.ndarray:
@@ -107,8 +111,7 @@ def bernoulli_output_fisher(t) -> np.ndarray:
     -------
     ndarray, shape (..., d)
     """
-    t = np.asarray(t, dtype=np.float64)
-    return expit(t) * expit(-t)
+    return _BERNOULLI.output_fisher(t)
 
 
 def bernoulli_sample(rng: np.random.Generator, t) -> np.ndarray:
@@ -125,8 +128,7 @@ def bernoulli_sample(rng: np.random.Generator, t) -> np.ndarray:
     -------
     ndarray, shape (..., d)
     """
-    t = np.asarray(t, dtype=np.float64)
-    return (rng.random(t.shape) < expit(t)).astype(np.float64)
+    return _BERNOULLI.sample(rng, t)
 
 
 # --------------------------------------------------------------------------- the chain
