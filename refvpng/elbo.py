@@ -6,23 +6,31 @@ r"""The evidence lower bound (Eq 1 of Tang & Ranganath, 2019) and its reparamete
 
 The expected log-likelihood is estimated with pre-drawn noise :math:`\varepsilon_s`
 (:math:`z = g(x, \varepsilon; \lambda)`, Eq 6); the KL term between the Gaussian family and the
-Gaussian prior is exact. Sum over data points, mean over the ``S`` noise samples.
+Gaussian prior is exact. Sum over data points, mean over the ``S`` noise samples. A model's
+``elbo_value_and_grad`` hook (:class:`~refvpng.models.latent.ModelHooks`) is used for the
+gradient when present; otherwise autograd differentiates the model's ``encode``/``decode``.
 """
 
 from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad
+from autograd import value_and_grad
 
 from refvpng._checks import as_array
-from refvpng.models.latent import LatentModel, check_data, check_eps, outputs, split_params
+from refvpng.models.latent import (
+    LatentModel,
+    check_data,
+    check_eps,
+    check_model,
+    outputs,
+    split_params,
+)
 
-__all__ = ["elbo", "elbo_per_sample", "elbo_grad", "kl_term"]
+__all__ = ["elbo", "elbo_per_sample", "elbo_grad", "elbo_value_and_grad", "kl_term"]
 
 
-def kl_term(model: LatentModel, lam, x):
-    r""":math:`\mathrm{KL}(q \,\|\, p)`, summed over data points for local latents."""
+def _kl(model, lam, x):
     m, rho = model.encode(lam, x)
     kl = model.family.kl_to_normal(m, rho, model.prior_std)
     return anp.sum(kl)
@@ -32,10 +40,31 @@ def _elbo_samples(model, eta, x, eps, cov):
     lam, _ = split_params(model, eta)
     t = outputs(model, eta, x, eps, cov)
     ll = anp.sum(model.likelihood.log_prob(x, t), axis=-1)  # (S,)
-    return ll - kl_term(model, lam, x)
+    return ll - _kl(model, lam, x)
+
+
+def kl_term(model: LatentModel, lam, x) -> float:
+    r""":math:`\mathrm{KL}(q(z \mid x; \lambda) \,\|\, p(z))` of Eq 1, exact, summed over data points.
+
+    Parameters
+    ----------
+    model : LatentModel
+    lam : ndarray, shape (n_lambda,)
+    x : ndarray, shape (n, d)
+        Observations (the encoder's input for local latents).
+
+    Returns
+    -------
+    float
+    """
+    check_model(model)
+    lam = as_array(lam, "lam", shape=(model.n_lambda,))
+    x, _ = check_data(model, x, None) if not model.n_cov else (as_array(x, "x", ndim=2), None)
+    return float(_kl(model, lam, x))
 
 
 def _prepare(model, eta, x, eps, cov):
+    check_model(model)
     x, cov = check_data(model, x, cov)
     eps = check_eps(model, eps, x.shape[0])
     eta = as_array(eta, "eta", ndim=1)
@@ -85,15 +114,41 @@ def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
     return float(np.mean(elbo_per_sample(model, eta, x, eps, cov)))
 
 
+def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[float, np.ndarray]:
+    r"""The MC ELBO (Eq 1) and its reparameterisation gradient (Eq 6) at the given noise.
+
+    The gradient is the exact derivative of :func:`elbo` at the given noise, an unbiased
+    estimate of :math:`\nabla_\eta \mathcal{L}`: from the model's ``elbo_value_and_grad``
+    hook when present, from autograd otherwise.
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : ndarray, shape (P,)
+    x : ndarray, shape (n, d)
+    eps : ndarray, shape (S, n, dz) or (S, dz)
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    value : float
+    grad : ndarray, shape (P,)
+    """
+    eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
+    if model.hooks.elbo_value_and_grad is not None:
+        v, g = model.hooks.elbo_value_and_grad(eta, x, eps, cov)
+        return float(v), as_array(g, "hooks.elbo_value_and_grad gradient", shape=eta.shape)
+    v, g = value_and_grad(lambda e: anp.mean(_elbo_samples(model, e, x, eps, cov)))(eta)
+    return float(v), np.asarray(g, dtype=np.float64)
+
+
 def elbo_grad(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     r"""Reparameterisation gradient :math:`\nabla_\eta \hat{\mathcal{L}}` of the MC ELBO (Eq 1, 6).
 
-    Exact derivative (autograd) of :func:`elbo` at the given noise: an unbiased estimate of
-    :math:`\nabla_\eta \mathcal{L}`.
+    The gradient part of :func:`elbo_value_and_grad`.
 
     Returns
     -------
     ndarray, shape (P,)
     """
-    eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
-    return grad(lambda e: anp.mean(_elbo_samples(model, e, x, eps, cov)))(eta)
+    return elbo_value_and_grad(model, eta, x, eps, cov)[1]

@@ -16,7 +16,9 @@ likelihood family. The second form is exact in :math:`x'` (no predictive samplin
 estimated with ``M`` predictive samples per point, is Eq 16.
 
 Every matrix is a sum over data points and a mean over Monte Carlo samples, indexed by the
-packed :math:`\eta` of :mod:`refvpng.models.latent`.
+packed :math:`\eta` of :mod:`refvpng.models.latent`. A model's fast-path hooks
+(:class:`~refvpng.models.latent.ModelHooks`: ``jacobian``, ``predictive_scores``, ``kfac_pairs``)
+are used when present; without them everything is computed with autograd.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from refvpng.models.latent import (
     LatentModel,
     check_data,
     check_eps,
+    check_model,
     outputs,
     split_params,
 )
@@ -40,6 +43,8 @@ __all__ = [
     "q_fisher_mc",
     "vp_fisher_exact",
     "vp_fisher_mc",
+    "vp_scores",
+    "vp_kfac_pairs",
 ]
 
 
@@ -52,17 +57,33 @@ def _outer(b, weights=None):
 def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     r"""Outputs :math:`t_{si}` and Jacobians :math:`J_{si} = \partial t_{si}/\partial\eta`.
 
-    Forward mode (autograd), one pass per parameter, batched over samples and data points.
+    The model's ``jacobian`` hook when it has one; otherwise forward mode (autograd), one pass
+    per parameter, batched over samples and data points.
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : ndarray, shape (P,)
+    x : ndarray, shape (n, d)
+    eps : ndarray, shape (S, n, dz) or (S, dz)
+    cov : ndarray, shape (n, c), optional
 
     Returns
     -------
     t : ndarray, shape (S, n, d)
     jac : ndarray, shape (S, n, d, P)
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     x, cov = check_data(model, x, cov)
     eps = check_eps(model, eps, x.shape[0])
     split_params(model, eta)
+    if model.hooks.jacobian is not None:
+        s, n, d = eps.shape[0], x.shape[0], model.obs_dim
+        t, jac = model.hooks.jacobian(eta, x, eps, cov)
+        t = as_array(t, "hooks.jacobian output t", shape=(s, n, d))
+        jac = as_array(jac, "hooks.jacobian output J", shape=(s, n, d, model.n_params))
+        return t, jac
     return jacobian_fwd(lambda e: outputs(model, e, x, eps, cov), eta)
 
 
@@ -98,6 +119,7 @@ def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
     array([[4., 0.],
            [0., 4.]])
     """
+    check_model(model)
     lam = as_array(lam, "lam", shape=(model.n_lambda,))
     x = as_array(x, "x", ndim=2)
     fam = model.family
@@ -137,6 +159,7 @@ def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
     per_sample : ndarray, shape (S, n_lambda, n_lambda)
         The i.i.d. terms, for a standard error.
     """
+    check_model(model)
     lam = as_array(lam, "lam", shape=(model.n_lambda,))
     x = as_array(x, "x", ndim=2)
     dz = model.latent_dim
@@ -175,20 +198,104 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     """
     t, jac = output_jacobian(model, eta, x, eps, cov)
     s = t.shape[0]
-    rows = model.likelihood.whiten(jac, t).reshape(-1, model.n_params)
+    rows = model.likelihood.whiten(jac, t).reshape(-1, jac.shape[-1])
     return _outer(rows, np.full(rows.shape[0], 1.0 / s))
 
 
-def _score_rows(model, eta, x, eps, x_pred, cov):
-    t, jac = output_jacobian(model, eta, x, eps, cov)
-    s, n, _ = t.shape
-    d = model.obs_dim
+def _check_x_pred(model, x, eps, x_pred):
+    s, n, d = eps.shape[0], x.shape[0], model.obs_dim
     x_pred = as_array(x_pred, "x_pred", ndim=4)
-    if x_pred.shape[0] != s or x_pred.shape[2:] != (n, d):
-        raise ValueError(f"x_pred must have shape ({s}, M, {n}, {d}), got {x_pred.shape}")
+    if x_pred.shape[0] != s or x_pred.shape[2:] != (n, d) or x_pred.shape[1] < 1:
+        raise ValueError(f"x_pred must have shape ({s}, M, {n}, {d}) with M >= 1, got {x_pred.shape}")
+    return x_pred
+
+
+def _prepare_predictive(model, eta, x, eps, x_pred, cov):
+    check_model(model)
+    eta = as_array(eta, "eta", ndim=1)
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    split_params(model, eta)
+    return eta, x, eps, _check_x_pred(model, x, eps, x_pred), cov
+
+
+def vp_scores(model: LatentModel, eta, x, eps, x_pred, cov=None) -> np.ndarray:
+    r"""Predictive scores :math:`\hat b_{s,k,i}` of Eq 16, one row per predictive sample.
+
+    .. math::
+        \hat b_{s,k,i} = \nabla_\eta \log p(\hat x'^{(k)}_{si} \mid
+            z = g(x_i, \varepsilon_{si}; \lambda); \theta)
+            = J_{si}^\top \nabla_t \log p(\hat x'^{(k)}_{si} \mid t_{si}).
+
+    The model's ``predictive_scores`` hook (one backward pass per row) when present; otherwise
+    :math:`J_{si}^\top` times the likelihood's score, with :math:`J` from
+    :func:`output_jacobian`.
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : ndarray, shape (P,)
+    x : ndarray, shape (n, d)
+    eps : ndarray, shape (S, n, dz) or (S, dz)
+    x_pred : ndarray, shape (S, M, n, d)
+        Predictive samples (Eq 15), e.g. from :func:`refvpng.models.latent.draw_predictive`.
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    ndarray, shape (S, M, n, P)
+
+    Raises
+    ------
+    ValueError
+        If an argument has the wrong shape or non-finite entries.
+    """
+    eta, x, eps, x_pred, cov = _prepare_predictive(model, eta, x, eps, x_pred, cov)
+    if model.hooks.predictive_scores is not None:
+        b = model.hooks.predictive_scores(eta, x, eps, x_pred, cov)
+        return as_array(b, "hooks.predictive_scores output", shape=x_pred.shape[:3] + (model.n_params,))
+    t, jac = output_jacobian(model, eta, x, eps, cov)
     score = model.likelihood.score(x_pred, t[:, None])  # (S, M, n, d)
-    b = np.einsum("smnd,sndp->smnp", score, jac)  # b_{s,k,i} of Eq 16
-    return b
+    return np.einsum("smnd,sndp->smnp", score, jac)
+
+
+def vp_kfac_pairs(model: LatentModel, eta, x, eps, x_pred, cov=None):
+    r"""Per-layer ``(a_bar, g)`` pairs and row weights for K-FAC on :math:`\hat F_r` (Eq 16).
+
+    The rows are the :math:`SMn` rows of :func:`vp_scores` in the order ``(s, k, i)`` (``i``
+    fastest), each with weight :math:`1/(SM)`, so that
+    :func:`refvpng.curvature.kfac.kfac_factors` gives Kronecker factors on the scale of
+    :math:`\hat F_r`: a sum over data points and a mean over samples. Needs the model's
+    ``kfac_pairs`` hook (a layered network such as :func:`refvpng.nn.chain_model`).
+
+    Parameters
+    ----------
+    model : LatentModel
+    eta : ndarray, shape (P,)
+    x : ndarray, shape (n, d)
+    eps : ndarray, shape (S, n, dz)
+    x_pred : ndarray, shape (S, M, n, d)
+    cov : ndarray, shape (n, c), optional
+
+    Returns
+    -------
+    pairs : tuple of (ndarray, ndarray)
+        Layer-order ``(a_bar_l, g_l)``, shapes ``(S M n, d_{l-1} + 1)`` and ``(S M n, d_l)``.
+    weights : ndarray, shape (S M n,)
+        All equal to :math:`1/(SM)`.
+
+    Raises
+    ------
+    TypeError
+        If the model has no ``kfac_pairs`` hook.
+    """
+    eta, x, eps, x_pred, cov = _prepare_predictive(model, eta, x, eps, x_pred, cov)
+    if model.hooks.kfac_pairs is None:
+        raise TypeError(
+            f"model {model.name!r} has no kfac_pairs hook: K-FAC needs a layered network "
+            "(e.g. refvpng.nn.chain_model)"
+        )
+    return model.hooks.kfac_pairs(eta, x, eps, x_pred, cov)
 
 
 def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sample: bool = False):
@@ -219,7 +326,7 @@ def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sampl
     per : ndarray, shape (S, P, P)
         Only when ``per_sample=True``.
     """
-    b = _score_rows(model, eta, x, eps, x_pred, cov)
+    b = vp_scores(model, eta, x, eps, x_pred, cov)
     s, m = b.shape[:2]
     rows = b.reshape(-1, model.n_params)
     f = _outer(rows, np.full(rows.shape[0], 1.0 / (s * m)))

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from refvpng.curvature.fisher import q_fisher, vp_fisher_exact
+from refvpng.elbo import elbo_value_and_grad
 from refvpng.experiments._io import (
     default_results_dir,
     machine_info,
@@ -75,19 +77,21 @@ def run_one(prob, method, rule, lr, run_seed, *, n_iter=2000, n_mc=10, damping=1
     """
     dtr, ytr = prob["design_train"], prob["y_train"]
     dim = dtr.shape[1]
+    model = lr_model.make_model(dim, PRIOR_STD, SCALE)  # hand-derived hooks: ELBO gradient, J
+    labels = ytr[:, None]
 
     def objective_and_grad(lam, rng):
         eps = rng.standard_normal((n_mc, dim))
-        return lr_model.elbo_and_grad_fast(lam, ytr, dtr, eps, PRIOR_STD, SCALE)
+        return elbo_value_and_grad(model, lam, labels, eps, dtr)
 
     if method == "vpng":
 
         def curvature_fn(lam, rng):
-            return lr_model.vp_fisher_fast(lam, dtr, rng.standard_normal((n_mc, dim)), SCALE)
+            return vp_fisher_exact(model, lam, labels, rng.standard_normal((n_mc, dim)), dtr)
     elif method == "ng":
 
         def curvature_fn(lam, rng):
-            return lr_model.q_fisher_fast(lam, dim, SCALE)
+            return q_fisher(model, lam, labels)
     else:
         curvature_fn = None
 

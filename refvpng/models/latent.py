@@ -30,6 +30,27 @@ two unbiased variants, chosen by the shape of ``eps``:
   log-likelihood :math:`\sum_i E_q[\log p(x_i \mid z)]` is a sum of per-point expectations, so
   this is unbiased as well, and it has lower variance for the gradient.
 
+Fast-path hooks
+---------------
+Every estimator of :mod:`refvpng.curvature` and :mod:`refvpng.elbo` works from ``encode`` and
+``decode`` alone, differentiating them with autograd: that is the reference. A model that can do
+better (an MLP chain with an explicit backward pass, a model with hand-derived derivatives)
+supplies some of the optional callables of :class:`ModelHooks`; an estimator uses a hook when it
+is present and autograd otherwise, and every hook is tested against the autograd path on the same
+inputs (:func:`without_hooks` gives the reference). Hooks receive validated float64 arrays with
+the shapes below (an ``S`` axis on ``eps`` always):
+
+- ``jacobian(eta, x, eps, cov) -> (t, J)``: outputs ``(S, n, d)`` and
+  :math:`J = \partial t / \partial \eta`, ``(S, n, d, P)``;
+- ``predictive_scores(eta, x, eps, x_pred, cov) -> b``: the rows
+  :math:`\hat b_{s,k,i} = \nabla_\eta \log p(x'^{(k)}_{si} \mid t_{si}(\eta))` of Eq 16 for
+  ``x_pred`` of shape ``(S, M, n, d)``, shape ``(S, M, n, P)``;
+- ``kfac_pairs(eta, x, eps, x_pred, cov) -> (pairs, weights)``: per-layer ``(a_bar, g)`` of those
+  same ``S M n`` rows (row order ``(s, k, i)``, ``i`` fastest) with weights :math:`1/(SM)`, for
+  :func:`refvpng.curvature.kfac.kfac_factors`;
+- ``elbo_value_and_grad(eta, x, eps, cov) -> (value, grad)``: the Monte Carlo ELBO of Eq 1 and
+  its reparameterisation gradient, as :func:`refvpng.elbo.elbo_value_and_grad`.
+
 Sum versus mean
 ---------------
 Every log-likelihood, ELBO, Hessian and Fisher in refvpng is a **sum over data points** and a
@@ -39,8 +60,10 @@ Every log-likelihood, ELBO, Hessian and Fisher in refvpng is a **sum over data p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import autograd.numpy as anp
 import numpy as np
@@ -49,6 +72,9 @@ from refvpng._checks import as_array, as_int
 
 __all__ = [
     "LatentModel",
+    "ModelHooks",
+    "without_hooks",
+    "check_model",
     "split_params",
     "check_data",
     "check_eps",
@@ -58,6 +84,27 @@ __all__ = [
     "draw_predictive",
     "draw_model_samples",
 ]
+
+
+class ModelHooks(NamedTuple):
+    r"""Optional fast paths of a :class:`LatentModel` (see the module docstring for signatures).
+
+    Attributes
+    ----------
+    jacobian : callable or None
+        ``(eta, x, eps, cov) -> (t, J)``.
+    predictive_scores : callable or None
+        ``(eta, x, eps, x_pred, cov) -> b``, the score rows of Eq 16.
+    kfac_pairs : callable or None
+        ``(eta, x, eps, x_pred, cov) -> (pairs, weights)``.
+    elbo_value_and_grad : callable or None
+        ``(eta, x, eps, cov) -> (value, grad)``.
+    """
+
+    jacobian: Callable | None = None
+    predictive_scores: Callable | None = None
+    kfac_pairs: Callable | None = None
+    elbo_value_and_grad: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +139,8 @@ class LatentModel:
         :math:`\tau` in :math:`p(z) = N(0, \tau^2 I)`.
     n_cov : int, default 0
         Number of covariate columns the model expects (0: ``cov`` must be ``None``).
+    hooks : ModelHooks, default ``ModelHooks()``
+        Optional fast paths, each tested against the autograd path.
     """
 
     name: str
@@ -106,6 +155,14 @@ class LatentModel:
     decode: Callable
     prior_std: float = 1.0
     n_cov: int = 0
+    hooks: ModelHooks = ModelHooks()
+
+    def __post_init__(self):
+        if not isinstance(self.hooks, ModelHooks):
+            raise TypeError(f"hooks must be a ModelHooks, got {type(self.hooks).__name__}")
+        for name, fn in zip(self.hooks._fields, self.hooks, strict=True):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"hooks.{name} must be callable or None, got {type(fn).__name__}")
 
     @property
     def n_params(self) -> int:
@@ -114,6 +171,19 @@ class LatentModel:
 
     def __repr__(self) -> str:
         return f"LatentModel({self.name!r}, n_lambda={self.n_lambda}, n_theta={self.n_theta})"
+
+
+def check_model(model) -> LatentModel:
+    """Require a :class:`LatentModel` (``TypeError`` naming ``model`` otherwise)."""
+    if not isinstance(model, LatentModel):
+        raise TypeError(f"model must be a refvpng LatentModel, got {type(model).__name__}")
+    return model
+
+
+def without_hooks(model: LatentModel) -> LatentModel:
+    """The same model with every fast-path hook removed: the autograd reference path."""
+    check_model(model)
+    return dataclasses.replace(model, hooks=ModelHooks(), name=model.name + "[autograd]")
 
 
 def split_params(model: LatentModel, eta):
@@ -132,9 +202,7 @@ def check_data(model: LatentModel, x, cov=None):
     """Validate observations ``x`` (n, d) and covariates ``cov`` (n, c); return float64 arrays."""
     x = as_array(x, "x", ndim=2)
     if x.shape[1] != model.obs_dim:
-        raise ValueError(
-            f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}"
-        )
+        raise ValueError(f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}")
     if x.shape[0] < 1:
         raise ValueError("x must have at least one row")
     if model.n_cov:
@@ -214,9 +282,7 @@ def outputs(model: LatentModel, eta, x, eps, cov=None):
     return model.decode(theta, latents(model, lam, x, eps), cov)
 
 
-def draw_predictive(
-    rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None
-):
+def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None):
     r"""Draw predictive samples :math:`x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15).
 
     Returns
@@ -234,9 +300,7 @@ def draw_predictive(
     return model.likelihood.sample(rng, tt)
 
 
-def draw_model_samples(
-    rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None
-):
+def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None):
     r"""Draw :math:`\tilde z_{si} \sim p(z)` and :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si}; \theta)`.
 
     These are the samples of the expectation :math:`E_{p(z_i)} E_{p(x_i \mid z_i)}` in Eq 9 and

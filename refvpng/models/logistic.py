@@ -8,8 +8,10 @@ design), prior :math:`N(0, \sigma_0^2 I)` with :math:`\sigma_0 = 100`, mean-fiel
 Packing: :math:`\lambda = (m_1..m_D, \rho_1..\rho_D)`, no model parameters (``n_theta = 0``).
 Observations ``x`` are the labels, shape ``(n, 1)``; covariates ``cov`` the design ``(n, D)``.
 
-Besides the generic autograd path (through :class:`~refvpng.models.latent.LatentModel`), this
-module has hand-derived fast functions for the experiment, tested against the generic ones:
+Besides the generic autograd path, the model carries hand-derived fast-path hooks
+(:class:`~refvpng.models.latent.ModelHooks`: ``jacobian`` and ``elbo_value_and_grad``), used by
+:func:`refvpng.curvature.fisher.vp_fisher_exact` and :func:`refvpng.elbo.elbo_value_and_grad` and
+tested against autograd:
 
 .. math::
     t_{si} = a_i^\top(m + \sigma\odot\varepsilon_{si}), \quad
@@ -27,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from refvpng._checks import as_array, as_int, as_positive_scalar
-from refvpng.models.latent import LatentModel
+from refvpng.models.latent import LatentModel, ModelHooks
 from refvpng.models.likelihoods import Bernoulli, log_sigmoid, sigmoid
 from refvpng.models.variational import MeanFieldGaussian
 
@@ -37,9 +39,6 @@ __all__ = [
     "make_data",
     "add_bias",
     "train_test_split",
-    "elbo_and_grad_fast",
-    "vp_fisher_fast",
-    "q_fisher_fast",
     "predict_mean",
 ]
 
@@ -48,9 +47,28 @@ TRUE_DIRECTION = np.array([1.0, -2.0, -3.0, 4.0])
 
 
 def make_model(dim: int = 5, prior_std: float = 100.0, scale: str = "softplus") -> LatentModel:
-    """Bayesian logistic regression with ``dim`` weights (bias included)."""
+    r"""Bayesian logistic regression with ``dim`` weights (bias included).
+
+    Parameters
+    ----------
+    dim : int, default 5
+        Number of weights :math:`D`, the bias included.
+    prior_std : float, default 100.0
+        :math:`\sigma_0`.
+    scale : {"exp", "softplus"}, default "softplus"
+        Coordinate of the variational standard deviations.
+
+    Returns
+    -------
+    LatentModel
+        Global latents, ``x`` the labels ``(n, 1)``, ``cov`` the design ``(n, D)``, with the
+        hand-derived hooks ``jacobian`` and ``elbo_value_and_grad``.
+    """
     dim = as_int(dim, "dim")
+    if scale not in ("exp", "softplus"):
+        raise ValueError(f"scale must be 'exp' or 'softplus', got {scale!r}")
     family = MeanFieldGaussian(scale)
+    prior_std = as_positive_scalar(prior_std, "prior_std")
 
     def encode(lam, x):
         return lam[:dim], lam[dim:]
@@ -71,8 +89,14 @@ def make_model(dim: int = 5, prior_std: float = 100.0, scale: str = "softplus") 
         likelihood=Bernoulli(),
         encode=encode,
         decode=decode,
-        prior_std=as_positive_scalar(prior_std, "prior_std"),
+        prior_std=prior_std,
         n_cov=dim,
+        hooks=ModelHooks(
+            jacobian=lambda eta, x, eps, cov: _outputs_and_jacobian(eta, cov, eps, family),
+            elbo_value_and_grad=lambda eta, x, eps, cov: _elbo_and_grad(
+                eta, x[:, 0], cov, eps, prior_std, family
+            ),
+        ),
     )
 
 
@@ -114,31 +138,10 @@ def train_test_split(rng: np.random.Generator, n: int, train_fraction: float = 0
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
-def _unpack(lam, design, eps, scale):
-    design = as_array(design, "design", ndim=2)
+def _elbo_and_grad(lam, y, design, eps, prior_std, fam):
+    """ELBO (Eq 1) and its reparameterisation gradient, hand-derived (the ``elbo_value_and_grad`` hook)."""
     dim = design.shape[1]
-    lam = as_array(lam, "lam", shape=(2 * dim,))
-    eps = as_array(eps, "eps", ndim=(2, 3))
-    if eps.shape[-1] != dim or (eps.ndim == 3 and eps.shape[1] != design.shape[0]):
-        raise ValueError(f"eps must have shape (S, {dim}) or (S, n, {dim}), got {eps.shape}")
-    fam = MeanFieldGaussian(scale)
     m, rho = lam[:dim], lam[dim:]
-    return design, m, rho, eps, fam
-
-
-def elbo_and_grad_fast(lam, y, design, eps, prior_std: float = 100.0, scale: str = "softplus"):
-    r"""ELBO (Eq 1) and its reparameterisation gradient in closed form for logistic regression.
-
-    Same estimator as :func:`refvpng.elbo.elbo` / :func:`refvpng.elbo.elbo_grad` on
-    :func:`make_model` with the same noise.
-
-    Returns
-    -------
-    value : float
-    grad : ndarray, shape (2D,)
-    """
-    design, m, rho, eps, fam = _unpack(lam, design, eps, scale)
-    y = as_array(y, "y", shape=(design.shape[0],))
     s = np.asarray(fam.std(rho))
     ds = fam.dstd(rho)
     w = m + s * eps  # (S, D) or (S, n, D)
@@ -162,14 +165,18 @@ def elbo_and_grad_fast(lam, y, design, eps, prior_std: float = 100.0, scale: str
     g_m = g_m - m / tau2
     # d/drho of -KL: (dsigma/drho) / sigma - sigma * (dsigma/drho) / tau^2, with the first ratio in
     # log space so that it stays finite when softplus(rho) underflows (it tends to 1).
-    ds_over_s = np.exp(np.log(ds) - log_s) if scale == "exp" else np.exp(log_sigmoid(rho) - log_s)
+    if fam.scale == "exp":
+        ds_over_s = np.exp(np.log(ds) - log_s)
+    else:
+        ds_over_s = np.exp(log_sigmoid(rho) - log_s)
     g_rho = g_rho + ds_over_s - s * ds / tau2
     return float(ll.mean() - kl), np.concatenate([g_m, g_rho])
 
 
-def vp_fisher_fast(lam, design, eps, scale: str = "softplus") -> np.ndarray:
-    r"""Exact-in-:math:`y'` variational predictive Fisher for logistic regression (see module docstring)."""
-    design, m, rho, eps, fam = _unpack(lam, design, eps, scale)
+def _outputs_and_jacobian(lam, design, eps, fam):
+    r"""Logits ``(S, n, 1)`` and their Jacobian in :math:`\lambda`, ``(S, n, 1, 2D)`` (``jacobian`` hook)."""
+    dim = design.shape[1]
+    m, rho = lam[:dim], lam[dim:]
     s = np.asarray(fam.std(rho))
     ds = fam.dstd(rho)
     if eps.ndim == 2:
@@ -179,20 +186,7 @@ def vp_fisher_fast(lam, design, eps, scale: str = "softplus") -> np.ndarray:
         t = np.einsum("snd,nd->sn", m + s * eps, design)
         j_rho = design[None] * eps * ds
     j_m = np.broadcast_to(design[None], j_rho.shape)
-    lam_out = np.exp(log_sigmoid(t) + log_sigmoid(-t))  # (S, n)
-    rows = np.concatenate([j_m, j_rho], axis=-1) * np.sqrt(lam_out)[..., None]
-    from refvpng.curvature.outer import outer_sum
-
-    rows = rows.reshape(-1, rows.shape[-1])
-    return outer_sum(rows, np.full(rows.shape[0], 1.0 / eps.shape[0]))
-
-
-def q_fisher_fast(lam, dim: int, scale: str = "softplus") -> np.ndarray:
-    r"""Diagonal q-Fisher (Eq 2) of the mean-field family, :math:`(1/\sigma^2, 2\sigma'^2/\sigma^2)`."""
-    dim = as_int(dim, "dim")
-    lam = as_array(lam, "lam", shape=(2 * dim,))
-    fm, frho = MeanFieldGaussian(scale).fisher_diag(lam[dim:], (dim,))
-    return np.diag(np.concatenate([fm, frho]))
+    return t[..., None], np.concatenate([j_m, j_rho], axis=-1)[:, :, None, :]
 
 
 def predict_mean(lam, design) -> np.ndarray:

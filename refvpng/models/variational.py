@@ -9,6 +9,11 @@ The scale coordinate (stated once, used everywhere):
 - ``"exp"``: :math:`\sigma = e^\rho`;
 - ``"softplus"``: :math:`\sigma = \operatorname{softplus}(\rho) = \log(1 + e^\rho)`.
 
+``"exp"`` and ``"softplus"`` take an optional floor :math:`\sigma_{floor} \ge 0` (default 0):
+:math:`\sigma = e^\rho + \sigma_{floor}` or :math:`\operatorname{softplus}(\rho) +
+\sigma_{floor}`; the VAE of Section 5.2 (:mod:`refvpng.nn.chain`) uses ``"softplus"`` with a
+floor of ``1e-4``. The derivative :math:`d\sigma/d\rho` does not depend on the floor.
+
 The q-Fisher (Eq 2) of one Gaussian coordinate in :math:`(m, \rho)` is diagonal:
 
 .. math::
@@ -16,7 +21,8 @@ The q-Fisher (Eq 2) of one Gaussian coordinate in :math:`(m, \rho)` is diagonal:
           \frac{2}{\sigma^2}\Big(\frac{d\sigma}{d\rho}\Big)^2\Big),
 
 which is :math:`\operatorname{diag}(e^{-2\rho}, 2)` for ``"exp"`` and
-:math:`\operatorname{diag}(1/\sigma^2, 2\,\mathrm{sigmoid}(\rho)^2/\sigma^2)` for ``"softplus"``.
+:math:`\operatorname{diag}(1/\sigma^2, 2\,\mathrm{sigmoid}(\rho)^2/\sigma^2)` for ``"softplus"``
+(without a floor; with one, :math:`\sigma` includes it and :math:`d\sigma/d\rho` does not).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 
+from refvpng._checks import as_nonneg_scalar
 from refvpng.models.likelihoods import log_sigmoid, sigmoid, softplus
 
 __all__ = ["MeanFieldGaussian", "SCALE_COORDS"]
@@ -44,21 +51,33 @@ class MeanFieldGaussian:
         Coordinate of the standard deviation (see module docstring).
     sigma : float, optional
         The fixed standard deviation; required (and only allowed) when ``scale="fixed"``.
+    floor : float, default 0.0
+        :math:`\sigma_{floor} \ge 0` added to :math:`\sigma(\rho)` (``"exp"`` and
+        ``"softplus"`` only).
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is unknown, ``sigma`` is missing, not positive or given with a learned
+        scale, or ``floor`` is negative, not finite, or given with ``scale="fixed"``.
     """
 
     scale: str = "exp"
     sigma: float | None = None
+    floor: float = 0.0
 
     def __post_init__(self):
         if self.scale not in SCALE_COORDS:
             raise ValueError(f"scale must be one of {SCALE_COORDS}, got {self.scale!r}")
         if self.scale == "fixed":
             if self.sigma is None or not np.isfinite(self.sigma) or self.sigma <= 0:
-                raise ValueError(
-                    f"sigma must be finite and > 0 for scale='fixed', got {self.sigma}"
-                )
+                raise ValueError(f"sigma must be finite and > 0 for scale='fixed', got {self.sigma}")
         elif self.sigma is not None:
             raise ValueError("sigma is only allowed with scale='fixed'")
+        floor = as_nonneg_scalar(self.floor, "floor")
+        if floor and self.scale == "fixed":
+            raise ValueError("floor is only allowed with scale='exp' or 'softplus'")
+        object.__setattr__(self, "floor", floor)
 
     @property
     def has_scale_params(self) -> bool:
@@ -69,9 +88,8 @@ class MeanFieldGaussian:
         r""":math:`\sigma(\rho)`; ``rho`` is ignored (may be ``None``) for ``"fixed"``."""
         if self.scale == "fixed":
             return self.sigma
-        if self.scale == "exp":
-            return anp.exp(rho)
-        return softplus(rho)
+        s = anp.exp(rho) if self.scale == "exp" else softplus(rho)
+        return s + self.floor if self.floor else s
 
     def dstd(self, rho):
         r""":math:`d\sigma/d\rho`."""
@@ -85,6 +103,8 @@ class MeanFieldGaussian:
         r""":math:`\log\sigma`, stable."""
         if self.scale == "fixed":
             return float(np.log(self.sigma))
+        if self.floor:
+            return anp.log(self.std(rho))  # >= log(floor): no underflow
         if self.scale == "exp":
             return rho
         from refvpng.models.likelihoods import _log_softplus
@@ -106,11 +126,7 @@ class MeanFieldGaussian:
         d = z.shape[-1]
         if self.scale == "fixed":
             return -0.5 * anp.sum(w**2, axis=-1) - d * ls - 0.5 * d * _LOG_2PI
-        return (
-            -0.5 * anp.sum(w**2, axis=-1)
-            - anp.sum(ls * anp.ones_like(w), axis=-1)
-            - (0.5 * d * _LOG_2PI)
-        )
+        return -0.5 * anp.sum(w**2, axis=-1) - anp.sum(ls * anp.ones_like(w), axis=-1) - (0.5 * d * _LOG_2PI)
 
     def kl_to_normal(self, m, rho, prior_std: float):
         r""":math:`\mathrm{KL}(q \,\|\, N(0, \tau^2 I))`, summed over the last axis.
@@ -148,10 +164,8 @@ class MeanFieldGaussian:
             )
         fm = np.broadcast_to(np.exp(-2.0 * log_s), m_shape).copy()
         if self.scale == "exp":
-            frho = np.full(rho.shape, 2.0)
+            frho = 2.0 * np.exp(2.0 * (rho - log_s)) if self.floor else np.full(rho.shape, 2.0)
         else:
-            # 2 sigmoid(rho)^2 / softplus(rho)^2, in log space.
-            from refvpng.models.likelihoods import _log_softplus
-
-            frho = 2.0 * np.exp(2.0 * (log_sigmoid(rho) - _log_softplus(rho)))
+            # 2 sigmoid(rho)^2 / sigma^2, in log space.
+            frho = 2.0 * np.exp(2.0 * (log_sigmoid(rho) - log_s))
         return fm, frho

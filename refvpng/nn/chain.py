@@ -20,29 +20,15 @@ encoder parameters :math:`\lambda` first, decoder parameters :math:`\theta` seco
 packed as in :mod:`refvpng.nn.mlp` (per layer, column-major :math:`\operatorname{vec}(\bar W_l)`),
 so per-layer blocks of :math:`\eta` appear in chain order.
 
-Variational predictive Fisher
------------------------------
-With :math:`J_i = \partial t_i / \partial \eta` and the output Fisher
-:math:`\Lambda(t) = E_{x' \sim p(\cdot \mid t)}[\nabla_t \log p \, \nabla_t \log p^\top]`,
-
-.. math::
-    F_r = \sum_{i=1}^n \frac{1}{S} \sum_{s=1}^S J_{is}^\top \Lambda(t_{is}) J_{is}
-
-(:func:`vp_fisher_exact_chain`; the sum over data points carries the paper's factor :math:`n`)
-and its Monte Carlo estimate, Eq. (16) of the paper,
-
-.. math::
-    \hat F_r = \frac{1}{M} \sum_{k=1}^M \sum_{i=1}^n \hat b_{ik} \hat b_{ik}^\top, \qquad
-    \hat b_{ik} = \nabla_\eta \log p(x'^{(k)}_i \mid t_i(\eta))
-    = J_i^\top \nabla_t \log p(x'^{(k)}_i \mid t_i),
-
-(:func:`vp_fisher_mc_chain`). For a fixed :math:`\varepsilon` the expectation of
-:math:`\hat F_r` over :math:`x'` is :math:`F_r` with :math:`S = 1` on the same noise.
-
-The likelihood enters only through small callables: ``score(x_pred, t)``,
-``output_fisher(t)`` and ``sample(rng, t)``. Bernoulli-on-logits defaults are defined here; any
-object with those methods (e.g. a likelihood from :mod:`refvpng.models`) can be passed
-method-by-method.
+As a latent-variable model
+--------------------------
+:func:`chain_model` turns a chain and any likelihood family of :mod:`refvpng.models.likelihoods`
+into a :class:`~refvpng.models.latent.LatentModel` (local latents, prior :math:`N(0, I)`, the
+family ``MeanFieldGaussian("softplus", floor=chain.floor)``), so that every estimator of
+:mod:`refvpng.curvature` and :mod:`refvpng.elbo` runs on it. Its ``encode``/``decode`` are written
+with ``autograd.numpy`` (:meth:`refvpng.nn.MLP.apply`), which is the reference; the explicit
+backward pass of this module supplies the fast-path hooks (Jacobian rows, the score rows of
+Eq 16, K-FAC ``(a_bar, g)`` pairs, the ELBO gradient), each tested against autograd.
 
 References
 ----------
@@ -52,83 +38,19 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from scipy.special import expit
 
-from refvpng._checks import as_array, as_int, as_nonneg_scalar
-from refvpng.models.likelihoods import Bernoulli
+from refvpng._checks import as_array, as_nonneg_scalar, as_positive_scalar
+from refvpng.models.latent import LatentModel, ModelHooks
+from refvpng.models.likelihoods import Bernoulli, Gaussian, Poisson
+from refvpng.models.variational import MeanFieldGaussian
 from refvpng.nn.mlp import MLP, MLPCache, per_example_gradients
 
-# One Bernoulli family for the whole package: the helpers below delegate to it.
-_BERNOULLI = Bernoulli()
-
-__all__ = [
-    "Chain",
-    "ChainCache",
-    "ChainGrads",
-    "bernoulli_score",
-    "bernoulli_output_fisher",
-    "bernoulli_sample",
-    "sample_predictive",
-    "vp_scores_chain",
-    "vp_fisher_mc_chain",
-    "vp_kfac_pairs_chain",
-    "vp_fisher_exact_chain",
-]
-
-
-# --------------------------------------------------------------------------- likelihood defaults
-def bernoulli_score(x_pred, t) -> np.ndarray:
-    r"""Bernoulli-logit score :math:`\nabla_t \log p(x' \mid t) = x' - \sigma(t)`.
-
-    Parameters
-    ----------
-    x_pred : ndarray, shape (..., d)
-        Binary observations.
-    t : ndarray, shape (..., d)
-        Logits.
-
-    Returns
-    -------
-    ndarray, shape (..., d)
-    """
-    return _BERNOULLI.score(x_pred, t)
-
-
-def bernoulli_output_fisher(t) -> np.ndarray:
-    r"""Bernoulli-logit output Fisher, the diagonal :math:`\Lambda(t) = \sigma(t)(1 - \sigma(t))`.
-
-    Parameters
-    ----------
-    t : ndarray, shape (..., d)
-        Logits.
-
-    Returns
-    -------
-    ndarray, shape (..., d)
-    """
-    return _BERNOULLI.output_fisher(t)
-
-
-def bernoulli_sample(rng: np.random.Generator, t) -> np.ndarray:
-    r"""Draw :math:`x' \sim \operatorname{Bernoulli}(\sigma(t))` as float64 zeros and ones.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-        Source of randomness.
-    t : ndarray, shape (..., d)
-        Logits.
-
-    Returns
-    -------
-    ndarray, shape (..., d)
-    """
-    return _BERNOULLI.sample(rng, t)
+__all__ = ["Chain", "ChainCache", "ChainGrads", "chain_model"]
 
 
 # --------------------------------------------------------------------------- the chain
@@ -331,7 +253,7 @@ class Chain:
         t, dec_cache = self.decoder.forward(theta, z)
         return t, ChainCache(enc_cache, dec_cache, sigma_raw, eps, z)
 
-    def backward(self, cache: ChainCache, d_t) -> ChainGrads:
+    def backward(self, cache: ChainCache, d_t, d_enc=None) -> ChainGrads:
         r"""Backward pass through decoder, stochastic layer and encoder.
 
         .. math::
@@ -345,6 +267,9 @@ class Chain:
             From :meth:`forward`.
         d_t : ndarray, shape (n, d_out)
             :math:`\partial L / \partial t`.
+        d_enc : ndarray, shape (n, 2 d_z), optional
+            A further gradient on the encoder outputs :math:`(\mu, \sigma_{raw})` (for example
+            that of a KL term), added before the encoder's backward pass.
 
         Returns
         -------
@@ -362,10 +287,10 @@ class Chain:
         dec = self.decoder.backward(cache.decoder, d_t)
         d_z = dec.input
         d_h = np.concatenate([d_z, d_z * cache.eps * expit(cache.sigma_raw)], axis=1)
+        if d_enc is not None:
+            d_h = d_h + as_array(d_enc, "d_enc", shape=(n, 2 * self.d_z))
         enc = self.encoder.backward(cache.encoder, d_h)
-        return ChainGrads(
-            np.concatenate([enc.params, dec.params]), enc.pairs + dec.pairs, d_z, enc.input
-        )
+        return ChainGrads(np.concatenate([enc.params, dec.params]), enc.pairs + dec.pairs, d_z, enc.input)
 
     def _jacobians(self, eta, x, eps) -> tuple[np.ndarray, np.ndarray]:
         """Return outputs (N, d_out) and Jacobians (N, d_out, P), by batched unit backward."""
@@ -403,240 +328,136 @@ class Chain:
         return self._jacobians(eta, x_i[None], eps_i[None])[1][0]
 
 
-# --------------------------------------------------------------------------- VP Fisher
-def _check_chain(chain) -> None:
+# --------------------------------------------------------------------------- LatentModel
+def _rows(x, eps, m: int = 1):
+    """Tile ``x`` (n, d) and ``eps`` (S, n, dz) to the ``S m n`` rows ``(s, k, i)``, i fastest."""
+    s, n, dz = eps.shape
+    x_rows = np.tile(x, (s * m, 1))
+    eps_rows = np.broadcast_to(eps[:, None], (s, m, n, dz)).reshape(-1, dz)
+    return x_rows, eps_rows
+
+
+def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentModel:
+    r"""The chain as a :class:`~refvpng.models.latent.LatentModel` with explicit-backward hooks.
+
+    .. math::
+        p(z_i) = N(0, \tau^2 I), \quad
+        q(z_i \mid x_i; \lambda) = N(\mu_i, \operatorname{diag}\sigma_i^2), \quad
+        (\mu_i, \sigma_{raw,i}) = \mathrm{encoder}(x_i; \lambda), \quad
+        \sigma_i = \operatorname{softplus}(\sigma_{raw,i}) + \sigma_{floor},
+
+    :math:`p(x_i \mid z_i; \theta)` the likelihood family on :math:`t_i =
+    \mathrm{decoder}(z_i; \theta)` (Section 5.2 with Bernoulli logits). :math:`\eta =
+    (\lambda, \theta)` is packed as in :mod:`refvpng.nn.mlp`, encoder first.
+
+    Parameters
+    ----------
+    chain : Chain
+    likelihood : Gaussian, Bernoulli or Poisson
+        A family of :mod:`refvpng.models.likelihoods` whose output width is ``chain.d_out``.
+    prior_std : float, default 1.0
+        :math:`\tau`.
+
+    Returns
+    -------
+    LatentModel
+        Local latents, ``obs_dim = chain.d_out`` (the observations must live in the decoder's
+        output space, which is also the encoder's input space: ``chain.d_x == chain.d_out``),
+        hooks ``jacobian``, ``predictive_scores``, ``kfac_pairs`` and ``elbo_value_and_grad``.
+
+    Raises
+    ------
+    TypeError
+        If ``chain`` is not a :class:`Chain` or ``likelihood`` not a refvpng likelihood family.
+    ValueError
+        If the widths do not match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refvpng.models import Bernoulli
+    >>> from refvpng.models.latent import draw_eps
+    >>> from refvpng.curvature.fisher import vp_fisher_exact
+    >>> chain = Chain.from_sizes((4, 3, 2), (1, 3, 4))
+    >>> model = chain_model(chain, Bernoulli())
+    >>> rng = np.random.default_rng(0)
+    >>> eta, x = chain.init(rng), (rng.random((5, 4)) < 0.5) * 1.0
+    >>> vp_fisher_exact(model, eta, x, draw_eps(rng, model, n=5, n_samples=2)).shape
+    (45, 45)
+    """
     if not isinstance(chain, Chain):
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
-
-
-def _check_x_pred(chain: Chain, x, x_pred) -> np.ndarray:
-    x_pred = as_array(x_pred, "x_pred", shape=(None, x.shape[0], chain.d_out))
-    if x_pred.shape[0] < 1:
-        raise ValueError("x_pred must hold at least one sample (M >= 1)")
-    return x_pred
-
-
-def sample_predictive(
-    rng: np.random.Generator,
-    chain: Chain,
-    eta,
-    x,
-    eps,
-    m: int,
-    sample: Callable = bernoulli_sample,
-) -> np.ndarray:
-    r"""Draw :math:`x'^{(k)}_i \sim p(x' \mid t_i(\eta))`, :math:`k = 1..M`, Eq. (15).
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-        Source of randomness.
-    chain : Chain
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d_x)
-    eps : ndarray, shape (n, d_z)
-        Noise defining :math:`\hat z_i`.
-    m : int
-        Number of predictive samples :math:`M` per data point.
-    sample : callable ``sample(rng, t) -> x'``, default :func:`bernoulli_sample`
-
-    Returns
-    -------
-    ndarray, shape (M, n, d_out)
-    """
-    _check_chain(chain)
-    m = as_int(m, "m")
-    t, _ = chain.forward(eta, x, eps)
-    return np.asarray(sample(rng, np.broadcast_to(t, (m,) + t.shape)), dtype=np.float64)
-
-
-def _score_backward(chain: Chain, eta, x, eps, x_pred, score):
-    x = as_array(x, "x", shape=(None, chain.d_x))
-    x_pred = _check_x_pred(chain, x, x_pred)
-    m = x_pred.shape[0]
-    t, _ = chain.forward(eta, x, eps)
-    d_t = as_array(score(x_pred, t[None]), "score(x_pred, t)", shape=x_pred.shape)
-    eps = as_array(eps, "eps", shape=(x.shape[0], chain.d_z))
-    _, cache = chain.forward(eta, np.tile(x, (m, 1)), np.tile(eps, (m, 1)))
-    return chain.backward(cache, d_t.reshape(-1, chain.d_out)), m
-
-
-def vp_scores_chain(chain: Chain, eta, x, eps, x_pred, score: Callable = bernoulli_score):
-    r"""Predictive scores :math:`\hat b_{ik} = \nabla_\eta \log p(x'^{(k)}_i \mid t_i)`.
-
-    Computed by one backward pass per row with :math:`\partial L / \partial t =`
-    ``score(x'_ik, t_i)``.
-
-    Parameters
-    ----------
-    chain : Chain
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d_x)
-    eps : ndarray, shape (n, d_z)
-    x_pred : ndarray, shape (M, n, d_out)
-        Pre-drawn predictive samples (see :func:`sample_predictive`).
-    score : callable ``score(x_pred, t) -> ndarray``, default :func:`bernoulli_score`
-        :math:`\nabla_t \log p(x' \mid t)`, broadcasting over leading axes.
-
-    Returns
-    -------
-    ndarray, shape (M, n, P)
-
-    Raises
-    ------
-    ValueError
-        If an argument has the wrong shape or non-finite entries.
-    """
-    _check_chain(chain)
-    grads, m = _score_backward(chain, eta, x, eps, x_pred, score)
-    return per_example_gradients(grads.pairs).reshape(m, -1, chain.num_params)
-
-
-def vp_fisher_mc_chain(
-    chain: Chain, eta, x, eps, x_pred, score: Callable = bernoulli_score
-) -> np.ndarray:
-    r"""Monte Carlo variational predictive Fisher :math:`\hat F_r`, Eq. (16).
-
-    .. math::
-        \hat F_r = \frac{1}{M} \sum_{k=1}^M \sum_{i=1}^n \hat b_{ik} \hat b_{ik}^\top.
-
-    Parameters
-    ----------
-    chain : Chain
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d_x)
-    eps : ndarray, shape (n, d_z)
-        One noise draw per data point (:math:`\hat z_i`).
-    x_pred : ndarray, shape (M, n, d_out)
-        Pre-drawn predictive samples.
-    score : callable, default :func:`bernoulli_score`
-
-    Returns
-    -------
-    ndarray, shape (P, P)
-        Symmetric PSD, rank at most :math:`Mn`.
-
-    Raises
-    ------
-    ValueError
-        If an argument has the wrong shape or non-finite entries.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refvpng.nn import Chain, sample_predictive, vp_fisher_mc_chain
-    >>> chain = Chain.from_sizes((4, 3, 2), (1, 3, 4))
-    >>> rng = np.random.default_rng(1)
-    >>> eta = chain.init(rng)
-    >>> x, eps = (rng.random((5, 4)) < 0.5) * 1.0, rng.standard_normal((5, 1))
-    >>> x_pred = sample_predictive(rng, chain, eta, x, eps, m=3)
-    >>> F = vp_fisher_mc_chain(chain, eta, x, eps, x_pred)
-    >>> F.shape, bool(np.allclose(F, F.T))
-    ((45, 45), True)
-    """
-    b = vp_scores_chain(chain, eta, x, eps, x_pred, score)
-    m = b.shape[0]
-    b = b.reshape(-1, b.shape[-1])
-    return (b.T @ b) / m
-
-
-def vp_kfac_pairs_chain(chain: Chain, eta, x, eps, x_pred, score: Callable = bernoulli_score):
-    r"""Per-layer ``(a_bar, g)`` pairs and row weights for K-FAC on :math:`\hat F_r`.
-
-    The rows are the :math:`Mn` backward passes of Eq. (16) (row :math:`k n + i` is sample
-    :math:`k` of data point :math:`i`), each with weight :math:`1/M`, so that
-    :func:`refvpng.curvature.kfac.kfac_factors` gives Kronecker factors on the scale of
-    :math:`\hat F_r` (sum over data points, mean over samples).
-
-    Parameters
-    ----------
-    chain : Chain
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d_x)
-    eps : ndarray, shape (n, d_z)
-    x_pred : ndarray, shape (M, n, d_out)
-    score : callable, default :func:`bernoulli_score`
-
-    Returns
-    -------
-    pairs : tuple of (ndarray, ndarray)
-        Chain-order ``(a_bar_l, g_l)``, shapes ``(M n, d_{l-1} + 1)`` and ``(M n, d_l)``.
-    weights : ndarray, shape (M n,)
-        All equal to :math:`1/M`.
-    """
-    _check_chain(chain)
-    grads, m = _score_backward(chain, eta, x, eps, x_pred, score)
-    rows = grads.pairs[0][0].shape[0]
-    return grads.pairs, np.full(rows, 1.0 / m)
-
-
-def vp_fisher_exact_chain(
-    chain: Chain, eta, x, eps, output_fisher: Callable = bernoulli_output_fisher
-) -> np.ndarray:
-    r"""Exact (in :math:`x'`) variational predictive Fisher of the chain, dense.
-
-    .. math::
-        F_r = \sum_{i=1}^n \frac{1}{S} \sum_{s=1}^S J_{is}^\top \Lambda(t_{is}) J_{is},
-        \qquad J_{is} = \frac{\partial t(x_i, \varepsilon_{is}; \eta)}{\partial \eta},
-
-    Section 3.3 of the paper with the expectation over :math:`\varepsilon` replaced by the
-    :math:`S` given noise draws. Meant for small networks (memory :math:`O(S n\, d_{out} P)`).
-
-    Parameters
-    ----------
-    chain : Chain
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d_x)
-    eps : ndarray, shape (n, d_z) or (S, n, d_z)
-        Noise; a 2-D array means :math:`S = 1`.
-    output_fisher : callable, default :func:`bernoulli_output_fisher`
-        ``output_fisher(t)`` for ``t`` of shape ``(N, d_out)`` returns the diagonal of
-        :math:`\Lambda`, shape ``(N, d_out)``, or full matrices, shape ``(N, d_out, d_out)``
-        or ``(d_out, d_out)``.
-
-    Returns
-    -------
-    ndarray, shape (P, P)
-        Symmetric PSD.
-
-    Raises
-    ------
-    ValueError
-        If an argument has the wrong shape or non-finite entries.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refvpng.nn import Chain, vp_fisher_exact_chain
-    >>> chain = Chain.from_sizes((4, 2), (1, 4))
-    >>> rng = np.random.default_rng(2)
-    >>> eta = chain.init(rng)
-    >>> F = vp_fisher_exact_chain(chain, eta, rng.random((3, 4)), rng.standard_normal((3, 1)))
-    >>> F.shape, bool(np.linalg.eigvalsh(F).min() > -1e-12)
-    ((18, 18), True)
-    """
-    _check_chain(chain)
-    x = as_array(x, "x", shape=(None, chain.d_x))
-    eps = as_array(eps, "eps", ndim=(2, 3))
-    if eps.ndim == 2:
-        eps = eps[None]
-    if eps.shape[1:] != (x.shape[0], chain.d_z):
-        raise ValueError(
-            f"eps must have shape ({x.shape[0]}, {chain.d_z}) or (S, {x.shape[0]}, {chain.d_z}),"
-            f" got {eps.shape}"
+    if not isinstance(likelihood, (Gaussian, Bernoulli, Poisson)) and not all(
+        hasattr(likelihood, a) for a in ("log_prob", "score", "sample", "output_fisher", "whiten")
+    ):
+        raise TypeError(
+            "likelihood must be a refvpng likelihood family (log_prob, score, sample, "
+            f"output_fisher, whiten), got {type(likelihood).__name__}"
         )
-    s = eps.shape[0]
-    t, jac = chain._jacobians(eta, np.tile(x, (s, 1)), eps.reshape(-1, chain.d_z))
-    lam = as_array(output_fisher(t), "output_fisher(t)", ndim=(2, 3))
-    if lam.shape == t.shape:
-        fisher = np.einsum("nop,no,noq->pq", jac, lam, jac, optimize=True)
-    elif lam.shape in ((chain.d_out, chain.d_out), t.shape + (chain.d_out,)):
-        lam = np.broadcast_to(lam, t.shape + (chain.d_out,))
-        fisher = np.einsum("nop,noc,ncq->pq", jac, lam, jac, optimize=True)
-    else:
+    if chain.d_x != chain.d_out:
         raise ValueError(
-            f"output_fisher(t) must have shape {t.shape}, {t.shape + (chain.d_out,)} or "
-            f"{(chain.d_out, chain.d_out)}, got {lam.shape}"
+            f"chain must map observations to their own space: d_x = {chain.d_x} but d_out = {chain.d_out}"
         )
-    fisher = fisher / s
-    return 0.5 * (fisher + fisher.T)
+    dim = getattr(likelihood, "dim", chain.d_out)
+    if dim != chain.d_out:
+        raise ValueError(f"likelihood has output width {dim}, the chain {chain.d_out}")
+    tau = as_positive_scalar(prior_std, "prior_std")
+    family = MeanFieldGaussian("softplus", floor=chain.floor)
+    dz, p_enc = chain.d_z, chain.encoder.num_params
+
+    def encode(lam, x):
+        h = chain.encoder.apply(lam, x)
+        return h[..., :dz], h[..., dz:]
+
+    def decode(theta, z, cov):
+        return chain.decoder.apply(theta, z)
+
+    def jacobian(eta, x, eps, cov):
+        s, n = eps.shape[:2]
+        t, jac = chain._jacobians(eta, np.tile(x, (s, 1)), eps.reshape(-1, dz))
+        return t.reshape(s, n, -1), jac.reshape(s, n, chain.d_out, -1)
+
+    def _score_backward(eta, x, eps, x_pred):
+        s, m, n, d = x_pred.shape
+        x_rows, eps_rows = _rows(x, eps, m)
+        t, cache = chain.forward(eta, x_rows, eps_rows)
+        d_t = likelihood.score(x_pred.reshape(-1, d), t)
+        return chain.backward(cache, d_t), s * m
+
+    def predictive_scores(eta, x, eps, x_pred, cov):
+        grads, _ = _score_backward(eta, x, eps, x_pred)
+        return per_example_gradients(grads.pairs).reshape(x_pred.shape[:3] + (-1,))
+
+    def kfac_pairs(eta, x, eps, x_pred, cov):
+        grads, sm = _score_backward(eta, x, eps, x_pred)
+        return grads.pairs, np.full(grads.pairs[0][0].shape[0], 1.0 / sm)
+
+    def elbo_value_and_grad(eta, x, eps, cov):
+        s, n = eps.shape[:2]
+        x_rows, eps_rows = _rows(x, eps)
+        t, cache = chain.forward(eta, x_rows, eps_rows)
+        ll = np.sum(likelihood.log_prob(x_rows, t)) / s
+        # KL(q || N(0, tau^2 I)) and its gradient in (mu, sigma_raw), per data point.
+        h, _ = chain.encoder.forward(eta[:p_enc], x)
+        mu, raw = h[:, :dz], h[:, dz:]
+        kl = float(np.sum(family.kl_to_normal(mu, raw, tau)))
+        sigma = np.asarray(family.std(raw))
+        d_kl = np.concatenate([mu / tau**2, (sigma / tau**2 - 1.0 / sigma) * expit(raw)], axis=1)
+        d_enc = np.tile(-d_kl / s, (s, 1))
+        grads = chain.backward(cache, likelihood.score(x_rows, t) / s, d_enc)
+        return ll - kl, grads.eta
+
+    return LatentModel(
+        name=f"chain(enc={chain.encoder.sizes}, dec={chain.decoder.sizes}, {type(likelihood).__name__})",
+        n_lambda=p_enc,
+        n_theta=chain.decoder.num_params,
+        latent_dim=dz,
+        obs_dim=chain.d_out,
+        local=True,
+        family=family,
+        likelihood=likelihood,
+        encode=encode,
+        decode=decode,
+        prior_std=tau,
+        hooks=ModelHooks(jacobian, predictive_scores, kfac_pairs, elbo_value_and_grad),
+    )

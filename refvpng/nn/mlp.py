@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import autograd.numpy as anp
 import numpy as np
 
 from refvpng._checks import as_array, as_int
@@ -247,6 +248,37 @@ class MLP:
             ws.append(w)
         return self.pack(ws)
 
+    def apply(self, params, x):
+        r"""Network output :math:`s_L` written with ``autograd.numpy``: the autograd reference.
+
+        Same packing and arithmetic as :meth:`forward`, differentiable by autograd (this is what
+        :func:`refvpng.nn.chain_model` hands to the generic estimators). No input checks: it is
+        called inside estimators that have checked their arguments.
+
+        Parameters
+        ----------
+        params : ndarray, shape (P,)
+        x : ndarray, shape (..., d_0)
+
+        Returns
+        -------
+        ndarray, shape (..., d_L)
+        """
+        a, k = x, 0
+        for layer, (o, i) in enumerate(self.layer_shapes):
+            w = anp.transpose(anp.reshape(params[k : k + o * i], (i, o)))
+            k += o * i
+            s = anp.dot(a, anp.transpose(w[:, :-1])) + w[:, -1]
+            if layer == self.num_layers - 1:
+                a = s
+            elif self.activation == "relu":
+                a = anp.maximum(s, 0.0)
+            elif self.activation == "tanh":
+                a = anp.tanh(s)
+            else:
+                a = s
+        return a
+
     def forward(self, params, x) -> tuple[np.ndarray, MLPCache]:
         r"""Forward pass on a batch.
 
@@ -357,9 +389,7 @@ def per_example_gradients(pairs) -> np.ndarray:
         if rows is None:
             rows = a_bar.shape[0]
         if a_bar.shape[0] != rows or g.shape[0] != rows:
-            raise ValueError(
-                f"pairs[{k}] must have {rows} rows, got {a_bar.shape[0]} and {g.shape[0]}"
-            )
+            raise ValueError(f"pairs[{k}] must have {rows} rows, got {a_bar.shape[0]} and {g.shape[0]}")
         blocks.append(np.einsum("ri,ro->rio", a_bar, g).reshape(rows, -1))
     if not blocks:
         raise ValueError("pairs must not be empty")

@@ -7,10 +7,12 @@ from scipy import stats
 from refvpng.models.variational import MeanFieldGaussian
 from refvpng.testing import AUTOGRAD, assert_mc_close
 
+FAMILIES = [("exp", 0.0), ("softplus", 0.0), ("exp", 0.37), ("softplus", 0.23)]
 
-@pytest.mark.parametrize("scale", ["exp", "softplus"])
-def test_log_density_and_kl(scale, rng):
-    fam = MeanFieldGaussian(scale)
+
+@pytest.mark.parametrize(("scale", "floor"), FAMILIES)
+def test_log_density_and_kl(scale, floor, rng):
+    fam = MeanFieldGaussian(scale, floor=floor)
     m, rho = np.array([0.3, -1.0]), np.array([-0.5, 0.8])
     s = np.asarray(fam.std(rho))
     z = fam.reparam(m, rho, rng.standard_normal((20000, 2)))
@@ -20,9 +22,9 @@ def test_log_density_and_kl(scale, rng):
     assert_mc_close(kl_samples, fam.kl_to_normal(m, rho, 2.0))
 
 
-@pytest.mark.parametrize("scale", ["exp", "softplus"])
-def test_fisher_diag_against_autograd(scale):
-    fam = MeanFieldGaussian(scale)
+@pytest.mark.parametrize(("scale", "floor"), FAMILIES)
+def test_fisher_diag_against_autograd(scale, floor):
+    fam = MeanFieldGaussian(scale, floor=floor)
     m0, rho0 = np.array([0.3, -1.0]), np.array([-0.5, 0.8])
     s0 = fam.std(rho0)
 
@@ -53,3 +55,28 @@ def test_bad_family_arguments():
         MeanFieldGaussian("fixed", -1.0)
     with pytest.raises(ValueError, match="sigma"):
         MeanFieldGaussian("exp", 1.0)
+
+
+@pytest.mark.parametrize("scale", ["exp", "softplus"])
+def test_floor_shifts_sigma_not_its_derivative(scale):
+    rho = np.array([-0.7, 0.4, 2.1])
+    plain, floored = MeanFieldGaussian(scale), MeanFieldGaussian(scale, floor=0.3)
+    np.testing.assert_allclose(floored.std(rho), plain.std(rho) + 0.3, rtol=1e-15)
+    np.testing.assert_allclose(floored.log_std(rho), np.log(plain.std(rho) + 0.3), rtol=1e-15)
+    np.testing.assert_array_equal(floored.dstd(rho), plain.dstd(rho))
+
+
+def test_floor_keeps_sigma_positive_where_rho_underflows():
+    fam = MeanFieldGaussian("softplus", floor=1e-4)
+    fm, frho = fam.fisher_diag(np.array([-1000.0]), (1,))
+    np.testing.assert_allclose(fm, [1e8], rtol=1e-12)
+    assert np.all(np.isfinite(frho))
+
+
+def test_bad_floor():
+    with pytest.raises(ValueError, match="floor"):
+        MeanFieldGaussian("softplus", floor=-1e-3)
+    with pytest.raises(ValueError, match="floor"):
+        MeanFieldGaussian("fixed", 1.0, floor=0.1)
+    with pytest.raises(TypeError, match="floor"):
+        MeanFieldGaussian("exp", floor="x")
