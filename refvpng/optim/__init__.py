@@ -10,8 +10,8 @@ combinations, :func:`run` is Algorithm 1 of Tang & Ranganath (2019), and
 Examples
 --------
 >>> import numpy as np
->>> from refvpng.optim import chain, natural_direction, scale_by_adam, apply_updates
->>> opt = chain(natural_direction(damping=1e-3), scale_by_adam(0.1))
+>>> from refvpng.optim import adam, apply_updates, chain, natural_direction
+>>> opt = chain(natural_direction(damping=1e-3), adam(0.1))
 >>> params = np.zeros(2)
 >>> state = opt.init(params)
 >>> updates, state = opt.update(np.array([1.0, 2.0]), state, params, curvature=np.eye(2))
@@ -45,6 +45,8 @@ from refvpng.optim.loop import RunResult, make_optimizer, resume, run, step_rngs
 from refvpng.optim.stepsize import (
     AdamState,
     RMSPropState,
+    adam,
+    rmsprop,
     scale,
     scale_by_adam,
     scale_by_rmsprop,
@@ -58,6 +60,7 @@ __all__ = [
     "LMDampingState",
     "RMSPropState",
     "RunResult",
+    "adam",
     "apply_updates",
     "chain",
     "check_grads",
@@ -73,6 +76,7 @@ __all__ = [
     "reduction_ratio",
     "resolve_index",
     "resume",
+    "rmsprop",
     "run",
     "save_checkpoint",
     "scale",

@@ -89,9 +89,7 @@ def _encode(x, arrays: dict, where: str):
             "t": "namedtuple",
             "cls": f"{cls.__module__}:{cls.__qualname__}",
             "fields": list(cls._fields),
-            "items": [
-                _encode(v, arrays, f"{where}.{f}") for f, v in zip(cls._fields, x, strict=True)
-            ],
+            "items": [_encode(v, arrays, f"{where}.{f}") for f, v in zip(cls._fields, x, strict=True)],
         }
     if isinstance(x, (tuple, list)):
         return {
@@ -165,8 +163,7 @@ def _decode(node: dict, arrays, like, where: str):
             raise ValueError(f"state{where} does not match the structure of like")
         sub = like if like is not None else [None] * len(items)
         out = [
-            _decode(n, arrays, s, f"{where}[{i}]")
-            for i, (n, s) in enumerate(zip(items, sub, strict=True))
+            _decode(n, arrays, s, f"{where}[{i}]") for i, (n, s) in enumerate(zip(items, sub, strict=True))
         ]
         return tuple(out) if t == "tuple" else out
     if t == "dict":
@@ -237,8 +234,8 @@ def save_checkpoint(
     Examples
     --------
     >>> import os, tempfile
-    >>> from refvpng.optim import scale_by_adam
-    >>> opt = scale_by_adam(0.1)
+    >>> from refvpng.optim import adam
+    >>> opt = adam(0.1)
     >>> state = opt.init(np.zeros(2))
     >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
     >>> save_checkpoint(path, np.zeros(2), state, step=0, seed=7)
@@ -272,9 +269,7 @@ def save_checkpoint(
 
     path = os.fspath(path)
     dirname = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirname
-    )
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirname)
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)

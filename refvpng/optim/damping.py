@@ -40,9 +40,7 @@ __all__ = [
 ]
 
 
-def predicted_improvement(
-    grads, updates, curvature, damping: float = 0.0, *, index: Any = None
-) -> float:
+def predicted_improvement(grads, updates, curvature, damping: float = 0.0, *, index: Any = None) -> float:
     r"""Improvement of the objective predicted by the local quadratic model.
 
     .. math::
@@ -240,7 +238,7 @@ def lm_damping(
     ----------
     inner : GradientTransformation
         The optimiser whose direction reads ``damping`` from ``extra``, e.g.
-        ``chain(natural_direction(), scale_by_adam(lr))``.
+        ``chain(natural_direction(), adam(lr))``.
     damping : float
         Initial μ, finite and > 0 (a zero μ could never grow).
     period : int, default 5

@@ -30,7 +30,7 @@ from refvpng.optim.base import GradientTransformation, apply_updates, chain, che
 from refvpng.optim.checkpoint import load_checkpoint, save_checkpoint
 from refvpng.optim.damping import lm_damping
 from refvpng.optim.directions import identity_direction, natural_direction
-from refvpng.optim.stepsize import scale, scale_by_adam, scale_by_rmsprop
+from refvpng.optim.stepsize import adam, rmsprop, scale
 
 __all__ = ["RunResult", "make_optimizer", "resume", "run", "step_rngs"]
 
@@ -69,8 +69,8 @@ def make_optimizer(
     ===============  ==========================================================================
 
     and ``rule`` one of ``"fixed"`` (:func:`~refvpng.optim.stepsize.scale`), ``"rmsprop"``
-    (:func:`~refvpng.optim.stepsize.scale_by_rmsprop`) or ``"adam"``
-    (:func:`~refvpng.optim.stepsize.scale_by_adam`), applied to the direction. The natural
+    (:func:`~refvpng.optim.stepsize.rmsprop`) or ``"adam"``
+    (:func:`~refvpng.optim.stepsize.adam`), applied to the direction. The natural
     directions read the curvature from the keyword ``curvature=`` (``name``) of ``update``, which
     :func:`run` fills from its ``curvature_fn``.
 
@@ -131,9 +131,9 @@ def make_optimizer(
     if rule == "fixed":
         step = scale(lr)
     elif rule == "rmsprop":
-        step = scale_by_rmsprop(lr, decay=decay, eps=eps)
+        step = rmsprop(lr, decay=decay, eps=eps)
     else:
-        step = scale_by_adam(lr, b1=b1, b2=b2, eps=eps)
+        step = adam(lr, b1=b1, b2=b2, eps=eps)
     if direction == "gradient":
         if adapt_damping or index is not None:
             raise ValueError("index and adapt_damping apply to natural directions only")
@@ -302,9 +302,7 @@ def run(
     (50, (50,), True)
     """
     if not isinstance(optimizer, GradientTransformation):
-        raise TypeError(
-            f"optimizer must be a GradientTransformation, got {type(optimizer).__name__}"
-        )
+        raise TypeError(f"optimizer must be a GradientTransformation, got {type(optimizer).__name__}")
     params = check_params(params0, "params0").copy()
     start_step = as_int(start_step, "start_step", minimum=0)
     n_steps = as_int(n_steps, "n_steps", minimum=0)

@@ -63,7 +63,7 @@ import numpy as np
 from refvpng._checks import as_array, as_int
 from refvpng.optim.base import GradientTransformation, chain, check_grads, check_params
 from refvpng.optim.directions import natural_direction
-from refvpng.optim.stepsize import scale, scale_by_adam, scale_by_rmsprop
+from refvpng.optim.stepsize import adam, rmsprop, scale
 
 __all__ = [
     "BlockCurvature",
@@ -261,9 +261,9 @@ def _rule(rule: str, lr: float) -> GradientTransformation:
     if rule == "fixed":
         return scale(lr)
     if rule == "rmsprop":
-        return scale_by_rmsprop(lr)
+        return rmsprop(lr)
     if rule == "adam":
-        return scale_by_adam(lr)
+        return adam(lr)
     raise ValueError(f"rule must be one of ('fixed', 'rmsprop', 'adam'), got {rule!r}")
 
 

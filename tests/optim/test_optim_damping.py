@@ -7,6 +7,7 @@ import pytest
 
 from refvpng.optim import (
     LMDampingState,
+    adam,
     chain,
     lm_adjust,
     lm_damping,
@@ -15,7 +16,6 @@ from refvpng.optim import (
     predicted_improvement,
     reduction_ratio,
     scale,
-    scale_by_adam,
 )
 from refvpng.testing.tolerances import EXACT
 
@@ -78,9 +78,7 @@ def test_lm_damping_hand_case_good_step_decreases_mu():
     assert s3.rho == pytest.approx(0.9, abs=1e-12)
     assert s3.damping == pytest.approx(0.5 * omega, rel=EXACT)
     # the new damping is used for this very step
-    np.testing.assert_allclose(
-        u2, np.linalg.solve(F + 0.5 * omega * np.eye(2), [1.0, 1.0]), rtol=EXACT
-    )
+    np.testing.assert_allclose(u2, np.linalg.solve(F + 0.5 * omega * np.eye(2), [1.0, 1.0]), rtol=EXACT)
     assert isinstance(s3, LMDampingState) and s3.count == 3
 
 
@@ -99,7 +97,7 @@ def test_lm_damping_hand_case_middle_keeps_mu():
 def test_exact_quadratic_gives_rho_one():
     """L(x) = -1/2 x^T A x, F = A: the undamped model is exact, so rho = 1 for any step."""
     A = np.array([[3.0, 1.0], [1.0, 2.0]])
-    opt = lm_damping(chain(natural_direction(), scale_by_adam(0.3)), 1.0, period=1)
+    opt = lm_damping(chain(natural_direction(), adam(0.3)), 1.0, period=1)
     x = np.array([1.0, -1.0])
     state = opt.init(x)
     for _ in range(4):

@@ -12,6 +12,7 @@ from refvpng.models import ppca
 from refvpng.models.latent import draw_eps
 from refvpng.models.small import make_small_model
 from refvpng.optim import (
+    adam,
     chain,
     identity_direction,
     load_checkpoint,
@@ -19,7 +20,6 @@ from refvpng.optim import (
     resume,
     run,
     scale,
-    scale_by_adam,
 )
 from refvpng.optim.two_step import (
     BlockCurvature,
@@ -62,7 +62,7 @@ def test_phases_follow_inner_step_counts():
 
 def test_members_see_only_their_block_and_keep_their_state():
     opt = two_step(
-        chain(identity_direction(), scale_by_adam(0.1)), chain(natural_direction(), scale(0.5)), n_encoder=1
+        chain(identity_direction(), adam(0.1)), chain(natural_direction(), scale(0.5)), n_encoder=1
     )
     params = np.zeros(3)
     state = opt.init(params)
