@@ -108,7 +108,7 @@ def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
     >>> eps = np.random.default_rng(1).standard_normal((4000, 2))
     >>> per = elbo_per_sample(model, lam, x, eps)
     >>> se = per.std(ddof=1) / np.sqrt(per.size)
-    >>> bool(abs(elbo(model, lam, x, eps) - gm.elbo_exact(lam, x, eps_corr=0.1, sigma=0.5)) < 5 * se)
+    >>> bool(abs(elbo(model, lam, x, eps) - gm.elbo_closed(lam, x, eps_corr=0.1, sigma=0.5)) < 5 * se)
     True
     """
     return float(np.mean(elbo_per_sample(model, eta, x, eps, cov)))

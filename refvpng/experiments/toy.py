@@ -64,13 +64,13 @@ def _curvature(method, s, damping=0.0):
     if method == "gradient":
         return None
     if method == "q_natural":
-        return gm.q_fisher_exact(s["sigma"])
+        return gm.q_fisher_closed(s["sigma"])
     return gm.vp_fisher_closed(s["n"], s["eps_corr"]) + damping * np.eye(2)
 
 
 def directions_at(s, lam, damping=0.0):
     """The three (unscaled) directions at ``lam``."""
-    g = gm.elbo_grad_exact(lam, s["x"], s["eps_corr"])
+    g = gm.elbo_grad_closed(lam, s["x"], s["eps_corr"])
     out = {}
     for m in METHODS:
         f = _curvature(m, s, damping)
@@ -96,7 +96,7 @@ def steps_to_tol(s, method, lr, *, tol=1e-6, max_steps=100_000, damping=0.0, kee
     for k in range(max_steps):
         if np.linalg.norm(lam - s["opt"]) < tol:
             return k, path
-        g = gm.elbo_grad_exact(lam, s["x"], s["eps_corr"])
+        g = gm.elbo_grad_closed(lam, s["x"], s["eps_corr"])
         extra = {} if f is None else {"curvature": f}
         upd, state = opt.update(g, state, lam, **extra)
         lam = apply_updates(lam, upd)
@@ -190,7 +190,7 @@ def _plot(s, best_lr, png_path):
     r = s["x"][None, :, :] - lam[:, None, :]
     quad = np.einsum("gni,ij,gnj->g", r, prec, r) + np.sum(lam**2, axis=1)
     quad0 = np.einsum("ni,ij,nj->", s["x"], prec, s["x"])
-    c = gm.elbo_exact(np.zeros(2), s["x"], s["eps_corr"], s["sigma"]) + 0.5 * quad0
+    c = gm.elbo_closed(np.zeros(2), s["x"], s["eps_corr"], s["sigma"]) + 0.5 * quad0
     vals = (c - 0.5 * quad).reshape(g1.shape)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     top = vals.max()

@@ -44,12 +44,12 @@ __all__ = [
     "make_model",
     "make_data",
     "posterior",
-    "elbo_exact",
-    "elbo_grad_exact",
-    "elbo_hessian_exact",
-    "q_fisher_exact",
+    "elbo_closed",
+    "elbo_grad_closed",
+    "elbo_hessian_closed",
+    "q_fisher_closed",
     "vp_fisher_closed",
-    "eq3_integral_exact",
+    "eq3_integral_closed",
     "log_posterior",
 ]
 
@@ -137,7 +137,7 @@ def _split(lam, sigma, scale):
     return lam[:2], np.asarray(MeanFieldGaussian(scale).std(lam[2:]))
 
 
-def elbo_exact(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str = "fixed") -> float:
+def elbo_closed(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str = "fixed") -> float:
     """Closed-form ELBO (Eq 1) of the model of Eq 4 (see module docstring)."""
     x = _check_x(x)
     m, s = _split(lam, sigma, scale)
@@ -153,7 +153,7 @@ def elbo_exact(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str = 
     return float(ell - kl)
 
 
-def elbo_grad_exact(lam, x, eps_corr: float) -> np.ndarray:
+def elbo_grad_closed(lam, x, eps_corr: float) -> np.ndarray:
     r"""Eq 5: :math:`\nabla_\lambda\mathcal{L} = -\lambda + \Sigma^{-1}(\sum_i x_i - n\lambda)` (means)."""
     x = _check_x(x)
     lam = as_array(lam, "lam", shape=(2,))
@@ -161,12 +161,12 @@ def elbo_grad_exact(lam, x, eps_corr: float) -> np.ndarray:
     return -lam + prec @ (x.sum(axis=0) - x.shape[0] * lam)
 
 
-def elbo_hessian_exact(n: int, eps_corr: float) -> np.ndarray:
+def elbo_hessian_closed(n: int, eps_corr: float) -> np.ndarray:
     r""":math:`\partial^2_\lambda\mathcal{L} = -(I + n\Sigma^{-1})` in the means."""
     return -(np.eye(2) + as_int(n, "n") * np.linalg.inv(covariance(eps_corr)))
 
 
-def q_fisher_exact(sigma: float) -> np.ndarray:
+def q_fisher_closed(sigma: float) -> np.ndarray:
     r""":math:`F_q = I/\sigma^2` in the means (Eq 2)."""
     sigma = as_positive_scalar(sigma, "sigma")
     if np.log(sigma) < -350.0:
@@ -179,6 +179,6 @@ def vp_fisher_closed(n: int, eps_corr: float) -> np.ndarray:
     return as_int(n, "n") * np.linalg.inv(covariance(eps_corr))
 
 
-def eq3_integral_exact(n: int, eps_corr: float, sigma: float) -> np.ndarray:
+def eq3_integral_closed(n: int, eps_corr: float, sigma: float) -> np.ndarray:
     r"""The integral term of Eq 3 in the means: :math:`I + n\Sigma^{-1} - I/\sigma^2`."""
-    return -elbo_hessian_exact(n, eps_corr) - q_fisher_exact(sigma)
+    return -elbo_hessian_closed(n, eps_corr) - q_fisher_closed(sigma)

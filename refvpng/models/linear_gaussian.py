@@ -64,13 +64,13 @@ __all__ = [
     "eq11_closed",
     "vp_fisher_closed",
     "ll_neg_hessian_closed",
-    "elbo_exact",
-    "elbo_grad_exact",
+    "elbo_closed",
+    "elbo_grad_closed",
     "posterior",
     "log_posterior",
-    "q_fisher_exact",
-    "elbo_hessian_lambda_exact",
-    "eq3_integral_exact",
+    "q_fisher_closed",
+    "elbo_hessian_lambda_closed",
+    "eq3_integral_closed",
 ]
 
 PSD_THRESHOLD = 1.0 / np.sqrt(3.0)
@@ -144,7 +144,7 @@ def ll_neg_hessian_closed(eta, x, sigma: float) -> np.ndarray:
     return np.array([[th**2 * sxx, off], [off, lam**2 * sxx + xv.size * sigma**2]])
 
 
-def elbo_exact(eta, x, sigma: float) -> float:
+def elbo_closed(eta, x, sigma: float) -> float:
     """Closed-form ELBO (Eq 1)."""
     lam, th, xv = _unpack(eta, x)
     s2 = as_positive_scalar(sigma, "sigma") ** 2
@@ -153,7 +153,7 @@ def elbo_exact(eta, x, sigma: float) -> float:
     return float(np.sum(ell - kl))
 
 
-def elbo_grad_exact(eta, x, sigma: float) -> np.ndarray:
+def elbo_grad_closed(eta, x, sigma: float) -> np.ndarray:
     r"""Closed-form gradient of the ELBO.
 
     .. math::
@@ -181,18 +181,18 @@ def log_posterior(z, theta: float, x) -> float:
     return float(np.sum(-0.5 * (z - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var)))
 
 
-def q_fisher_exact(x, sigma: float) -> np.ndarray:
+def q_fisher_closed(x, sigma: float) -> np.ndarray:
     r""":math:`F_q = S_{xx}/\sigma^2` (Eq 2), shape (1, 1)."""
     x = as_array(x, "x", shape=(None, 1))
     return np.array([[float(x[:, 0] @ x[:, 0]) / as_positive_scalar(sigma, "sigma") ** 2]])
 
 
-def elbo_hessian_lambda_exact(theta: float, x) -> np.ndarray:
+def elbo_hessian_lambda_closed(theta: float, x) -> np.ndarray:
     r""":math:`\partial^2_\lambda\mathcal{L} = -(1+\theta^2)S_{xx}`, shape (1, 1)."""
     x = as_array(x, "x", shape=(None, 1))
     return np.array([[-(1 + theta**2) * float(x[:, 0] @ x[:, 0])]])
 
 
-def eq3_integral_exact(theta: float, x, sigma: float) -> np.ndarray:
+def eq3_integral_closed(theta: float, x, sigma: float) -> np.ndarray:
     r"""Eq 3 integral term :math:`(1+\theta^2)S_{xx} - S_{xx}/\sigma^2`, shape (1, 1)."""
-    return -elbo_hessian_lambda_exact(theta, x) - q_fisher_exact(x, sigma)
+    return -elbo_hessian_lambda_closed(theta, x) - q_fisher_closed(x, sigma)

@@ -7,15 +7,18 @@ r"""Small random models for property-based tests and brute-force comparisons.
     m_i = A x_i + c,\ \rho_i = D x_i + e \ (\text{local}),\qquad
     t_i = W\tanh(z_i) + b\ (+\ \text{covariates}\ C a_i\ \text{when}\ n_{cov}>0).
 
-Packing: :math:`\lambda = (\mathrm{vec}A, c, \mathrm{vec}D, e)` for local latents (row-major
-``ravel``; ``D, e`` absent when the scale is fixed) or :math:`(m, \rho)` for global ones;
-:math:`\theta = (\mathrm{vec}W, b)`.
+Packing: :math:`\lambda = (\mathrm{vec}A, c, \mathrm{vec}D, e)` for local latents (``D, e``
+absent when the scale is fixed) or :math:`(m, \rho)` for global ones;
+:math:`\theta = (\mathrm{vec}W, b)`, with the package-wide column-major ``vec``
+(``W.ravel(order="F")``, as :mod:`refvpng.nn.mlp`): each layer's block is
+:math:`\operatorname{vec}([W, b])`.
 """
 
 from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defjvp, defvjp, primitive
 
 from refvpng._checks import as_int
 from refvpng.models.latent import LatentModel
@@ -38,6 +41,17 @@ def _likelihood(kind: str, d: int):
     if kind == "poisson_softplus":
         return Poisson("softplus")
     raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {kind!r}")
+
+
+@primitive
+def _tanh(x):
+    return np.tanh(x)
+
+
+# d tanh = 1 - tanh^2, written in the output: autograd's own rule 1/cosh(x)^2 overflows (with a
+# RuntimeWarning) for |x| > 355, where the derivative is simply 0.
+defvjp(_tanh, lambda ans, x: lambda g: g * (1.0 - ans**2))
+defjvp(_tanh, lambda g, ans, x: g * (1.0 - ans**2))
 
 
 def make_small_model(
@@ -64,13 +78,13 @@ def make_small_model(
         parts = [lam[offs[k] : offs[k + 1]] for k in range(len(sizes))]
         if not local:
             return parts[0], (parts[1] if has_rho else None)
-        m = anp.dot(x, anp.reshape(parts[0], (dz, d)).T) + parts[1]
-        rho = anp.dot(x, anp.reshape(parts[2], (dz, d)).T) + parts[3] if has_rho else None
+        m = anp.dot(x, anp.reshape(parts[0], (d, dz))) + parts[1]  # A = reshape(., (d, dz)).T
+        rho = anp.dot(x, anp.reshape(parts[2], (d, dz))) + parts[3] if has_rho else None
         return m, rho
 
     def decode(theta, z, cov):
-        w = anp.reshape(theta[: d * dz], (d, dz))
-        return anp.dot(anp.tanh(z), w.T) + theta[d * dz :]
+        w_t = anp.reshape(theta[: d * dz], (dz, d))  # W.T: column-major vec of W (d, dz)
+        return anp.dot(_tanh(z), w_t) + theta[d * dz :]
 
     return LatentModel(
         name=f"small({likelihood},{'local' if local else 'global'},{scale},dz={dz},d={d})",

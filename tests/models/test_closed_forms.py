@@ -20,7 +20,7 @@ def test_gaussian_mean_elbo_matches_mc(scale, rng):
     x = gm.make_data(rng, n, eps_corr)
     lam = np.array([0.4, -0.1]) if scale == "fixed" else np.array([0.4, -0.1, -0.3, 0.2])
     per = elbo_per_sample(model, lam, x, draw_eps(rng, model, n, 4000))
-    assert_mc_close(per, gm.elbo_exact(lam, x, eps_corr, 0.6 if scale == "fixed" else None, scale))
+    assert_mc_close(per, gm.elbo_closed(lam, x, eps_corr, 0.6 if scale == "fixed" else None, scale))
 
 
 def test_gaussian_mean_gradient_eq5_and_hessian(rng):
@@ -28,28 +28,28 @@ def test_gaussian_mean_gradient_eq5_and_hessian(rng):
     model = gm.make_model(eps_corr, sigma)
     x = gm.make_data(rng, n, eps_corr)
     lam = np.array([0.2, 0.7])
-    f = lambda lv: gm.elbo_exact(lv, x, eps_corr, sigma)  # noqa: E731
+    f = lambda lv: gm.elbo_closed(lv, x, eps_corr, sigma)  # noqa: E731
     # Eq 5 against a finite difference of the closed-form ELBO (which autograd cannot trace).
     h = 1e-5
     fd = np.array([(f(lam + h * e) - f(lam - h * e)) / (2 * h) for e in np.eye(2)])
-    np.testing.assert_allclose(gm.elbo_grad_exact(lam, x, eps_corr), fd, rtol=1e-6)
+    np.testing.assert_allclose(gm.elbo_grad_closed(lam, x, eps_corr), fd, rtol=1e-6)
     # Antithetic noise makes the reparameterisation gradient exact for this linear model.
     e = draw_eps(rng, model, n, 3)
     eps = np.concatenate([e, -e])
     np.testing.assert_allclose(
-        elbo_grad(model, lam, x, eps), gm.elbo_grad_exact(lam, x, eps_corr), atol=AUTOGRAD * 1e3
+        elbo_grad(model, lam, x, eps), gm.elbo_grad_closed(lam, x, eps_corr), atol=AUTOGRAD * 1e3
     )
     np.testing.assert_allclose(
         vp_fisher_exact(model, lam, x, e), gm.vp_fisher_closed(n, eps_corr), rtol=EXACT * 100
     )
-    np.testing.assert_allclose(q_fisher(model, lam, x), gm.q_fisher_exact(sigma), rtol=EXACT)
+    np.testing.assert_allclose(q_fisher(model, lam, x), gm.q_fisher_closed(sigma), rtol=EXACT)
 
 
 def test_gaussian_mean_optimum_is_posterior_mean(rng):
     eps_corr, n = 0.01, 10
     x = gm.make_data(rng, n, eps_corr)
     mean, cov = gm.posterior(x, eps_corr)
-    np.testing.assert_allclose(gm.elbo_grad_exact(mean, x, eps_corr), 0.0, atol=1e-10)
+    np.testing.assert_allclose(gm.elbo_grad_closed(mean, x, eps_corr), 0.0, atol=1e-10)
     np.testing.assert_allclose(
         mean, np.linalg.solve(n * np.eye(2) + gm.covariance(eps_corr), x.sum(0)), rtol=1e-12
     )
@@ -64,12 +64,12 @@ def test_linear_gaussian_closed_forms_against_autograd(rng):
     model = lg.make_model(sigma)
     x = lg.make_data(rng, 6, 1.2)
     eta = np.array([0.3, -0.8])
-    elbo_fn = lambda e: lg.elbo_exact(e, x, sigma)  # noqa: E731
+    elbo_fn = lambda e: lg.elbo_closed(e, x, sigma)  # noqa: E731
     h = 1e-5
     fd = np.array([(elbo_fn(eta + h * v) - elbo_fn(eta - h * v)) / (2 * h) for v in np.eye(2)])
-    np.testing.assert_allclose(lg.elbo_grad_exact(eta, x, sigma), fd, rtol=1e-6)
+    np.testing.assert_allclose(lg.elbo_grad_closed(eta, x, sigma), fd, rtol=1e-6)
     per = elbo_per_sample(model, eta, x, draw_eps(rng, model, 6, 4000))
-    assert_mc_close(per, lg.elbo_exact(eta, x, sigma))
+    assert_mc_close(per, lg.elbo_closed(eta, x, sigma))
     eps = draw_eps(rng, model, 6, 4000)
     # F_r: per-sample exact matrices, mean within k SE of the closed form
     per_f = np.stack([vp_fisher_exact(model, eta, x, eps[s : s + 1]) for s in range(0, 4000, 10)])
@@ -94,11 +94,11 @@ def test_linear_gaussian_elbo_closed_form_is_autograd_consistent(rng):
 
     eta = np.array([0.2, 1.1])
     np.testing.assert_allclose(
-        grad(expected_elbo)(eta), lg.elbo_grad_exact(eta, x, sigma), rtol=AUTOGRAD
+        grad(expected_elbo)(eta), lg.elbo_grad_closed(eta, x, sigma), rtol=AUTOGRAD
     )
-    np.testing.assert_allclose(expected_elbo(eta), lg.elbo_exact(eta, x, sigma), rtol=1e-14)
+    np.testing.assert_allclose(expected_elbo(eta), lg.elbo_closed(eta, x, sigma), rtol=1e-14)
     hl = hessian(expected_elbo)(eta)[0, 0]
-    np.testing.assert_allclose(hl, lg.elbo_hessian_lambda_exact(1.1, x)[0, 0], rtol=AUTOGRAD)
+    np.testing.assert_allclose(hl, lg.elbo_hessian_lambda_closed(1.1, x)[0, 0], rtol=AUTOGRAD)
 
 
 def test_elbo_per_sample_depends_only_on_its_own_noise(rng):
@@ -122,7 +122,7 @@ def test_closed_form_bad_inputs():
     with pytest.raises(ValueError, match="x must have shape"):
         lg.vp_fisher_closed(np.zeros(2), np.zeros((3, 2)), 1.0)
     with pytest.raises(ValueError, match="lam"):
-        gm.elbo_grad_exact(np.zeros(3), np.zeros((2, 2)), 0.1)
+        gm.elbo_grad_closed(np.zeros(3), np.zeros((2, 2)), 0.1)
 
 
 def test_edge_cases_found_in_review():
@@ -149,7 +149,7 @@ def test_edge_cases_found_in_review():
     with pytest.raises(ValueError, match="sigma"):
         MeanFieldGaussian("fixed", 1e-200).fisher_diag(None, (2,))
     with pytest.raises(ValueError, match="sigma"):
-        gm.q_fisher_exact(1e-160)
+        gm.q_fisher_closed(1e-160)
     # shapes and non-finite values are rejected, never broadcast
     x1 = lg.make_data(rng, 3)
     with pytest.raises(ValueError, match="z must have shape"):
@@ -158,3 +158,19 @@ def test_edge_cases_found_in_review():
         lg.eq9_closed(float("nan"), 3)
     with pytest.raises(ValueError, match="truth must be a scalar"):
         amc(np.ones((10, 2, 2)), np.ones((1, 1)))
+
+
+def test_small_model_packs_column_major():
+    """theta = (W.ravel(order="F"), b): the package-wide vec order of refvpng.nn.mlp."""
+    from refvpng.models.small import make_small_model
+
+    model = make_small_model("gaussian", local=True, scale="fixed", dz=2, d=3)
+    w = np.array([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25]])  # (d, dz)
+    b = np.array([0.1, 0.2, -0.3])
+    theta = np.concatenate([w.ravel(order="F"), b])
+    z = np.array([[0.3, -0.7]])
+    np.testing.assert_allclose(model.decode(theta, z, None), np.tanh(z) @ w.T + b, rtol=1e-15)
+    a = np.array([[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]])  # (dz, d)
+    lam = np.concatenate([a.ravel(order="F"), [0.4, -0.4]])
+    x = np.array([[0.2, -0.1, 0.7]])
+    np.testing.assert_allclose(model.encode(lam, x)[0], x @ a.T + [0.4, -0.4], rtol=1e-15)
