@@ -107,7 +107,9 @@ def check_gaussian_mean(seed: int = 0) -> list[Check]:
     xp = draw_predictive(rng, model, lam, x, eps, 1)
     _, per = vp_fisher_mc(model, lam, x, eps, xp, per_sample=True)
     rows.append(_mc("F_r Monte Carlo (M=1)", "Eq 16", gm.vp_fisher_closed(n, eps_corr), per))
-    rows.append(_exact("F_q = I / sigma^2", "Eq 2", gm.q_fisher_closed(sigma), q_fisher(model, lam, x), EXACT))
+    rows.append(
+        _exact("F_q = I / sigma^2", "Eq 2", gm.q_fisher_closed(sigma), q_fisher(model, lam, x), EXACT)
+    )
     anti = np.concatenate([e1, -e1])
     rows.append(
         _exact(

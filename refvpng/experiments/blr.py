@@ -21,8 +21,8 @@ Choices the paper leaves open (stated here and in the results):
   samples of predicted data"); a constant damping :math:`\mu` for VPNG, as the paper says,
   whose value the paper does not report: it is a grid dimension like the step size
   (``dampings``), selected by train AUC;
-- NG is the q-natural gradient :math:`F_q^{-1}\nabla\mathcal L` with the exact diagonal
-  :math:`F_q` of the mean-field family;
+- ``q_natural`` (the paper's "NG") is the q-natural gradient :math:`F_q^{-1}\nabla\mathcal L`
+  with the exact diagonal :math:`F_q` of the mean-field family;
 - the step-size rule acts on the direction (RMSProp/Adam statistics of the preconditioned
   direction); per method the (rule, step size) with the best mean *train* AUC is reported, so
   the test set plays no part in the selection.
@@ -30,36 +30,68 @@ Choices the paper leaves open (stated here and in the results):
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
+import dataclasses
+import functools
 
 import numpy as np
 
 from refvpng.curvature.fisher import q_fisher, vp_fisher_exact
 from refvpng.elbo import elbo_value_and_grad
-from refvpng.experiments._io import (
-    default_results_dir,
-    machine_info,
-    progress,
-    read_json,
-    write_json_atomic,
-)
+from refvpng.experiments import harness
+from refvpng.experiments.harness import Cell
 from refvpng.experiments.metrics import roc_auc
 from refvpng.models import logistic as lr_model
 from refvpng.optim import make_optimizer, run
 
-__all__ = ["PAPER", "make_problem", "run_one", "run_experiment", "main"]
+__all__ = ["PAPER", "Settings", "EXPERIMENT", "make_problem", "run_one", "run_experiment", "main"]
 
-METHODS = ("gradient", "ng", "vpng")
-DIRECTION = {"gradient": "gradient", "ng": "q_natural", "vpng": "vpng"}
+METHODS = ("gradient", "q_natural", "vpng")
+LABELS = {"gradient": "Gradient", "q_natural": "NG (q-Fisher)", "vpng": "VPNG"}
 PAPER = {
     "gradient": {"train_auc": [0.734, 0.017], "test_auc": [0.718, 0.022]},
-    "ng": {"train_auc": [0.744, 0.043], "test_auc": [0.751, 0.047]},
+    "q_natural": {"train_auc": [0.744, 0.043], "test_auc": [0.751, 0.047]},
     "vpng": {"train_auc": [0.972, 0.011], "test_auc": [0.967, 0.011]},
 }
-SCALE = "softplus"
-PRIOR_STD = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Table 1 settings; the defaults are the paper's protocol (see the module docstring)."""
+
+    n: int = dataclasses.field(default=500, metadata={"help": "data points (80/20 split)"})
+    n_runs: int = dataclasses.field(default=10, metadata={"help": "runs (seeds) per configuration"})
+    n_iter: int = dataclasses.field(default=2000, metadata={"help": "iterations per run"})
+    lrs: tuple[float, ...] = dataclasses.field(
+        default=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0), metadata={"help": "step-size grid"}
+    )
+    rules: tuple[str, ...] = dataclasses.field(
+        default=("rmsprop", "adam"), metadata={"help": "step-size rules"}
+    )
+    dampings: tuple[float, ...] = dataclasses.field(
+        default=(1e-3, 1e-2, 1e-1, 1.0), metadata={"help": "VPNG damping grid (Eq 17)"}
+    )
+    eval_every: int = dataclasses.field(default=100, metadata={"help": "iterations between AUCs"})
+    n_mc: int = dataclasses.field(default=10, metadata={"help": "Monte Carlo samples"})
+    scale: str = dataclasses.field(default="softplus", metadata={"help": "sigma coordinate"})
+    prior_std: float = dataclasses.field(default=100.0, metadata={"help": "prior std sigma_0"})
+    data_seed: int = 0
+    split_seed: int = 1
+
+
+QUICK = {
+    "n": 150,
+    "n_runs": 2,
+    "n_iter": 300,
+    "lrs": (0.03, 0.3),
+    "rules": ("adam",),
+    "eval_every": 20,
+    "dampings": (1e-3, 1e-1),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _problem(n, data_seed, split_seed):
+    return make_problem(n, data_seed, split_seed)
 
 
 def make_problem(n=500, data_seed=0, split_seed=1):
@@ -70,14 +102,27 @@ def make_problem(n=500, data_seed=0, split_seed=1):
     return {"design_train": design[tr], "y_train": y[tr], "design_test": design[te], "y_test": y[te]}
 
 
-def run_one(prob, method, rule, lr, run_seed, *, n_iter=2000, n_mc=10, damping=1e-3, eval_every=100):
+def run_one(
+    prob,
+    method,
+    rule,
+    lr,
+    run_seed,
+    *,
+    n_iter=2000,
+    n_mc=10,
+    damping=1e-3,
+    eval_every=100,
+    scale="softplus",
+    prior_std=100.0,
+):
     """One run of one method: AUC of the mean prediction every ``eval_every`` iterations.
 
     Returns a dict with ``iters``, ``train_auc``, ``test_auc`` (lists) and ``final_elbo``.
     """
     dtr, ytr = prob["design_train"], prob["y_train"]
     dim = dtr.shape[1]
-    model = lr_model.make_model(dim, PRIOR_STD, SCALE)  # hand-derived hooks: ELBO gradient, J
+    model = lr_model.make_model(dim, prior_std, scale)  # hand-derived hooks: ELBO gradient, J
     labels = ytr[:, None]
 
     def objective_and_grad(lam, rng):
@@ -88,14 +133,14 @@ def run_one(prob, method, rule, lr, run_seed, *, n_iter=2000, n_mc=10, damping=1
 
         def curvature_fn(lam, rng):
             return vp_fisher_exact(model, lam, labels, rng.standard_normal((n_mc, dim)), dtr)
-    elif method == "ng":
+    elif method == "q_natural":
 
         def curvature_fn(lam, rng):
             return q_fisher(model, lam, labels)
     else:
         curvature_fn = None
 
-    opt = make_optimizer(DIRECTION[method], rule, lr, damping=damping if method == "vpng" else 0.0)
+    opt = make_optimizer(method, rule, lr, damping=damping if method == "vpng" else 0.0)
     init_rng = np.random.default_rng([run_seed, 999])
     lam0 = np.concatenate([init_rng.standard_normal(dim), np.full(dim, np.log(np.expm1(1.0)))])
     rec = {"iters": [], "train_auc": [], "test_auc": []}
@@ -133,103 +178,53 @@ def _score(rec):
     return float(np.mean(rec["train_auc"][-5:])), float(np.mean(rec["test_auc"][-5:]))
 
 
-def _config_key(method, rule, lr, damping):
-    return f"{method}|{rule}|{lr:.6g}|mu={damping:.6g}"
-
-
-def _configs(settings):
+def _configs(st: Settings):
     """(method, rule, step size, damping); damping only varies for VPNG (0 for the others)."""
     out = []
     for method in METHODS:
-        mus = settings["dampings"] if method == "vpng" else [0.0]
-        out += [(method, r, lr, mu) for r in settings["rules"] for lr in settings["lrs"] for mu in mus]
+        mus = st.dampings if method == "vpng" else (0.0,)
+        out += [(method, r, lr, mu) for r in st.rules for lr in st.lrs for mu in mus]
     return out
 
 
-def run_experiment(quick=False, out_dir=None, jobs=1, plot=True):
-    """Run the grid, keep per method the best (rule, step size) by train AUC, write the results.
+def _key(method, rule, lr, mu, run_seed):
+    return f"{method}-{rule}-lr{lr:.6g}-mu{mu:.6g}-run{run_seed}"
 
-    Progress is saved after every configuration to ``blr_table1.partial.json``; a rerun skips
-    the configurations already there (delete it to start afresh).
-    """
-    t0 = time.perf_counter()
-    out_dir = Path(out_dir) if out_dir is not None else default_results_dir()
-    if quick:
-        settings = {
-            "n": 150,
-            "n_runs": 2,
-            "n_iter": 300,
-            "lrs": [0.03, 0.3],
-            "rules": ["adam"],
-            "eval_every": 20,
-            "dampings": [1e-3, 1e-1],
-        }
-    else:
-        settings = {
-            "n": 500,
-            "n_runs": 10,
-            "n_iter": 2000,
-            "lrs": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
-            "rules": ["rmsprop", "adam"],
-            "dampings": [1e-3, 1e-2, 1e-1, 1.0],
-        }
-    settings.setdefault("eval_every", 100)
-    settings.update(
-        {
-            "n_mc": 10,
-            "scale": SCALE,
-            "prior_std": PRIOR_STD,
-            "data_seed": 0,
-            "split_seed": 1,
-            "quick": quick,
-            "selection": "best mean train AUC over (rule, step size, and damping for VPNG)",
-        }
+
+def cells(st: Settings) -> list[Cell]:
+    """One cell per (method, rule, step size, damping, run): resumable at the granularity of a run."""
+    return [
+        Cell(_key(m, r, lr, mu, k), {"method": m, "rule": r, "lr": lr, "damping": mu, "run": k})
+        for m, r, lr, mu in _configs(st)
+        for k in range(st.n_runs)
+    ]
+
+
+def run_cell(st: Settings, cell: Cell) -> dict:
+    """One run of one configuration (a pure function of the settings and the cell)."""
+    p = cell.params
+    return run_one(
+        _problem(st.n, st.data_seed, st.split_seed),
+        p["method"],
+        p["rule"],
+        p["lr"],
+        p["run"],
+        n_iter=st.n_iter,
+        n_mc=st.n_mc,
+        damping=p["damping"],
+        eval_every=st.eval_every,
+        scale=st.scale,
+        prior_std=st.prior_std,
     )
-    prob = make_problem(settings["n"])
-    partial_path = out_dir / ("blr_table1.partial.json" if not quick else "blr_quick.partial.json")
-    done = read_json(partial_path) or {}
-    configs = [c for c in _configs(settings) if _config_key(*c) not in done]
 
-    def work(cfg):
-        method, rule, lr, mu = cfg
-        recs = [
-            run_one(
-                prob,
-                method,
-                rule,
-                lr,
-                r,
-                n_iter=settings["n_iter"],
-                n_mc=settings["n_mc"],
-                damping=mu,
-                eval_every=settings["eval_every"],
-            )
-            for r in range(settings["n_runs"])
-        ]
-        return _config_key(*cfg), recs
 
-    if jobs > 1 and configs:
-        try:
-            from joblib import Parallel, delayed
-        except ImportError:
-            jobs = 1
-    if jobs > 1 and configs:
-        batches = [configs[i : i + 2 * jobs] for i in range(0, len(configs), 2 * jobs)]
-        for batch in progress(batches, desc="blr grid"):
-            for key, recs in Parallel(n_jobs=jobs)(delayed(work)(c) for c in batch):
-                done[key] = recs
-            write_json_atomic(partial_path, done)
-    else:
-        for cfg in progress(configs, desc="blr grid"):
-            key, recs = work(cfg)
-            done[key] = recs
-            write_json_atomic(partial_path, done)
-
+def summarize(st: Settings, results: dict) -> dict:
+    """Per method the best (rule, step size, damping) by mean train AUC, and the whole grid."""
     table, grid = {}, []
     for method in METHODS:
         best = None
-        for _, rule, lr, mu in (c for c in _configs(settings) if c[0] == method):
-            recs = done[_config_key(method, rule, lr, mu)]
+        for _, rule, lr, mu in (c for c in _configs(st) if c[0] == method):
+            recs = [results[_key(method, rule, lr, mu, k)] for k in range(st.n_runs)]
             scores = np.array([_score(r) for r in recs])
             n_ok = int(np.sum(np.isfinite(scores[:, 0])))
             row = {
@@ -262,31 +257,24 @@ def run_experiment(quick=False, out_dir=None, jobs=1, plot=True):
             "test_auc_curve_std": curve.std(axis=0),
             "final_elbo_mean": float(np.mean([r["final_elbo"] for r in recs])),
         }
-    result = {
+    return {
         **table,
         "paper": PAPER,
         "grid": grid,
-        "settings": settings,
-        "seconds": time.perf_counter() - t0,
-        "machine": machine_info(),
+        "selection": "best mean train AUC over (rule, step size, and damping for VPNG)",
     }
-    name = "blr_table1.json" if not quick else "blr_quick.json"
-    write_json_atomic(out_dir / name, result)
-    if plot:
-        _plot(result, out_dir / ("blr_test_auc.png" if not quick else "blr_quick.png"))
-    return result
 
 
-def _plot(result, png_path):
+def plot(doc: dict, png_path) -> None:
+    """Test AUC against iterations for each method's selected configuration."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    labels = {"gradient": "Gradient", "ng": "NG (q-Fisher)", "vpng": "VPNG"}
     for m in METHODS:
-        r = result.get(m, {})
+        r = doc.get(m, {})
         if "iters" not in r:
             continue
         it, mu, sd = (
@@ -294,42 +282,59 @@ def _plot(result, png_path):
             np.array(r["test_auc_curve_mean"]),
             np.array(r["test_auc_curve_std"]),
         )
-        ax.plot(it, mu, label=f"{labels[m]} ({r['rule']}, lr={r['lr']:g}, mu={r['damping']:g})")
+        ax.plot(it, mu, label=f"{LABELS[m]} ({r['rule']}, lr={r['lr']:g}, mu={r['damping']:g})")
         ax.fill_between(it, mu - sd, mu + sd, alpha=0.2)
     ax.set_xlabel("iteration")
     ax.set_ylabel("test AUC (mean prediction)")
     ax.set_title("Bayesian logistic regression, mean ± std over runs")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
+    fig.savefig(png_path, dpi=110, format="png")
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    """``refvpng reproduce blr [--quick] [--jobs N] [--out DIR] [--no-plot]``."""
-    p = argparse.ArgumentParser(prog="refvpng reproduce blr", description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="small version (smoke test)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel processes for the grid (joblib)")
-    p.add_argument("--out", default=None, help="results folder (default validation/results)")
-    p.add_argument("--no-plot", action="store_true")
-    a = p.parse_args(argv)
-    r = run_experiment(quick=a.quick, out_dir=a.out, jobs=a.jobs, plot=not a.no_plot)
-    print(
+def headline(doc: dict) -> str:
+    """Table 1 beside the paper's numbers."""
+    lines = [
         f"{'method':<10}{'train AUC (ours)':>20}{'test AUC (ours)':>20}{'train (paper)':>16}"
-        f"{'test (paper)':>16}  rule, lr"
-    )
+        f"{'test (paper)':>16}  rule, lr, damping"
+    ]
     for m in METHODS:
-        t = r[m]
+        t = doc[m]
         if "train_auc_mean" not in t:
-            print(f"{m:<10} {t['status']}")
+            lines.append(f"{m:<10} {t['status']}")
             continue
         pp = PAPER[m]
-        print(
+        lines.append(
             f"{m:<10}{t['train_auc_mean']:>12.3f} ± {t['train_auc_std']:.3f}"
             f"{t['test_auc_mean']:>12.3f} ± {t['test_auc_std']:.3f}"
             f"{pp['train_auc'][0]:>10.3f} ± {pp['train_auc'][1]:.3f}"
             f"{pp['test_auc'][0]:>10.3f} ± {pp['test_auc'][1]:.3f}"
-            f"  {t['rule']}, {t['lr']:g}, mu={t['damping']:g}"
+            f"  {t['rule']}, {t['lr']:g}, {t['damping']:g}"
         )
-    return 0
+    return "\n".join(lines)
+
+
+EXPERIMENT = harness.Experiment(
+    name="blr",
+    result="blr_table1",
+    settings=Settings,
+    cells=cells,
+    run_cell=run_cell,
+    summarize=summarize,
+    headline=headline,
+    presets={"quick": QUICK},
+    plot=plot,
+    figure="blr_test_auc.png",
+    description=__doc__.split("\n")[0],
+)
+
+
+def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
+    """Run Table 1 through the harness (see :func:`refvpng.experiments.harness.run_experiment`)."""
+    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
+
+
+def main(argv=None) -> int:
+    """``refvpng reproduce blr [--quick] [--jobs N | --scheduler ADDR] [--out DIR | --publish]``."""
+    return harness.main(EXPERIMENT, argv)

@@ -1,0 +1,461 @@
+r"""One harness for every experiment: settings, cells, cache, resume, output, figure, headline.
+
+An experiment declares
+
+- its **settings**: one frozen dataclass whose defaults are the full run; the command line is
+  generated from its fields, ``--quick`` is a named preset of overrides, and every setting is
+  recorded in the results;
+- its **cells**: the grid, a list of :class:`Cell` (a key and JSON parameters);
+- ``run_cell(settings, cell) -> dict``: a pure function of the settings and the cell (its seed is
+  a parameter), returning JSON-serialisable numbers;
+- ``summarize(settings, results) -> dict``: the table from all cell results;
+- ``headline(doc) -> str``: the headline numbers beside the paper's, printed at the end;
+- optionally ``plot(doc, path)`` and ``markdown(doc) -> str`` (its RESULTS.md section).
+
+The harness does the rest alike for every experiment (:func:`run_experiment`):
+
+- **output folder**: ``./refvpng-results/`` in the current directory, or ``--out DIR``; only
+  ``--publish`` writes into the source tree's ``validation/results/`` (never a quick run). The
+  folder is checked for writability and locked (``.refvpng.lock``) before any work starts: a
+  second process on the same folder is refused with a message naming the holder;
+- **cell cache**: every finished cell is written at once, atomically, to
+  ``<out>/.cells/<result>-<fingerprint>/<key>.json`` (the fingerprint is a hash of the settings),
+  so a killed run resumes where it stopped and a changed setting never reuses a stale cell;
+- **time**: every cell records its process CPU time and wall time; the results report their sums
+  over all cells, so a run resumed across sessions reports its whole cost;
+- **parallel cells**: in-process, through joblib on local cores (``--jobs N``), or on a Dask
+  distributed cluster (``--scheduler ADDRESS``, joblib's Dask backend); results are identical bit
+  for bit, since every cell is a pure function of its parameters;
+- **results**: ``<result>.json`` with the settings, the preset, package versions and the machine,
+  written atomically; the PNG likewise; progress bars (tqdm) with time estimates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+import time
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from refvpng._atomic import atomic_path, remove_stale_temporaries, write_json_atomic
+
+__all__ = [
+    "Cell",
+    "Experiment",
+    "OutputLockedError",
+    "build_parser",
+    "settings_from_args",
+    "output_dir",
+    "output_lock",
+    "machine_info",
+    "run_experiment",
+    "main",
+]
+
+DEFAULT_OUT = "refvpng-results"
+
+
+class Cell(NamedTuple):
+    """One cell of an experiment's grid.
+
+    Attributes
+    ----------
+    key : str
+        Unique within the experiment; letters, digits and ``-_.=`` only (it names a file).
+    params : dict
+        JSON-serialisable parameters of the cell (method, step size, seed, ...).
+    """
+
+    key: str
+    params: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What an experiment module declares; see the module docstring."""
+
+    name: str
+    result: str
+    settings: type
+    cells: Callable[[Any], Sequence[Cell]]
+    run_cell: Callable[[Any, Cell], dict]
+    summarize: Callable[[Any, dict], dict]
+    headline: Callable[[dict], str]
+    presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    plot: Callable[[dict, Path], None] | None = None
+    figure: str | None = None
+    description: str = ""
+
+
+class OutputLockedError(RuntimeError):
+    """Another process holds the lock on the output folder."""
+
+
+# ----------------------------------------------------------------------------- settings and CLI
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _scalar_type(tp):
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return typing.get_args(tp)[0], True
+    return tp, False
+
+
+def build_parser(exp: Experiment) -> argparse.ArgumentParser:
+    """The ``refvpng reproduce NAME`` parser, generated from the settings dataclass.
+
+    Every settings field becomes ``--field-name`` (tuples take several values, booleans
+    ``--x/--no-x``); the harness adds ``--quick`` (and other presets), ``--out``, ``--publish``,
+    ``--jobs``, ``--scheduler``, ``--no-plot`` and ``--no-progress``.
+    """
+    p = argparse.ArgumentParser(
+        prog=f"refvpng reproduce {exp.name}",
+        description=exp.description,
+        argument_default=argparse.SUPPRESS,
+    )
+    hints = _field_types(exp.settings)
+    g = p.add_argument_group("settings (defaults: the full run)")
+    for f in dataclasses.fields(exp.settings):
+        tp, many = _scalar_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        helptext = f.metadata.get("help", "") + f" (default {f.default!r})"
+        if tp is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, help=helptext)
+        else:
+            g.add_argument(flag, type=tp, nargs="+" if many else None, help=helptext, dest=f.name)
+    for name, over in exp.presets.items():
+        p.add_argument(f"--{name}", action="store_true", help=f"preset: {dict(over)}")
+    p.add_argument("--out", metavar="DIR", help=f"results folder (default ./{DEFAULT_OUT})")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="write into the source tree's validation/results/ (full runs only)",
+    )
+    p.add_argument("--jobs", type=int, help="cells in parallel on this machine (joblib)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run the cells on this Dask scheduler")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def settings_from_args(exp: Experiment, ns: argparse.Namespace):
+    """Settings from parsed arguments: dataclass defaults, then the preset, then explicit flags."""
+    values = {}
+    preset = None
+    for name, over in exp.presets.items():
+        if getattr(ns, name, False):
+            if preset is not None:
+                raise ValueError(f"choose one preset, got --{preset} and --{name}")
+            preset = name
+            values.update(over)
+    names = {f.name for f in dataclasses.fields(exp.settings)}
+    hints = _field_types(exp.settings)
+    for k, v in vars(ns).items():
+        if k in names:
+            values[k] = tuple(v) if _scalar_type(hints[k])[1] else v
+    return exp.settings(**values), preset
+
+
+def _fingerprint(settings) -> str:
+    text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- output folder
+def output_dir(out=None, *, publish: bool = False, preset: str | None = None) -> Path:
+    """The results folder: ``out``, ``validation/results`` with ``publish``, else ``./refvpng-results``.
+
+    Raises
+    ------
+    ValueError
+        If ``publish`` is combined with ``out`` or a preset, or there is no source checkout.
+    """
+    if publish:
+        if out is not None:
+            raise ValueError("--publish writes to validation/results; do not combine it with --out")
+        if preset is not None:
+            raise ValueError(f"--publish is for full runs; a --{preset} run is never published")
+        here = Path(__file__).resolve().parents[2] / "validation" / "results"
+        if not here.parent.is_dir():
+            raise ValueError("--publish needs a source checkout (validation/ not found)")
+        return here
+    return Path(out) if out is not None else Path.cwd() / DEFAULT_OUT
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".refvpng-write-test.{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, f"the results folder {folder} is not writable: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def output_lock(folder):
+    """Hold ``<folder>/.refvpng.lock`` for the duration; refuse if a live process holds it.
+
+    A lock left by a killed process (its pid no longer runs on this host) is taken over. Stale
+    temporaries of the atomic writer are removed once the lock is held.
+
+    Raises
+    ------
+    OutputLockedError
+        If another live process holds the lock.
+    OSError
+        If the folder is not writable.
+    """
+    folder = Path(folder)
+    _check_writable(folder)
+    lock = folder / ".refvpng.lock"
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                host, pid = lock.read_text().split()
+                alive = host != socket.gethostname() or _alive(int(pid))
+            except (OSError, ValueError):
+                alive = False
+            if alive:
+                raise OutputLockedError(
+                    f"{folder} is in use by another run ({lock.read_text().strip()}); wait for it "
+                    "or choose another --out"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    else:  # pragma: no cover - lost a race twice
+        raise OutputLockedError(f"could not take the lock {lock}")
+    try:
+        for sub in [folder, *folder.glob(".cells/*")]:
+            remove_stale_temporaries(sub)
+        yield folder
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if lock.read_text() == me:
+                lock.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def machine_info() -> dict:
+    """Package versions, Python, processor and core count, recorded with every result."""
+    import autograd  # noqa: F401 - version below
+    import numba
+    import scipy
+
+    from refvpng import __version__
+
+    def version(mod):
+        try:
+            from importlib.metadata import version as v
+
+            return v(mod)
+        except Exception:  # noqa: BLE001 - metadata missing in an odd install
+            return "unknown"
+
+    return {
+        "refvpng": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+        "autograd": version("autograd"),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+# ----------------------------------------------------------------------------- running cells
+def _timed_cell(module: str, settings, cell: Cell) -> dict:
+    """Run one cell in this process (a joblib/Dask worker or the client); record its cost."""
+    import importlib
+
+    exp = importlib.import_module(module).EXPERIMENT
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = exp.run_cell(settings, cell)
+    return {
+        "key": cell.key,
+        "result": out,
+        "cpu_seconds": time.process_time() - c0,
+        "wall_seconds": time.perf_counter() - w0,
+    }
+
+
+def _progress(total: int, desc: str, disable: bool):
+    if disable:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def _execute(module, settings, todo, jobs, scheduler):
+    """Yield finished cell records as they complete."""
+    if scheduler is None and jobs <= 1:
+        for cell in todo:
+            yield _timed_cell(module, settings, cell)
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    calls = (delayed(_timed_cell)(module, settings, c) for c in todo)
+    if scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ImportError("--scheduler needs dask.distributed: pip install 'refvpng[dask]'") from None
+        with Client(scheduler) as client, parallel_config(backend="dask"):
+            n = max(1, sum(client.nthreads().values()))
+            yield from Parallel(n_jobs=n, return_as="generator_unordered")(calls)
+        return
+    with parallel_config(backend="loky"):
+        yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(calls)
+
+
+def run_experiment(
+    exp: Experiment,
+    settings=None,
+    *,
+    out=None,
+    publish: bool = False,
+    preset: str | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    plot: bool = True,
+    show_progress: bool = True,
+) -> dict:
+    """Run (or resume) every cell of ``exp`` and write its results; return the results document.
+
+    Parameters
+    ----------
+    exp : Experiment
+    settings : dataclass instance, optional
+        Default: ``exp.settings()`` with the preset applied.
+    out, publish, preset
+        See :func:`output_dir`.
+    jobs : int, default 1
+        Cells in parallel through joblib.
+    scheduler : str, optional
+        Address of a Dask scheduler to run the cells on.
+    plot, show_progress : bool
+
+    Returns
+    -------
+    dict
+        The document written to ``<out>/<exp.result>.json``.
+    """
+    if settings is None:
+        settings = exp.settings(**dict(exp.presets.get(preset, {}))) if preset else exp.settings()
+    if not isinstance(settings, exp.settings):
+        raise TypeError(f"settings must be a {exp.settings.__name__}, got {type(settings).__name__}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    folder = output_dir(out, publish=publish, preset=preset)
+    module = sys.modules[exp.run_cell.__module__].__name__
+    with output_lock(folder):
+        cache = folder / ".cells" / f"{exp.result}-{_fingerprint(settings)}"
+        cache.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(cache)
+        cells = list(exp.cells(settings))
+        keys = [c.key for c in cells]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"experiment {exp.name!r} has duplicate cell keys")
+        done = {}
+        for c in cells:
+            p = cache / f"{c.key}.json"
+            if p.exists():
+                done[c.key] = json.loads(p.read_text())
+        todo = [c for c in cells if c.key not in done]
+        bar = _progress(len(cells), exp.name, not show_progress)
+        if bar is not None:
+            bar.update(len(done))
+        try:
+            for rec in _execute(module, settings, todo, jobs, scheduler):
+                write_json_atomic(cache / f"{rec['key']}.json", rec)
+                done[rec["key"]] = json.loads(json.dumps(rec))  # as a resumed run reads it
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        results = {k: done[k]["result"] for k in keys}
+        doc = {
+            **exp.summarize(settings, results),
+            "experiment": exp.name,
+            "settings": dataclasses.asdict(settings),
+            "preset": preset,
+            "cells": len(cells),
+            "seconds": sum(done[k]["cpu_seconds"] for k in keys),
+            "wall_seconds": sum(done[k]["wall_seconds"] for k in keys),
+            "machine": machine_info(),
+        }
+        doc = json.loads(json.dumps(doc, default=_plain))
+        write_json_atomic(folder / f"{exp.result}.json", doc)
+        if plot and exp.plot is not None and exp.figure is not None:
+            with atomic_path(folder / exp.figure) as tmp:
+                exp.plot(doc, tmp)
+    return doc
+
+
+def _plain(o):
+    from refvpng._atomic import json_default
+
+    return json_default(o)
+
+
+def main(exp: Experiment, argv=None) -> int:
+    """Command-line entry point of one experiment (``refvpng reproduce NAME ...``)."""
+    parser = build_parser(exp)
+    ns = parser.parse_args(argv)
+    try:
+        settings, preset = settings_from_args(exp, ns)
+        doc = run_experiment(
+            exp,
+            settings,
+            out=getattr(ns, "out", None),
+            publish=getattr(ns, "publish", False),
+            preset=preset,
+            jobs=getattr(ns, "jobs", 1),
+            scheduler=getattr(ns, "scheduler", None),
+            plot=not getattr(ns, "no_plot", False),
+            show_progress=not getattr(ns, "no_progress", False),
+        )
+    except (ValueError, TypeError, OSError, OutputLockedError) as exc:
+        print(f"refvpng reproduce {exp.name}: {exc}", file=sys.stderr)
+        return 2
+    folder = output_dir(getattr(ns, "out", None), publish=getattr(ns, "publish", False), preset=preset)
+    print(exp.headline(doc))
+    where = folder / (exp.result + ".json")
+    print(f"results: {where} ({doc['seconds']:.1f} s CPU over {doc['cells']} cells)")
+    return 0
