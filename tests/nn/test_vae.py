@@ -7,7 +7,9 @@ import pytest
 from scipy.special import expit
 
 from refvpng.curvature.kfac import KFACFactors, kfac_factors
-from refvpng.nn import make_vae, vae_elbo, vae_step, vp_kfac_pairs_chain
+from refvpng.elbo import elbo_value_and_grad
+from refvpng.models import Bernoulli
+from refvpng.nn import chain_model, make_vae, vae_elbo, vae_step
 from refvpng.testing.tolerances import EXACT
 
 
@@ -33,38 +35,24 @@ def problem(request):
     return chain, eta, x, rng.standard_normal((s, n, dz)), rng.random((s, n, d))
 
 
-def _reference(chain, eta, x, eps):
-    """ELBO and gradient through the generic Chain on the tiled batch (no shared encoder)."""
-    s, n = eps.shape[:2]
-    rows = s * n
-    xt, ef = np.tile(x, (s, 1)), eps.reshape(rows, -1)
-    t, cache = chain.forward(eta, xt, ef)
-    h, enc_cache = chain.encoder.forward(chain.split(eta)[0], x)
-    mu, sraw = h[:, : chain.d_z], h[:, chain.d_z :]
-    sig = np.logaddexp(0, sraw) + chain.floor
-    value = np.sum(xt * t - np.logaddexp(0, t)) / rows - np.sum(0.5 * (mu**2 + sig**2 - 1) - np.log(sig)) / n
-    grad = chain.backward(cache, (xt - expit(t)) / rows).eta
-    d_h = np.concatenate([-mu / n, -(sig - 1 / sig) / n * expit(sraw)], axis=1)
-    grad[: chain.encoder.num_params] += chain.encoder.backward(enc_cache, d_h).params
-    return value, grad, t
-
-
-def _vp_sum_factors(chain, eta, x, eps, u, t):
-    """kfac_factors (sum over data points, mean over samples) of the Eq. (16) reference pairs."""
-    s = eps.shape[0]
-    rows = s * x.shape[0]
-    x_pred = (u.reshape(rows, -1) < expit(t)).astype(np.float64)
-    pairs, _ = vp_kfac_pairs_chain(chain, eta, np.tile(x, (s, 1)), eps.reshape(rows, -1), x_pred[None])
-    return kfac_factors(pairs, np.full(rows, 1.0 / s))
+def _vp_sum_factors(chain, eta, x, eps, u):
+    """kfac_factors (sum over data points, mean over samples) of the chain model's Eq. (16) pairs,
+    one predictive sample x' = [u < sigmoid(t)] per latent draw."""
+    t = chain.forward(eta, np.tile(x, (eps.shape[0], 1)), eps.reshape(-1, chain.d_z))[0]
+    x_pred = (u < expit(t).reshape(u.shape)).astype(np.float64)[:, None]  # (S, M=1, n, d)
+    pairs, weights = chain_model(chain, Bernoulli()).hooks.kfac_pairs(eta, x, eps, x_pred, None)
+    return kfac_factors(pairs, weights)
 
 
 @pytest.mark.parametrize("bern", ["numba", "numpy"])
 def test_step_matches_reference_chain(problem, bern):
     chain, eta, x, eps, u = problem
+    """Value and gradient equal refvpng.elbo on the chain model divided by n (per data point)."""
     st = vae_step(chain, eta, x, eps, u, curvature="vp", bernoulli=bern)
-    value, grad, t = _reference(chain, eta, x, eps)
-    assert abs(st.value - value) <= EXACT * abs(value)
-    assert _rel(st.grad, grad) <= EXACT
+    n = x.shape[0]
+    value, grad = elbo_value_and_grad(chain_model(chain, Bernoulli()), eta, x, eps)
+    assert abs(st.value - value / n) <= EXACT * abs(value / n)
+    assert _rel(st.grad, grad / n) <= EXACT
 
 
 def test_factors_are_per_point_kfac_factors(problem):
@@ -72,8 +60,7 @@ def test_factors_are_per_point_kfac_factors(problem):
     chain, eta, x, eps, u = problem
     n = x.shape[0]
     per_point = vae_step(chain, eta, x, eps, u, curvature="vp").factors_per_point
-    _, _, t = _reference(chain, eta, x, eps)
-    total = _vp_sum_factors(chain, eta, x, eps, u, t)
+    total = _vp_sum_factors(chain, eta, x, eps, u)
     scaled = KFACFactors(
         per_point.A,
         tuple(n * g for g in per_point.G),
