@@ -51,7 +51,8 @@ optional; Section 5: "using RMSProp and Adam to set the learning rates in all th
     :math:`p(x \mid z; \theta)` at :math:`z \sim q(z \mid x; \lambda)`: the
     **block-tridiagonal** K-FAC over the three decoder layers built from the same predictive
     samples :math:`x'_{si}` as :math:`\hat F_r`, i.e. exactly the decoder diagonal and
-    decoder-decoder cross blocks of the VPNG K-FAC (``curvature="dec"`` of :func:`vae_step`;
+    decoder-decoder cross blocks of the VPNG K-FAC (``curvature="dec"`` of
+    :func:`refvpng.nn.vae.vae_step`;
     the :math:`\theta`-scores do not involve :math:`\lambda`). Each block keeps its own
     EMA of the factors and refresh counter (counted in that block's own steps) and its own Adam
     state. **An iteration is one inner step** (one minibatch, one forward/backward pass, one
@@ -71,7 +72,7 @@ refreshed every ``inverse_every`` steps (M&G's :math:`T_3`).
 
 Encoder inputs and activations do not depend on :math:`\varepsilon`, so the encoder runs once
 per data point and its input factors :math:`A_l` are computed from :math:`n` rows, not
-:math:`Sn` (:func:`vae_step`); this is exact, not an approximation, and is tested against the
+:math:`Sn` (:func:`refvpng.nn.vae.vae_step`); this is exact, not an approximation, and is tested against the
 reference :func:`refvpng.nn.vp_kfac_pairs_chain`. By default the Gram products behind the
 factors (and the back-propagation of the predictive scores that feed only them) run in float32;
 the model, its gradient and everything downstream of the factors stay float64.
@@ -118,33 +119,30 @@ References
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from scipy.special import expit
 
-from refvpng.curvature.kfac import KFACFactors
-from refvpng.nn import Chain
+from refvpng.curvature.kfac import KFACConfig
+from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
+from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
+from refvpng.optim.two_step import BlockCurvature, two_step
 
 __all__ = [
     "METHODS",
-    "VAEStep",
-    "make_vae",
-    "vae_step",
-    "vae_elbo",
-    "bernoulli_terms",
-    "RunningKFAC",
-    "two_step_optimizer",
-    "merge_results",
-    "limit_threads",
     "Settings",
     "QUICK",
+    "kfac_config",
+    "method_optimizer",
+    "synthetic_data",
     "run_one",
     "run_grid",
+    "merge_results",
+    "limit_threads",
     "plot",
     "notes",
-    "synthetic_data",
     "main",
 ]
 
@@ -152,394 +150,6 @@ METHODS = ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag", "two_step")
 """Method names, the keys of the results JSON."""
 
 
-def make_vae(d_x: int = 784, hidden: int = 200, d_z: int = 100, floor: float = 1e-4) -> Chain:
-    r"""Build the paper's VAE: encoder ``d_x -> hidden -> hidden -> 2 d_z``, mirrored decoder.
-
-    Parameters
-    ----------
-    d_x : int, default 784
-        Pixels.
-    hidden : int, default 200
-        Hidden units of both networks.
-    d_z : int, default 100
-        Latent dimension.
-    floor : float, default 1e-4
-        :math:`\sigma_{floor}`.
-
-    Returns
-    -------
-    Chain
-
-    Examples
-    --------
-    >>> make_vae().num_params
-    455384
-    """
-    return Chain.from_sizes(
-        (d_x, hidden, hidden, 2 * d_z), (d_z, hidden, hidden, d_x), "relu", floor
-    )
-
-
-# =========================================================================== Bernoulli terms
-def _bernoulli_terms_numpy(t, x, u):
-    x = np.tile(x, (t.shape[0] // x.shape[0], 1))
-    e = np.exp(-np.abs(t))
-    sig = np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    ll = np.sum(x * t - np.maximum(t, 0.0) - np.log1p(e), axis=1)
-    d = x - sig
-    dp = None if u is None else (u < sig) - sig
-    return ll, d, dp
-
-
-@numba.njit(parallel=True, cache=True)
-def _bernoulli_terms_numba(t, x, u, dp, want_dp):  # pragma: no cover - compiled
-    rows, cols = t.shape
-    n = x.shape[0]
-    ll = np.zeros(rows)
-    d = np.empty((rows, cols))
-    for r in numba.prange(rows):
-        acc = 0.0
-        xr = r % n
-        for c in range(cols):
-            tv = t[r, c]
-            e = np.exp(-abs(tv))
-            inv = 1.0 / (1.0 + e)
-            sig = inv if tv >= 0 else e * inv
-            xv = x[xr, c]
-            acc += xv * tv - max(tv, 0.0) - np.log1p(e)
-            d[r, c] = xv - sig
-            if want_dp:
-                dp[r, c] = (1.0 if u[r, c] < sig else 0.0) - sig
-        ll[r] = acc
-    return ll, d
-
-
-def bernoulli_terms(t, x, u=None, *, method: str = "numba", dp_dtype=np.float64):
-    r"""Log-likelihoods, data scores and (optionally) predictive scores of Bernoulli logits.
-
-    .. math::
-        \ell_r = \sum_c x_{rc} t_{rc} - \operatorname{softplus}(t_{rc}), \quad
-        d_{rc} = x_{rc} - \sigma(t_{rc}), \quad
-        d'_{rc} = [u_{rc} < \sigma(t_{rc})] - \sigma(t_{rc}),
-
-    the last being :math:`\nabla_t \log p(x' \mid t)` at the predictive sample
-    :math:`x'_{rc} = [u_{rc} < \sigma(t_{rc})] \sim \operatorname{Bernoulli}(\sigma(t_{rc}))`
-    drawn from pre-drawn uniforms ``u`` (Eq. 15).
-
-    Parameters
-    ----------
-    t : ndarray, shape (R, d)
-        Logits.
-    x : ndarray, shape (n, d)
-        Binary data; row :math:`r` of ``t`` goes with row :math:`r \bmod n` of ``x``
-        (:math:`R = S n` rows of :math:`S` samples per data point).
-    u : ndarray, shape (R, d), optional
-        Uniforms in [0, 1) for the predictive samples.
-    method : {"numba", "numpy"}, default "numba"
-        The fused parallel numba kernel, or its NumPy specification (same results to
-        :data:`refvpng.testing.tolerances.EXACT`).
-    dp_dtype : dtype, default float64
-        Precision of ``dp`` (``float32`` when it only feeds Kronecker factors).
-
-    Returns
-    -------
-    ll : ndarray, shape (R,)
-    d : ndarray, shape (R, d)
-    dp : ndarray, shape (R, d) or None
-        ``None`` when ``u`` is not given.
-
-    Examples
-    --------
-    >>> ll, d, dp = bernoulli_terms(np.zeros((1, 2)), np.array([[1.0, 0.0]]), method="numpy")
-    >>> ll.round(4), d
-    (array([-1.3863]), array([[ 0.5, -0.5]]))
-    """
-    if method == "numpy":
-        ll, d, dp = _bernoulli_terms_numpy(t, x, u)
-        return ll, d, (None if dp is None else dp.astype(dp_dtype, copy=False))
-    if method != "numba":
-        raise ValueError(f"method must be 'numba' or 'numpy', got {method!r}")
-    t = np.ascontiguousarray(t, dtype=np.float64)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    if x.ndim != 2 or t.ndim != 2 or x.shape[1] != t.shape[1] or t.shape[0] % x.shape[0]:
-        raise ValueError(f"t {t.shape} must have a multiple of the rows of x {x.shape}")
-    want = u is not None
-    uu = np.ascontiguousarray(u, dtype=np.float64) if want else np.zeros((1, 1))
-    dp = np.empty(t.shape if want else (0, 0), dtype=np.dtype(dp_dtype))
-    ll, d = _bernoulli_terms_numba(t, x, uu, dp, want)
-    return ll, d, (dp if want else None)
-
-
-# =========================================================================== one step
-class VAEStep(NamedTuple):
-    r"""What :func:`vae_step` returns.
-
-    Attributes
-    ----------
-    value : float
-        :math:`\hat{\mathcal L}`, the per-data-point ELBO estimate (nats per image).
-    grad : ndarray, shape (P,)
-        :math:`\nabla_{\lambda,\theta} \hat{\mathcal L}`.
-    factors : KFACFactors or None
-        Kronecker factors of the requested curvature on the per-data-point scale: all six
-        layers of :math:`\hat F_r / n` (``curvature="vp"``), the three encoder layers of
-        :math:`F_q / n` (``"q"``), the three decoder layers of :math:`\hat F_r / n`
-        (``"dec"``: the decoder Fisher of the two-step method), or ``None``.
-    """
-
-    value: float
-    grad: np.ndarray
-    factors: KFACFactors | None
-
-
-def _relu_mask(s):
-    return s > 0.0
-
-
-def _with_ones(a):
-    out = np.empty((a.shape[0], a.shape[1] + 1))
-    out[:, :-1] = a
-    out[:, -1] = 1.0
-    return out
-
-
-def _forward(chain: Chain, eta, x, eps):
-    """Run the encoder on n rows and the decoder on S n rows; return what the passes need."""
-    lam, theta = chain.split(eta)
-    w_enc = chain.encoder.unpack(lam)
-    w_dec = chain.decoder.unpack(theta)
-    n, dz = x.shape[0], chain.d_z
-    s_count = eps.shape[0]
-    enc_in, enc_s = [], []
-    a = x
-    for k, w in enumerate(w_enc):
-        ab = _with_ones(a)
-        s = ab @ w.T
-        enc_in.append(ab)
-        enc_s.append(s)
-        a = s if k == len(w_enc) - 1 else np.maximum(s, 0.0)
-    mu, sraw = a[:, :dz], a[:, dz:]
-    sigma = np.logaddexp(0.0, sraw) + chain.floor
-    z = (mu[None] + sigma[None] * eps).reshape(s_count * n, dz)
-    dec_in, dec_s = [], []
-    a = z
-    for k, w in enumerate(w_dec):
-        ab = _with_ones(a)
-        s = ab @ w.T
-        dec_in.append(ab)
-        dec_s.append(s)
-        a = s if k == len(w_dec) - 1 else np.maximum(s, 0.0)
-    return w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, a
-
-
-def _dec_backprop(w_dec, dec_s, g_out, want_input=True):
-    """Per-layer g of the decoder (chain order) and dL/dz, in the dtype of ``g_out``."""
-    gs = [None] * len(w_dec)
-    g = g_out
-    dt = g_out.dtype
-    for k in range(len(w_dec) - 1, -1, -1):
-        gs[k] = g
-        w = w_dec[k][:, :-1].astype(dt, copy=False)
-        if k > 0:
-            g = g @ w
-            g *= _relu_mask(dec_s[k - 1])
-        elif want_input:
-            g = g @ w
-    return gs, g
-
-
-def _enc_backprop_rows(w_enc, enc_s, g_h, s_count):
-    """Back-propagate S n rows through an encoder whose activations repeat over samples."""
-    n = enc_s[0].shape[0]
-    gs = [None] * len(w_enc)
-    g = g_h
-    for k in range(len(w_enc) - 1, -1, -1):
-        gs[k] = g
-        if k > 0:
-            g = g @ w_enc[k][:, :-1].astype(g_h.dtype, copy=False)
-            g.reshape(s_count, n, -1)[...] *= _relu_mask(enc_s[k - 1])[None]
-    return gs
-
-
-def _gram(a, scale, dtype):
-    a = a.astype(dtype, copy=False)
-    return (a.T @ a).astype(np.float64) * scale
-
-
-def _cross(a, b, scale, dtype):
-    return (a.astype(dtype, copy=False).T @ b.astype(dtype, copy=False)).astype(np.float64) * scale
-
-
-def vae_step(
-    chain: Chain,
-    eta,
-    x,
-    eps,
-    u=None,
-    *,
-    curvature: str | None = None,
-    fisher_samples: int | None = None,
-    factor_dtype=np.float64,
-    cross: bool = True,
-    bernoulli: str = "numba",
-) -> VAEStep:
-    r"""ELBO estimate, its gradient and (optionally) K-FAC factors, sharing one forward pass.
-
-    Parameters
-    ----------
-    chain : Chain
-        The VAE (see :func:`make_vae`); Bernoulli logits out, ReLU or any activation.
-    eta : ndarray, shape (P,)
-        :math:`(\lambda, \theta)`.
-    x : ndarray, shape (n, d_x)
-        Binary minibatch.
-    eps : ndarray, shape (S, n, d_z)
-        Standard normal noise, :math:`S` draws per data point.
-    u : ndarray, shape (S, n, d_x), optional
-        Uniforms for the predictive samples :math:`x'_{si}` (needed for ``curvature="vp"`` and
-        ``"dec"``).
-    curvature : {None, "vp", "q", "dec"}
-        Which Kronecker factors to return (see :class:`VAEStep`); ``"dec"`` gives exactly the
-        decoder blocks (diagonal and decoder-decoder cross factors) of ``"vp"``.
-    fisher_samples : int, optional
-        Use only the first :math:`M \le S` latent samples per data point (rows
-        :math:`r < M n`) for the factors; default all :math:`S`.
-    factor_dtype : dtype, default float64
-        Precision of the Gram products :math:`\bar a^\top \bar a`, :math:`g^\top g` (``float32``
-        halves their cost; the factors are returned in float64).
-    cross : bool, default True
-        Also compute the cross factors (block-tridiagonal K-FAC); ``False`` for block-diagonal.
-    bernoulli : {"numba", "numpy"}
-        Implementation of :func:`bernoulli_terms`.
-
-    Returns
-    -------
-    VAEStep
-
-    Notes
-    -----
-    Row :math:`r = s n + i` is sample :math:`s` of data point :math:`i`. With
-    :math:`R = S n` rows of weight :math:`1/R`, the factors are
-    :math:`A_l = \frac{1}{R}\sum_r \bar a_{l,r} \bar a_{l,r}^\top` and
-    :math:`G_l = \frac{1}{R}\sum_r g_{l,r} g_{l,r}^\top` (likewise the cross factors), i.e.
-    :func:`refvpng.curvature.kfac.kfac_factors` of the reference pairs with weights
-    :math:`1/R`; encoder inputs, identical across the :math:`S` samples, enter through their
-    :math:`n` distinct rows.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    eps = np.asarray(eps, dtype=np.float64)
-    s_count, n = eps.shape[0], x.shape[0]
-    rows = s_count * n
-    dz = chain.d_z
-    w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t = _forward(chain, eta, x, eps)
-    want_vp = curvature in ("vp", "dec")
-    if want_vp and u is None:
-        raise ValueError(f"curvature={curvature!r} needs the uniforms u for the predictive samples")
-    fdt = np.dtype(factor_dtype)
-    ll, d, dp = bernoulli_terms(
-        t, x, u.reshape(rows, -1) if want_vp else None, method=bernoulli, dp_dtype=fdt
-    )
-    kl = np.sum(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma), axis=1)
-    value = float(ll.sum() / rows - kl.sum() / n)
-
-    # ---- gradient of the per-data-point ELBO
-    gs_dec, d_z = _dec_backprop(w_dec, dec_s, d / rows)
-    d_z = d_z.reshape(s_count, n, dz)
-    sig_sraw = expit(sraw)
-    d_mu = d_z.sum(axis=0) - mu / n
-    d_sigma = (d_z * eps).sum(axis=0) - (sigma - 1.0 / sigma) / n
-    g_h = np.concatenate([d_mu, d_sigma * sig_sraw], axis=1)
-    grads = []
-    g = g_h
-    for k in range(len(w_enc) - 1, -1, -1):
-        grads.append(g.T @ enc_in[k])
-        if k > 0:
-            g = (g @ w_enc[k][:, :-1]) * _relu_mask(enc_s[k - 1])
-    enc_grads = grads[::-1]
-    dec_grads = [gg.T @ ab for gg, ab in zip(gs_dec, dec_in, strict=True)]
-    grad = np.concatenate([chain.encoder.pack(enc_grads), chain.decoder.pack(dec_grads)])
-    if curvature is None:
-        return VAEStep(value, grad, None)
-    if curvature not in ("vp", "q", "dec"):
-        raise ValueError(f"curvature must be None, 'vp', 'q' or 'dec', got {curvature!r}")
-
-    # ---- Kronecker factors
-    m = s_count if fisher_samples is None else int(fisher_samples)
-    if not 1 <= m <= s_count:
-        raise ValueError(f"fisher_samples must be in [1, {s_count}], got {fisher_samples}")
-    mrows = m * n
-    w_n, w_r = 1.0 / n, 1.0 / mrows
-    dt = fdt
-    want_enc = curvature != "dec"
-    a_f, g_f, a_c, g_c = [], [], [], []
-    if want_vp:
-        g_dec, dzp = _dec_backprop(
-            w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], want_input=want_enc
-        )
-        dec_in = [ab[:mrows] for ab in dec_in]
-    if want_enc:
-        eps_m = eps[:m].astype(fdt, copy=False)
-        sig_rows = np.broadcast_to(sig_sraw.astype(fdt, copy=False)[None], (m, n, dz))
-        if want_vp:
-            dzp = dzp.reshape(m, n, dz)
-            g_h_rows = np.concatenate([dzp, dzp * eps_m * sig_rows], axis=2).reshape(mrows, -1)
-        else:  # score of log q(z | x) w.r.t. (mu, sigma_raw), z held fixed
-            sig_b = sigma.astype(fdt, copy=False)[None]
-            g_h_rows = np.concatenate(
-                [eps_m / sig_b, (eps_m**2 - 1.0) / sig_b * sig_rows], axis=2
-            ).reshape(mrows, -1)
-        g_enc = _enc_backprop_rows(w_enc, enc_s, g_h_rows, m)
-        a_f += [_gram(ab, w_n, dt) for ab in enc_in]
-        g_f += [_gram(gg, w_r, dt) for gg in g_enc]
-    if want_vp:
-        a_f += [_gram(ab, w_r, dt) for ab in dec_in]
-        g_f += [_gram(gg, w_r, dt) for gg in g_dec]
-    if not cross:
-        return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f)))
-    if want_enc:
-        a_c += [_cross(enc_in[k], enc_in[k + 1], w_n, dt) for k in range(len(enc_in) - 1)]
-        g_c += [_cross(g_enc[k], g_enc[k + 1], w_r, dt) for k in range(len(g_enc) - 1)]
-    if curvature == "vp":
-        z_bar_mean = dec_in[0].reshape(m, n, -1).mean(axis=0)
-        a_c.append(_cross(enc_in[-1], z_bar_mean, w_n, dt))
-        g_c.append(_cross(g_enc[-1], g_dec[0], w_r, dt))
-    if want_vp:
-        a_c += [_cross(dec_in[k], dec_in[k + 1], w_r, dt) for k in range(len(dec_in) - 1)]
-        g_c += [_cross(g_dec[k], g_dec[k + 1], w_r, dt) for k in range(len(g_dec) - 1)]
-    return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f), tuple(a_c), tuple(g_c)))
-
-
-def vae_elbo(chain: Chain, eta, x, eps, *, batch: int = 1000) -> float:
-    r"""Per-data-point ELBO estimate :math:`\hat{\mathcal L}` on a data set, in batches.
-
-    Parameters
-    ----------
-    chain : Chain
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (N, d_x)
-    eps : ndarray, shape (S, N, d_z)
-        Fixed noise (common random numbers make curves comparable across methods).
-    batch : int, default 1000
-        Data points per forward pass.
-
-    Returns
-    -------
-    float
-        Mean over the :math:`N` points of the :math:`S`-sample ELBO estimate.
-    """
-    total = 0.0
-    n_all = x.shape[0]
-    for start in range(0, n_all, batch):
-        xb, eb = x[start : start + batch], eps[:, start : start + batch]
-        *_, mu, _, sigma, t = _forward(chain, eta, xb, eb)
-        s_count = eb.shape[0]
-        ll, _, _ = bernoulli_terms(t, xb)
-        kl = np.sum(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma))
-        total += ll.sum() / s_count - kl
-    return float(total / n_all)
-
-
-# =========================================================================== the experiment
 class Settings(NamedTuple):
     r"""Settings of one Figure 2 run (all recorded in the results JSON).
 
@@ -656,9 +266,8 @@ def _load_data(s: Settings):
     return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test)
 
 
-def _kfac_config(s: Settings, tridiagonal: bool):
-    from refvpng.curvature.kfac import KFACConfig
-
+def kfac_config(s: Settings, tridiagonal: bool) -> KFACConfig:
+    """The K-FAC hyperparameters of a run (damping per data point, as the factors)."""
     return KFACConfig(
         tridiagonal=tridiagonal,
         damping=s.damping,
@@ -669,96 +278,72 @@ def _kfac_config(s: Settings, tridiagonal: bool):
     )
 
 
-class RunningKFAC:
-    """Running K-FAC state of one run: EMA of the factors, operator rebuilt at each refresh.
+def method_optimizer(method: str, lr: float, s: Settings, n_encoder: int) -> tuple:
+    r"""The optimiser of a method and the curvature kind of each step of a cycle.
+
+    Every K-FAC method is :func:`refvpng.optim.kfac_direction.kfac_direction` (the running
+    K-FAC estimate in the optimiser state, :math:`(\breve F^\gamma)^{-1} g` with the factored
+    damping :math:`\gamma`) followed by the step-size rule ``s.rule``; ``q_ng`` applies it to
+    the encoder block :math:`\lambda` only. ``two_step`` is
+    :func:`refvpng.optim.two_step.two_step` of two such members, the encoder one with the
+    q-Fisher K-FAC (the ``q_ng`` direction on :math:`\lambda`), the decoder one with the
+    decoder blocks of the VPNG K-FAC, each with its own estimate and rule state.
 
     Parameters
     ----------
-    config : KFACConfig
-
-    Attributes
-    ----------
-    state : KFACState or None
-        After the last :meth:`update`.
-    op : BlockDiagKFAC or BlockTridiagKFAC or None
-        Operator of the last refresh (its ``solve`` is what the natural direction calls).
-    refresh_seconds : list of float
-        Wall-clock seconds of each refresh (decompositions and operator).
-    """
-
-    def __init__(self, config):
-        self.config = config
-        self.state = None
-        self.op = None
-        self.refresh_seconds = []
-
-    def update(self, factors, step: int):
-        """Fold in this step's factors (refreshing every ``inverse_every`` steps).
-
-        Returns
-        -------
-        BlockDiagKFAC or BlockTridiagKFAC
-        """
-        import time
-
-        from refvpng.curvature.kfac import kfac_operator, kfac_state, kfac_step
-
-        t0 = time.perf_counter()
-        old = self.state
-        if old is None:
-            self.state = kfac_state(factors, self.config)
-        else:
-            self.state = kfac_step(old, factors, step)
-        if old is None or self.state.cache is not old.cache:
-            self.op = kfac_operator(self.state)
-            self.refresh_seconds.append(time.perf_counter() - t0)
-        return self.op
-
-
-def two_step_optimizer(n_encoder: int, lr: float, s: Settings):
-    r"""The ``two_step`` optimiser: :func:`refvpng.optim.two_step.two_step` of two VPNG members.
-
-    Each member is ``make_optimizer("vpng", s.rule, lr, s.damping)`` on its own block, i.e.
-    :math:`(F + \gamma)^{-1} g` with the block's K-FAC operator (which applies the factored
-    damping :math:`\gamma`) followed by the block's own step-size rule. The encoder member with
-    the q-Fisher K-FAC gives the same direction on :math:`\lambda` as ``q_ng``
-    (``make_optimizer("q_natural", ..., index=slice(0, n_encoder))``).
-
-    Parameters
-    ----------
+    method : str
+        One of :data:`METHODS`.
+    lr : float
+        Step size of the rule.
+    s : Settings
     n_encoder : int
         Length of :math:`\lambda` (``chain.encoder.num_params``).
-    lr : float
-    s : Settings
-        ``rule``, ``damping``, ``encoder_steps``, ``decoder_steps``.
 
     Returns
     -------
-    GradientTransformation
-        Expects ``curvature=BlockCurvature(encoder=op_q, decoder=op_dec)``.
+    optimizer : GradientTransformation
+        Expects this step's :class:`refvpng.curvature.kfac.KFACFactors` (``two_step``: a
+        :class:`refvpng.optim.two_step.BlockCurvature` of them) as ``curvature=``.
+    kinds : tuple of {None, "q", "vp", "dec"}
+        ``kinds[k % len(kinds)]`` is the ``curvature`` of :func:`refvpng.nn.vae.vae_step` at
+        step ``k``.
     """
-    from refvpng.optim import make_optimizer
-    from refvpng.optim.two_step import two_step
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
-    return two_step(
-        make_optimizer("vpng", s.rule, lr, s.damping),
-        make_optimizer("vpng", s.rule, lr, s.damping),
-        n_encoder,
-        encoder_steps=s.encoder_steps,
-        decoder_steps=s.decoder_steps,
-    )
+    def rule() -> GradientTransformation:  # vanilla direction (a copy) then the rule
+        return make_optimizer("gradient", s.rule, lr)
+
+    def member(index=None) -> GradientTransformation:
+        cfg = kfac_config(s, method != "vpng_blockdiag")
+        return chain(kfac_direction(cfg, index=index), rule())
+
+    if method == "adam":
+        return rule(), (None,)
+    if method == "q_ng":
+        return member(slice(0, n_encoder)), ("q",)
+    if method == "two_step":
+        opt = two_step(
+            member(),
+            member(),
+            n_encoder,
+            encoder_steps=s.encoder_steps,
+            decoder_steps=s.decoder_steps,
+        )
+        return opt, ("q",) * s.encoder_steps + ("dec",) * s.decoder_steps
+    return member(), ("vp",)
 
 
 def _clock(kind: str):
-    import time
-
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def run_one(
-    method: str, lr: float, s: Settings, data=None, *, progress_desc=None, _clock_fn=None
-) -> dict:
+def run_one(method: str, lr: float, s: Settings, data=None, *, progress_desc=None, _clock_fn=None) -> dict:
     """Train one method with one step size for ``s.budget`` seconds and record its curve.
+
+    The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
+    optimiser state (step-size rule and running K-FAC estimates) is the ``state`` it returns
+    and checkpoints.
 
     Parameters
     ----------
@@ -777,45 +362,24 @@ def run_one(
     dict
         ``method, lr, steps, sec_per_iter, wall_sec_per_iter, final_train_elbo,
         final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``), and, for
-        K-FAC methods, ``refresh_seconds_mean`` (``two_step``: over both blocks' refreshes).
-        ``steps`` counts iterations, for ``two_step`` inner steps (one block each).
+        K-FAC methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
+        refreshes the decompositions (EMA, decompositions, solve and step-size rule;
+        ``two_step``: over both blocks' refreshes). ``steps`` counts iterations, for
+        ``two_step`` inner steps (one block each).
     """
-    import time
-
-    from refvpng.optim import make_optimizer, run
-
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     data = _load_data(s) if data is None else data
-    chain = make_vae(data.train.shape[1], s.hidden, s.d_z)
-    eta0 = chain.init(np.random.default_rng([s.seed, 0]))
+    vae = make_vae(data.train.shape[1], s.hidden, s.d_z)
+    eta0 = vae.init(np.random.default_rng([s.seed, 0]))
     n_train, batch = data.train.shape[0], min(s.batch, data.train.shape[0])
     per_epoch = n_train // batch
-    p_enc = chain.encoder.num_params
-    # kinds[k % len(kinds)]: the curvature of step k (two_step: the phase of its inner step)
-    if method == "adam":
-        opt, kinds = make_optimizer("gradient", s.rule, lr), (None,)
-    elif method == "q_ng":
-        opt = make_optimizer("q_natural", s.rule, lr, s.damping, index=slice(0, p_enc))
-        kinds = ("q",)
-    elif method == "two_step":
-        opt = two_step_optimizer(p_enc, lr, s)
-        kinds = ("q",) * s.encoder_steps + ("dec",) * s.decoder_steps
-    else:
-        opt = make_optimizer("vpng", s.rule, lr, s.damping)
-        kinds = ("vp",)
-    # one running K-FAC per curvature kind, its EMA and refresh counted in its own steps
-    curvs = {
-        kd: RunningKFAC(_kfac_config(s, method != "vpng_blockdiag"))
-        for kd in dict.fromkeys(kinds)
-        if kd is not None
-    }
+    opt, kinds = method_optimizer(method, lr, s, vae.encoder.num_params)
     dtype = np.dtype(s.factor_dtype)
-    bernoulli_terms(np.zeros((2, 2)), np.zeros((1, 2)), np.zeros((2, 2)))  # compile off the clock
+    bernoulli_terms_numba(np.zeros((2, 2)), np.zeros((1, 2)), np.zeros((2, 2)))  # compile now
     eval_rng = np.random.default_rng([s.seed, 1])
     eps_tr = eval_rng.standard_normal((s.eval_samples, data.train_eval.shape[0], s.d_z))
     eps_te = eval_rng.standard_normal((s.eval_samples, data.test.shape[0], s.d_z))
-    box = {"ops": {}, "count": dict.fromkeys(curvs, 0)}
+    # per-kind factor batches so far: a K-FAC update refreshes when its count % T3 == 0
+    box = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
 
     def objective_and_grad(eta, rng):
         k = box["step"]
@@ -824,9 +388,9 @@ def run_one(
         perm = np.random.default_rng([s.seed, 2, epoch]).permutation(n_train)
         x = data.train[perm[j * batch : (j + 1) * batch]]
         eps = rng.standard_normal((s.samples, batch, s.d_z))
-        u = rng.random((s.samples, batch, chain.d_x)) if kind in ("vp", "dec") else None
+        u = rng.random((s.samples, batch, vae.d_x)) if kind in ("vp", "dec") else None
         st = vae_step(
-            chain,
+            vae,
             eta,
             x,
             eps,
@@ -836,11 +400,25 @@ def run_one(
             factor_dtype=dtype,
             cross=method != "vpng_blockdiag",
         )
-        if kind is not None:
-            box["ops"][kind] = curvs[kind].update(st.factors, box["count"][kind])
-            box["count"][kind] += 1
+        box["factors"], box["kind"] = st.factors_per_point, kind
+        box["refresh"] = kind is not None and box["count"][kind] % s.inverse_every == 0
         box["step"] = k + 1
         return st.value, st.grad
+
+    def curvature_fn(eta, rng):
+        f, kind = box["factors"], box["kind"]
+        if method == "two_step":
+            return BlockCurvature(f if kind == "q" else None, f if kind == "dec" else None)
+        return f
+
+    def timed_update(grads, state, params=None, **extra):
+        t0 = time.perf_counter()
+        out = opt.update(grads, state, params, **extra)
+        if box["kind"] is not None:
+            box["count"][box["kind"]] += 1
+            if box["refresh"]:
+                box["refresh_t"].append(time.perf_counter() - t0)
+        return out
 
     clock, wall = _clock_fn or _clock(s.clock), time.perf_counter
     curve: list[list[float]] = []
@@ -848,8 +426,8 @@ def run_one(
 
     def evaluate(eta, t_train):
         e0, w0 = clock(), wall()
-        tr = vae_elbo(chain, eta, data.train_eval, eps_tr)
-        te = vae_elbo(chain, eta, data.test, eps_te)
+        tr = vae_elbo(vae, eta, data.train_eval, eps_tr)
+        te = vae_elbo(vae, eta, data.test, eps_te)
         curve.append([float(t_train), tr, te])
         acct["eval"] += clock() - e0
         acct["eval_wall"] += wall() - w0
@@ -872,27 +450,14 @@ def run_one(
             return True
         return None
 
-    if method == "two_step":
-        from refvpng.optim.two_step import BlockCurvature
-
-        def curvature_fn(eta, rng):
-            return BlockCurvature(box["ops"].get("q"), box["ops"].get("dec"))
-    elif curvs:
-
-        def curvature_fn(eta, rng):
-            return box["ops"][kinds[0]]
-    else:
-        curvature_fn = None
-
-    box["step"] = 0
     acct["t0"], acct["w0"] = clock(), wall()
     run(
         objective_and_grad,
         eta0,
-        opt,
+        GradientTransformation(opt.init, timed_update),
         10**12,
         seed=s.seed,
-        curvature_fn=curvature_fn,
+        curvature_fn=None if kinds == (None,) else curvature_fn,
         callback=callback,
     )
     if bar is not None:
@@ -908,10 +473,8 @@ def run_one(
         "final_test_elbo": curve[-1][2],
         "curve": curve,
     }
-    if curvs:
-        out["refresh_seconds_mean"] = float(
-            np.mean([t for c in curvs.values() for t in c.refresh_seconds])
-        )
+    if box["refresh_t"]:
+        out["refresh_seconds_mean"] = float(np.mean(box["refresh_t"]))
     return out
 
 
@@ -1010,16 +573,13 @@ def merge_results(old: dict, new: dict) -> dict:
     so, sn = dict(old["settings"]), json.loads(json.dumps(new["settings"]))
     skip = {"methods"} | (set() if "two_step" in old else set(_TWO_STEP_ONLY))
     diff = {
-        k: (so.get(k, defaults[k]), v)
-        for k, v in sn.items()
-        if k not in skip and so.get(k, defaults[k]) != v
+        k: (so.get(k, defaults[k]), v) for k, v in sn.items() if k not in skip and so.get(k, defaults[k]) != v
     }
     if diff:
         raise ValueError(f"cannot merge results of different settings (old, new): {diff}")
     if old.get("data_source") != new.get("data_source"):
         raise ValueError(
-            f"cannot merge results of different data: {old.get('data_source')} vs "
-            f"{new.get('data_source')}"
+            f"cannot merge results of different data: {old.get('data_source')} vs {new.get('data_source')}"
         )
     methods = [m for m in METHODS if m in old or m in new]
     settings = {**sn, "methods": methods}
@@ -1091,9 +651,7 @@ def notes(s: Settings, source: str) -> str:
     )
 
 
-def run_grid(
-    s: Settings, out_dir, *, jobs: int = 1, threads: int | None = 1, progress: bool = True
-) -> dict:
+def run_grid(s: Settings, out_dir, *, jobs: int = 1, threads: int | None = 1, progress: bool = True) -> dict:
     """Run every (method, step size) cell, reusing finished cells, and pick the best per method.
 
     Parameters
@@ -1134,10 +692,7 @@ def run_grid(
         best = max(runs, key=lambda r: r["final_train_elbo"])
         entry = {k: v for k, v in best.items() if k != "settings"}
         entry["grid"] = [
-            {
-                k: r[k]
-                for k in ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")
-            }
+            {k: r[k] for k in ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")}
             for r in runs
         ]
         doc[m] = entry
@@ -1174,9 +729,7 @@ def plot(doc: dict, path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("ELBO (nats per image)")
     lo = min(
-        np.min(np.asarray(doc[m]["curve"])[1:, 1:])
-        for m in METHODS
-        if m in doc and len(doc[m]["curve"]) > 1
+        np.min(np.asarray(doc[m]["curve"])[1:, 1:]) for m in METHODS if m in doc and len(doc[m]["curve"]) > 1
     )
     hi = max(np.max(np.asarray(doc[m]["curve"])[:, 1:]) for m in METHODS if m in doc)
     if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
@@ -1199,9 +752,7 @@ def main(argv=None) -> int:
     import argparse
     from pathlib import Path
 
-    p = argparse.ArgumentParser(
-        prog="refvpng reproduce vae", description="Figure 2: VAE on binarized MNIST"
-    )
+    p = argparse.ArgumentParser(prog="refvpng reproduce vae", description="Figure 2: VAE on binarized MNIST")
     p.add_argument("--quick", action="store_true", help="tiny net on synthetic data (seconds)")
     p.add_argument("--out", default=None, help="results folder (default validation/results)")
     p.add_argument("--mnist-dir", default=None, help="directory of MNIST IDX files")

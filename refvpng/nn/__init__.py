@@ -1,12 +1,21 @@
 """Neural networks with explicit forward/backward passes: MLPs and the VAE chain of Section 5.2.
 
 See :mod:`refvpng.nn.mlp` for the parameter packing (column-major ``vec`` of ``[W, b]``) and
-the Kronecker ordering (``A ⊗ G``, input factor left) used throughout, and
-:func:`refvpng.nn.chain_model` for the chain as a :class:`~refvpng.models.latent.LatentModel`.
+the Kronecker ordering (``A ⊗ G``, input factor left) used throughout,
+:func:`refvpng.nn.chain_model` for the chain as a :class:`~refvpng.models.latent.LatentModel`,
+and :mod:`refvpng.nn.vae` for the fused VAE training step of Figure 2.
 """
 
 from refvpng.nn.chain import Chain, ChainCache, ChainGrads, chain_model
 from refvpng.nn.mlp import ACTIVATIONS, MLP, MLPCache, MLPGrads, per_example_gradients
+from refvpng.nn.vae import (
+    VAEStep,
+    bernoulli_terms,
+    bernoulli_terms_numba,
+    make_vae,
+    vae_elbo,
+    vae_step,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,4 +27,10 @@ __all__ = [
     "ChainCache",
     "ChainGrads",
     "chain_model",
+    "VAEStep",
+    "bernoulli_terms",
+    "bernoulli_terms_numba",
+    "make_vae",
+    "vae_elbo",
+    "vae_step",
 ]

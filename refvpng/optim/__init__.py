@@ -41,6 +41,7 @@ from refvpng.optim.directions import (
     natural_direction,
     resolve_index,
 )
+from refvpng.optim.kfac_direction import KFACDirectionState, kfac_direction
 from refvpng.optim.loop import RunResult, make_optimizer, resume, run, step_rngs
 from refvpng.optim.stepsize import (
     AdamState,
@@ -57,6 +58,7 @@ __all__ = [
     "Checkpoint",
     "EmptyState",
     "GradientTransformation",
+    "KFACDirectionState",
     "LMDampingState",
     "RMSPropState",
     "RunResult",
@@ -67,6 +69,7 @@ __all__ = [
     "check_params",
     "damped_solve",
     "identity_direction",
+    "kfac_direction",
     "lm_adjust",
     "lm_damping",
     "load_checkpoint",

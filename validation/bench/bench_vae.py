@@ -27,6 +27,7 @@ Writes ``validation/results/bench_vae.json`` (or ``--out``). No timing is assert
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -37,38 +38,22 @@ import numpy as np
 
 
 def _steppers(chain, x, cfg):
-    """One closure per method doing a complete iteration; returns (step, refresh_flag)."""
-    from refvpng.curvature.kfac import KFACConfig
-    from refvpng.experiments.vae import RunningKFAC, vae_step
-    from refvpng.optim import apply_updates, make_optimizer
+    """One closure per method doing a complete iteration; returns whether it refreshed."""
+    from refvpng.experiments.vae import Settings, method_optimizer
+    from refvpng.nn import vae_step
+    from refvpng.optim import apply_updates
 
-    p_enc = chain.encoder.num_params
+    s = Settings(damping=cfg["damping"], inverse_every=cfg["inverse_every"], rule="adam")
     n, s_count = x.shape[0], cfg["samples"]
     dtype = np.dtype(cfg["factor_dtype"])
     out = {}
     for method in ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag"):
-        if method == "adam":
-            opt, curv, kind = make_optimizer("gradient", "adam", 1e-3), None, None
-        else:
-            kcfg = KFACConfig(
-                tridiagonal=method != "vpng_blockdiag",
-                damping=cfg["damping"],
-                inverse_every=cfg["inverse_every"],
-            )
-            curv = RunningKFAC(kcfg)
-            if method == "q_ng":
-                opt = make_optimizer(
-                    "q_natural", "adam", 1e-3, cfg["damping"], index=slice(0, p_enc)
-                )
-                kind = "q"
-            else:
-                opt = make_optimizer("vpng", "adam", 1e-3, cfg["damping"])
-                kind = "vp"
+        opt, (kind,) = method_optimizer(method, 1e-3, s, chain.encoder.num_params)
         box = {"eta": chain.init(np.random.default_rng(0)), "k": 0}
         box["state"] = opt.init(box["eta"])
         rng = np.random.default_rng(1)
 
-        def step(box=box, opt=opt, curv=curv, kind=kind, rng=rng, method=method):
+        def step(box=box, opt=opt, kind=kind, rng=rng, method=method):
             eps = rng.standard_normal((s_count, n, chain.d_z))
             u = rng.random((s_count, n, chain.d_x)) if kind == "vp" else None
             st = vae_step(
@@ -82,18 +67,14 @@ def _steppers(chain, x, cfg):
                 factor_dtype=dtype,
                 cross=method != "vpng_blockdiag",
             )
-            extra = {}
-            refreshed = False
-            if curv is not None:
-                before = len(curv.refresh_seconds)
-                extra["curvature"] = curv.update(st.factors, box["k"])
-                refreshed = len(curv.refresh_seconds) > before
+            extra = {} if kind is None else {"curvature": st.factors_per_point}
             upd, box["state"] = opt.update(st.grad, box["state"], box["eta"], **extra)
             box["eta"] = apply_updates(box["eta"], upd)
+            refreshed = kind is not None and box["k"] % cfg["inverse_every"] == 0
             box["k"] += 1
             return refreshed
 
-        out[method] = (step, curv)
+        out[method] = (step, kind)
     return out
 
 
@@ -130,7 +111,7 @@ def _time(f, reps):
 
 def factor_throughput(chain, n, m, dtype, reps, rng):
     """Time the Gram products of the factors vs one BLAS ``B.T @ B`` of the same dtype."""
-    from refvpng.experiments.vae import _cross, _gram
+    from refvpng.nn.vae import cross_gram, gram
 
     shapes = _gram_shapes(chain, n, m)
     mats = {}
@@ -141,9 +122,9 @@ def factor_throughput(chain, n, m, dtype, reps, rng):
     def accumulate():
         for rows, d1, d2, sym in shapes:
             if sym:
-                _gram(mats[(rows, d1)], 1.0, dtype)
+                gram(mats[(rows, d1)], 1.0, dtype)
             else:
-                _cross(mats[(rows, d1)], mats[(rows, d2)], 1.0, dtype)
+                cross_gram(mats[(rows, d1)], mats[(rows, d2)], 1.0, dtype)
 
     flops = sum(_flops(*sh) for sh in shapes)
     accumulate()
@@ -181,7 +162,7 @@ def main(argv=None) -> int:
 
 
 def _run(a) -> int:
-    from refvpng.experiments.vae import make_vae
+    from refvpng.nn import make_vae
 
     try:
         import threadpoolctl  # noqa: F401
@@ -219,10 +200,10 @@ def _run(a) -> int:
             (refresh if refreshed else times)[m].append(_clock() - t0)
     res = {}
     adam = float(np.median(times["adam"]))
-    for m, (_, curv) in steppers.items():
+    for m, (_, kind) in steppers.items():
         t = float(np.median(times[m]))
         r = {"sec_per_iter": t, "iterations_timed": len(times[m])}
-        if curv is not None and refresh[m]:
+        if kind is not None and refresh[m]:
             r["refresh_sec"] = max(float(np.median(refresh[m])) - t, 0.0)
             r["refreshes_timed"] = len(refresh[m])
             r["amortized_sec_per_iter"] = t + r["refresh_sec"] / cfg["inverse_every"]
@@ -261,9 +242,8 @@ def _run(a) -> int:
         doc[f"ratio_{m}_to_adam"] = res[m]["ratio_to_adam"]
     default = Path(__file__).resolve().parents[1] / "results" / "bench_vae.json"
     out = Path(a.out) if a.out else default
-    from refvpng.experiments.vae import _write_json_atomic
-
-    _write_json_atomic(out, doc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     print(f"{'method':16s} {'s/iter':>8s} {'refresh s':>9s} {'amortized':>9s} {'x Adam':>7s}")
     for m, r in res.items():
         print(
