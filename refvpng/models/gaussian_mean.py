@@ -62,9 +62,7 @@ def covariance(eps_corr: float) -> np.ndarray:
     return np.array([[1.0, 1.0 - e], [1.0 - e, 1.0]])
 
 
-def make_model(
-    eps_corr: float = 0.01, sigma: float | None = 1.0, scale: str = "fixed"
-) -> LatentModel:
+def make_model(eps_corr: float = 0.01, sigma: float | None = 1.0, scale: str = "fixed") -> LatentModel:
     """The model of Eq 4 with its mean-field family (see the module docstring for packing)."""
     cov = covariance(eps_corr)
     if scale == "fixed":
@@ -98,9 +96,7 @@ def make_model(
     )
 
 
-def make_data(
-    rng: np.random.Generator, n: int, eps_corr: float = 0.01, mu_true=(1.0, -1.0)
-) -> np.ndarray:
+def make_data(rng: np.random.Generator, n: int, eps_corr: float = 0.01, mu_true=(1.0, -1.0)) -> np.ndarray:
     r"""Draw :math:`x_i \sim N(\mu_{true}, \Sigma)`, shape ``(n, 2)``."""
     n = as_int(n, "n")
     mu_true = as_array(mu_true, "mu_true", shape=(2,))

@@ -132,9 +132,7 @@ def check_data(model: LatentModel, x, cov=None):
     """Validate observations ``x`` (n, d) and covariates ``cov`` (n, c); return float64 arrays."""
     x = as_array(x, "x", ndim=2)
     if x.shape[1] != model.obs_dim:
-        raise ValueError(
-            f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}"
-        )
+        raise ValueError(f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}")
     if x.shape[0] < 1:
         raise ValueError("x must have at least one row")
     if model.n_cov:
@@ -214,9 +212,7 @@ def outputs(model: LatentModel, eta, x, eps, cov=None):
     return model.decode(theta, latents(model, lam, x, eps), cov)
 
 
-def draw_predictive(
-    rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None
-):
+def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None):
     r"""Draw predictive samples :math:`x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15).
 
     Returns
@@ -234,9 +230,7 @@ def draw_predictive(
     return model.likelihood.sample(rng, tt)
 
 
-def draw_model_samples(
-    rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None
-):
+def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None):
     r"""Draw :math:`\tilde z_{si} \sim p(z)` and :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si}; \theta)`.
 
     These are the samples of the expectation :math:`E_{p(z_i)} E_{p(x_i \mid z_i)}` in Eq 9 and

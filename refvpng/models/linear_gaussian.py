@@ -130,9 +130,7 @@ def vp_fisher_closed(eta, x, sigma: float) -> np.ndarray:
     lam, th, xv = _unpack(eta, x)
     sigma = as_positive_scalar(sigma, "sigma")
     sxx = float(xv @ xv)
-    return np.array(
-        [[th**2 * sxx, th * lam * sxx], [th * lam * sxx, lam**2 * sxx + xv.size * sigma**2]]
-    )
+    return np.array([[th**2 * sxx, th * lam * sxx], [th * lam * sxx, lam**2 * sxx + xv.size * sigma**2]])
 
 
 def ll_neg_hessian_closed(eta, x, sigma: float) -> np.ndarray:
@@ -163,9 +161,7 @@ def elbo_grad_exact(eta, x, sigma: float) -> np.ndarray:
     lam, th, xv = _unpack(eta, x)
     s2 = as_positive_scalar(sigma, "sigma") ** 2
     sxx = float(xv @ xv)
-    return np.array(
-        [sxx * (th - th**2 * lam - lam), lam * sxx * (1 - th * lam) - xv.size * th * s2]
-    )
+    return np.array([sxx * (th - th**2 * lam - lam), lam * sxx * (1 - th * lam) - xv.size * th * s2])
 
 
 def posterior(theta: float, x):

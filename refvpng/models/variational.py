@@ -54,9 +54,7 @@ class MeanFieldGaussian:
             raise ValueError(f"scale must be one of {SCALE_COORDS}, got {self.scale!r}")
         if self.scale == "fixed":
             if self.sigma is None or not np.isfinite(self.sigma) or self.sigma <= 0:
-                raise ValueError(
-                    f"sigma must be finite and > 0 for scale='fixed', got {self.sigma}"
-                )
+                raise ValueError(f"sigma must be finite and > 0 for scale='fixed', got {self.sigma}")
         elif self.sigma is not None:
             raise ValueError("sigma is only allowed with scale='fixed'")
 
@@ -106,11 +104,7 @@ class MeanFieldGaussian:
         d = z.shape[-1]
         if self.scale == "fixed":
             return -0.5 * anp.sum(w**2, axis=-1) - d * ls - 0.5 * d * _LOG_2PI
-        return (
-            -0.5 * anp.sum(w**2, axis=-1)
-            - anp.sum(ls * anp.ones_like(w), axis=-1)
-            - (0.5 * d * _LOG_2PI)
-        )
+        return -0.5 * anp.sum(w**2, axis=-1) - anp.sum(ls * anp.ones_like(w), axis=-1) - (0.5 * d * _LOG_2PI)
 
     def kl_to_normal(self, m, rho, prior_std: float):
         r""":math:`\mathrm{KL}(q \,\|\, N(0, \tau^2 I))`, summed over the last axis.
