@@ -288,17 +288,26 @@ def check_solve_and_kernel(seed: int = 3) -> list[Check]:
 
 
 def check_ppca(seed: int = 4) -> list[Check]:
-    """Linear-Gaussian latent model: missing information and Fisher closed forms vs Monte Carlo."""
+    r"""Linear-Gaussian latent model: missing information and Fisher closed forms vs Monte Carlo.
+
+    The joint Fisher is estimated by the generic :func:`~refvpng.curvature.latent_fisher.joint_fisher_mc`
+    on the pPCA ``LatentModel``; the marginal one from the closed-form marginal scores at
+    :math:`x \sim p(x)` drawn by :func:`~refvpng.curvature.latent_fisher.draw_joint`.
+    """
+    from refvpng.curvature.latent_fisher import draw_joint, joint_fisher_mc
     from refvpng.models import ppca
 
     rng = np.random.default_rng(seed)
-    d, k = 4, 2
-    theta = ppca.pack(rng.standard_normal((d, k)), rng.standard_normal(d), 0.5)
-    fj = ppca.joint_fisher_ppca(theta, d=d, k=k)
-    fm = ppca.marginal_fisher_ppca(theta, d=d, k=k)
-    mi = ppca.missing_information(theta, d=d, k=k)
-    _, per_j = ppca.joint_fisher_mc(rng, theta, 20000, d=d, k=k)
-    _, per_m = ppca.marginal_fisher_mc(rng, theta, 20000, d=d, k=k)
+    spec = ppca.PPCASpec(4, 2)
+    model = ppca.make_model(spec)
+    theta = spec.pack(rng.standard_normal((spec.d, spec.k)), rng.standard_normal(spec.d), 0.5)
+    fj = ppca.joint_fisher_closed(spec, theta)
+    fm = ppca.marginal_fisher_closed(spec, theta)
+    mi = ppca.missing_information_closed(spec, theta)
+    _, per_j = joint_fisher_mc(rng, model, theta, 1, 20000)
+    x, _ = draw_joint(rng, model, theta, 1, 20000)
+    s = ppca.marginal_score_closed(spec, theta, x[:, 0])
+    per_m = s[:, :, None] * s[:, None, :]
     return [
         _exact("joint - marginal Fisher = missing information", "Louis 1982", mi, fj - fm, 1e-10),
         _mc("joint Fisher (pPCA) vs Monte Carlo", "note, Sec 2", fj, per_j),

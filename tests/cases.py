@@ -13,6 +13,7 @@ import numpy as np
 from refvpng.models import gaussian_mean as gm
 from refvpng.models import linear_gaussian as lg
 from refvpng.models import logistic as lr
+from refvpng.models import ppca
 from refvpng.models.likelihoods import Bernoulli, Gaussian
 from refvpng.models.small import make_small_model
 from refvpng.nn import Chain, chain_model
@@ -84,7 +85,22 @@ def make_cases():
     cases.append(_chain(6, (3, 4, 2), (1, 3, 3), "tanh", Bernoulli()))
     cov = np.array([[1.0, 0.3], [0.3, 0.5]])
     cases.append(_chain(7, (2, 3, 3, 4), (2, 2, 2), "relu", Gaussian(cov)))
+    cases.append(_ppca(8, ppca.PPCASpec(3, 2, "iso", "log"), "ppca-iso"))
+    cases.append(_ppca(9, ppca.PPCASpec(3, 2, "diag", "var"), "factor_analysis-diag"))
     return cases
+
+
+def _ppca(seed, spec, name, n=4):
+    """pPCA / factor analysis with the affine mean-field encoder (refvpng.models.ppca.make_model)."""
+    rng = np.random.default_rng(seed)
+    model = ppca.make_model(spec)
+    theta = spec.pack(
+        rng.standard_normal((spec.d, spec.k)),
+        rng.standard_normal(spec.d),
+        rng.uniform(0.5, 1.5, spec.n_noise),
+    )
+    eta = np.concatenate([0.5 * rng.standard_normal(model.n_lambda), theta])
+    return Case(name, model, eta, rng.standard_normal((n, spec.d)))
 
 
 CASES = make_cases()

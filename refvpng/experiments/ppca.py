@@ -10,15 +10,15 @@ Setting (documented choices)
 - Data: ``n = 1000`` points, ``d = 10``, ``k = 2`` from a known pPCA model: data seed 0 draws
   :math:`W_{\mathrm{true}} = G\,\mathrm{diag}(2, 1)` with :math:`G` standard normal,
   :math:`b_{\mathrm{true}} \sim N(0, I)`, :math:`\psi_{\mathrm{true}} = 0.5`, then the data by
-  :func:`refvpng.models.ppca.sample`.
+  :func:`refvpng.curvature.latent_fisher.draw_joint` on the pPCA model.
 - Target: :math:`\ell^* = \max_\theta \frac1n\sum_i\log p(x_i;\theta)`
-  (:func:`refvpng.models.ppca.ppca_max_loglik`). Reported **gap**
+  (:func:`refvpng.models.ppca.max_loglik_closed`). Reported **gap**
   :math:`\ell^* - \mathcal L(\eta)/n \ge 0` per data point (the ELBO is below the
   log-likelihood). Tolerance ``1e-3``; iteration cap 5000; a run stops early at gap ``1e-10``.
 - Start (init seed 1, the same for every method): :math:`A = 0.01\,G_A`, :math:`c = 0`,
   :math:`\rho = 0` (:math:`\sigma = 1`), :math:`W = 0.1\,G_W`, :math:`b = 0`, :math:`\psi = 1`.
 - Gradients: the closed-form ELBO with its exact, hand-derived gradient
-  (:func:`refvpng.models.linear_vae.elbo_exact_value_and_grad`) — deterministic, no Monte Carlo.
+  (:func:`refvpng.models.linear_vae.elbo_closed_value_and_grad`) — deterministic, no Monte Carlo.
   Curvatures in closed form too (each tested against the generic autograd/Monte Carlo build of
   refvpng): :math:`F_q` (:func:`~refvpng.models.linear_vae.q_fisher_closed`, Eq 2), the decoder
   Fisher (:func:`~refvpng.models.linear_vae.decoder_fisher_closed`) and :math:`F_r` exact in
@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from refvpng.curvature.latent_fisher import draw_joint
 from refvpng.experiments._io import (
     default_results_dir,
     machine_info,
@@ -107,8 +108,9 @@ def make_problem(d: int = 10, k: int = 2, n: int = 1000, seed: int = 0) -> dict[
     Returns
     -------
     dict
-        ``x`` (n, d), ``theta_true``, ``theta_ml`` (:func:`~refvpng.models.ppca.ppca_mle`),
-        ``max_loglik`` (per point), ``psi_ml`` and the sizes.
+        ``x`` (n, d), ``spec`` (:class:`~refvpng.models.ppca.PPCASpec`), ``theta_true``,
+        ``theta_ml`` (:func:`~refvpng.models.ppca.mle_closed`), ``max_loglik`` (per point),
+        ``psi_ml`` and the sizes.
 
     Examples
     --------
@@ -117,14 +119,16 @@ def make_problem(d: int = 10, k: int = 2, n: int = 1000, seed: int = 0) -> dict[
     ((50, 4), True)
     """
     rng = np.random.default_rng(seed)
+    spec = ppca.PPCASpec(d, k)
     scales = np.linspace(2.0, 1.0, k)
     W = rng.standard_normal((d, k)) * scales
     b = rng.standard_normal(d)
-    theta_true = ppca.pack(W, b, 0.5)
-    x, _ = ppca.sample(rng, theta_true, n, d=d, k=k)
-    theta_ml = ppca.ppca_mle(x, k)
+    theta_true = spec.pack(W, b, 0.5)
+    x = draw_joint(rng, ppca.make_model(spec), theta_true, n, 1)[0][0]
+    theta_ml = ppca.mle_closed(spec, x)
     return {
         "x": x,
+        "spec": spec,
         "d": d,
         "k": k,
         "n": n,
@@ -132,17 +136,18 @@ def make_problem(d: int = 10, k: int = 2, n: int = 1000, seed: int = 0) -> dict[
         "theta_true": theta_true,
         "theta_ml": theta_ml,
         "psi_ml": float(np.exp(theta_ml[-1])),
-        "max_loglik": ppca.ppca_max_loglik(x, k),
+        "max_loglik": ppca.max_loglik_closed(spec, x),
     }
 
 
 def initial_eta(problem: dict, seed: int = 1) -> np.ndarray:
     r"""Return the start point shared by every method (module docstring), packed as :math:`\eta`."""
-    d, k = problem["d"], problem["k"]
+    spec = problem["spec"]
+    d, k = spec.d, spec.k
     rng = np.random.default_rng(seed)
     A = 0.01 * rng.standard_normal((k, d))
     W = 0.1 * rng.standard_normal((d, k))
-    return lv.pack(A, np.zeros(k), np.zeros(k), W, np.zeros(d), 1.0)
+    return lv.pack_eta(spec, A, np.zeros(k), np.zeros(k), W, np.zeros(d), 1.0)
 
 
 def method_grid(method: str, quick: bool = False) -> list[dict]:
@@ -167,8 +172,8 @@ def method_grid(method: str, quick: bool = False) -> list[dict]:
 
 def build_method(method: str, config: dict, problem: dict):
     """Return ``(optimizer, curvature_fn)`` for :func:`refvpng.optim.run`."""
-    x, d, k, n = problem["x"], problem["d"], problem["k"], problem["n"]
-    nl = lv.n_lambda(d, k)
+    x, spec, n = problem["x"], problem["spec"], problem["n"]
+    nl = lv.n_lambda(spec)
     if method == "two_step":
         opt = make_two_step(
             nl,
@@ -182,28 +187,30 @@ def build_method(method: str, config: dict, problem: dict):
 
         def curvature_fn(params, rng):
             return BlockCurvature(
-                encoder=lambda: lv.q_fisher_closed(params, x, d=d, k=k),
-                decoder=lambda: lv.decoder_fisher_closed(params, x, d=d, k=k),
+                encoder=lambda: lv.q_fisher_closed(spec, params, x),
+                decoder=lambda: lv.decoder_fisher_closed(spec, params, x),
             )
 
         return opt, curvature_fn
     if method == "vpng":
         opt = make_optimizer("vpng", "fixed", config["lr"], config["damping_per_point"] * n)
-        return opt, lambda params, rng: lv.vp_fisher_closed(params, x, d=d, k=k)
+        return opt, lambda params, rng: lv.vp_fisher_closed(spec, params, x)
     if method == "q_ng":
         opt = make_optimizer("q_natural", "adam", config["lr"], 0.0, index=slice(0, nl))
-        return opt, lambda params, rng: lv.q_fisher_closed(params, x, d=d, k=k)
+        return opt, lambda params, rng: lv.q_fisher_closed(spec, params, x)
     if method == "adam":
         return make_optimizer("gradient", "adam", config["lr"]), None
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
 def _diagnostics(problem: dict, eta: np.ndarray) -> dict:
-    d, k = problem["d"], problem["k"]
-    if not np.all(np.isfinite(eta)):
+    spec = problem["spec"]
+    try:  # non-finite entries or an overflowing noise variance after a divergence
+        _, _, _, W, _, psi = lv.unpack_eta(spec, eta)
+    except ValueError:
         return {"principal_angle": None, "noise_variance": None}
-    _, _, _, W, _, psi = lv.unpack(eta, d=d, k=k)
-    W_ml = problem["theta_ml"][: d * k].reshape(d, k)
+    psi = float(psi[0])
+    W_ml = spec.unpack(problem["theta_ml"])[0]
     angle = float(np.max(ppca.principal_angles(W, W_ml)))
     return {
         "principal_angle": angle if np.isfinite(angle) else None,
@@ -235,7 +242,7 @@ def run_method(
         ``principal_angle`` (largest, radians, learned :math:`W` against :math:`W_{\mathrm{ML}}`)
         and ``noise_variance``.
     """
-    x, d, k, n = problem["x"], problem["d"], problem["k"], problem["n"]
+    x, spec, n = problem["x"], problem["spec"], problem["n"]
     best = problem["max_loglik"]
     eta0 = initial_eta(problem) if eta0 is None else eta0
     opt, curvature_fn = build_method(method, config, problem)
@@ -244,7 +251,7 @@ def run_method(
     last = {"params": eta0}
 
     def objective_and_grad(params, rng):
-        return lv.elbo_exact_value_and_grad(params, x, d=d, k=k)
+        return lv.elbo_closed_value_and_grad(spec, params, x)
 
     def callback(step, params, state, value):
         times.append(time.perf_counter() - t0)

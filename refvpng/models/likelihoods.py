@@ -206,9 +206,7 @@ class Poisson:
             while hasattr(tv, "_value"):
                 tv = tv._value
             if np.any(np.asarray(tv) > 700.0):
-                raise ValueError(
-                    "t exceeds 700 for the log-link Poisson: the rate exp(t) overflows float64"
-                )
+                raise ValueError("t exceeds 700 for the log-link Poisson: the rate exp(t) overflows float64")
 
     def log_rate(self, t):
         """Log of the rate, stable for ``|t| <= 1000``."""
@@ -222,9 +220,7 @@ class Poisson:
         """Log probability summed over the last axis."""
         self._check_t(t)
         xv = np.asarray(getattr(x, "_value", x), dtype=np.float64)
-        return anp.sum(x * self.log_rate(t) - self.rate(t), axis=-1) - np.sum(
-            gammaln(xv + 1.0), axis=-1
-        )
+        return anp.sum(x * self.log_rate(t) - self.rate(t), axis=-1) - np.sum(gammaln(xv + 1.0), axis=-1)
 
     def _ratio(self, t):
         # sigmoid(t) / softplus(t), computed in log space (tends to 1 as t -> -inf).
@@ -256,3 +252,135 @@ class Poisson:
     def whiten(self, jac, t):
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
         return np.sqrt(self.output_fisher(t))[..., None] * np.asarray(jac)
+
+
+def _plain(a):
+    """The float64 value under autograd boxes (for validation only)."""
+    while hasattr(a, "_value"):
+        a = a._value
+    return np.asarray(a, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class GaussianLearnedVariance:
+    r"""Gaussian with learned diagonal variance: :math:`N(x \mid \mu, \operatorname{diag} e^{s})`.
+
+    The output parameter :math:`t = (\mu, s)` holds the mean (``dim`` columns) and the
+    log-variance: one column shared by all ``dim`` outputs (``shared=True``, isotropic,
+    :math:`\psi = e^s`) or one per output (``shared=False``, ``2 * dim`` columns).
+
+    .. math::
+        \log p(x \mid t) = -\tfrac12\sum_{a=1}^{d}\big(\log 2\pi + s_a + e^{-s_a}(x_a-\mu_a)^2\big),
+
+    score :math:`\partial_{\mu_a} = e^{-s_a}r_a`, :math:`\partial_{s_a} = \tfrac12(e^{-s_a}r_a^2
+    - 1)` (summed over :math:`a` for a shared :math:`s`), :math:`r = x - \mu`, and the diagonal
+    output Fisher
+
+    .. math::
+        \Lambda(t) = \operatorname{diag}\big(e^{-s_1}, \dots, e^{-s_d},\ \tfrac d2\big)
+        \ (\text{shared}), \qquad
+        \operatorname{diag}\big(e^{-s_1}, \dots, e^{-s_d},\ \tfrac12, \dots, \tfrac12\big),
+
+    the mean and log-variance blocks being orthogonal (odd moments of :math:`r` vanish). The
+    likelihood of the linear VAE and of factor analysis (:mod:`refvpng.models.ppca`).
+
+    Parameters
+    ----------
+    dim : int
+        Data dimension ``d``.
+    shared : bool, default True
+        One log-variance for all outputs (``d + 1`` output columns) or one each (``2d``).
+
+    Raises
+    ------
+    ValueError
+        From every method, if ``t`` does not have ``n_out`` columns, ``x`` does not have ``dim``
+        columns, or a value (not under autograd) is NaN or infinite.
+
+    Examples
+    --------
+    >>> lik = GaussianLearnedVariance(2)
+    >>> t = np.array([0.0, 0.0, np.log(4.0)])          # mean 0, variance 4
+    >>> lik.output_fisher(t).tolist()
+    [0.25, 0.25, 1.0]
+    >>> lik.score(np.array([2.0, 0.0]), t).tolist()
+    [0.5, 0.0, -0.5]
+    """
+
+    dim: int
+    shared: bool = True
+    diagonal = True
+
+    def __post_init__(self):
+        from refvpng._checks import as_int
+
+        object.__setattr__(self, "dim", as_int(self.dim, "dim"))
+        if not isinstance(self.shared, (bool, np.bool_)):
+            raise TypeError(f"shared must be a bool, got {type(self.shared).__name__}")
+
+    @property
+    def n_out(self) -> int:
+        """Number of output columns: ``dim + 1`` (shared) or ``2 * dim``."""
+        return self.dim + 1 if self.shared else 2 * self.dim
+
+    def _split(self, t):
+        if np.shape(t)[-1:] != (self.n_out,):
+            raise ValueError(
+                f"t must have {self.n_out} columns (mean, log-variance), got shape {np.shape(t)}"
+            )
+        if not np.all(np.isfinite(_plain(t))):
+            raise ValueError("t contains NaN or infinite values")
+        return t[..., : self.dim], t[..., self.dim :]
+
+    def _check_x(self, x):
+        if np.shape(x)[-1:] != (self.dim,):
+            raise ValueError(f"x must have {self.dim} columns, got shape {np.shape(x)}")
+        if not np.all(np.isfinite(_plain(x))):
+            raise ValueError("x contains NaN or infinite values")
+
+    def log_prob(self, x, t):
+        r"""Log density summed over the ``dim`` data columns (autograd-friendly in ``t``)."""
+        self._check_x(x)
+        mu, s = self._split(t)
+        r = x - mu
+        # a shared s (..., 1) broadcasts over the dim columns
+        return -0.5 * anp.sum(_LOG_2PI + s + anp.exp(-s) * r * r, axis=-1)
+
+    def score(self, x, t):
+        r""":math:`\nabla_t \log p(x \mid t)`, shape ``(..., n_out)``."""
+        x = np.asarray(x, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
+        self._check_x(x)
+        mu, s = self._split(t)
+        r = x - mu
+        inv = np.exp(-s)
+        ds = 0.5 * (inv * r * r - 1.0)
+        if self.shared:
+            ds = np.sum(ds, axis=-1, keepdims=True)
+        return np.concatenate([inv * r, ds], axis=-1)
+
+    def sample(self, rng: np.random.Generator, t):
+        r"""Draw :math:`x' = \mu + e^{s/2}\odot\varepsilon`, shape ``(..., dim)``."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        mu, s = self._split(np.asarray(t, dtype=np.float64))
+        return mu + np.exp(0.5 * s) * rng.standard_normal(mu.shape)
+
+    def output_fisher(self, t):
+        r"""Diagonal :math:`\Lambda(t)` (class docstring), shape ``(..., n_out)``."""
+        t = np.asarray(t, dtype=np.float64)
+        mu, s = self._split(t)
+        out = np.empty(t.shape)
+        out[..., : self.dim] = np.exp(-s) * np.ones_like(mu)
+        out[..., self.dim :] = 0.5 * self.dim if self.shared else 0.5
+        return out
+
+    def whiten(self, jac, t):
+        r"""Return :math:`\sqrt{\Lambda} J` for ``jac`` of shape ``(..., n_out, P)``."""
+        jac = np.asarray(jac, dtype=np.float64)
+        if jac.shape[-2:-1] != (self.n_out,):
+            raise ValueError(f"jac must have shape (..., {self.n_out}, P), got {jac.shape}")
+        return np.sqrt(self.output_fisher(t))[..., None] * jac
+
+
+__all__ += ["GaussianLearnedVariance"]

@@ -24,7 +24,7 @@ the Fisher that does see it:
     :func:`refvpng.models.linear_vae.decoder_fisher_closed`).
 
 The marginal Fisher cannot be used for (a): :math:`\phi` does not enter :math:`p(x)`, its rows
-and columns are zero (:func:`refvpng.curvature.latent_fisher.check_metric`).
+and columns are zero (:func:`refvpng.curvature.metric_check.check_metric`).
 
 Structure
 ---------

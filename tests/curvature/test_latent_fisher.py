@@ -1,12 +1,14 @@
-"""Joint and marginal Fishers of latent-variable models; the singular metric over (phi, theta)."""
+"""The generic joint/marginal/decoder Fisher and IS estimators against the pPCA and FA closed forms.
+
+Monte Carlo checks are |estimate - truth| <= k SE with the SE from the same seeded samples. The
+closed forms of refvpng.models.ppca are per data point; the estimators sum over the n points.
+"""
 
 from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
 from refvpng.curvature import latent_fisher as lf
@@ -18,9 +20,11 @@ from refvpng.models.likelihoods import Gaussian
 from refvpng.models.small import make_small_model
 from refvpng.models.variational import MeanFieldGaussian
 from refvpng.testing.mc import assert_mc_close, mc_mean_and_se
-from refvpng.testing.tolerances import AUTOGRAD, EXACT
+from refvpng.testing.tolerances import EXACT
 
-D, K = 4, 2
+# pPCA (isotropic noise, log-variance) and factor analysis (diagonal noise, variance coordinate)
+SPECS = [ppca.PPCASpec(4, 2, "iso", "log"), ppca.PPCASpec(3, 2, "diag", "var")]
+SPEC_IDS = ["ppca-iso-log", "fa-diag-var"]
 
 
 def rel_err(a, b) -> float:
@@ -28,23 +32,28 @@ def rel_err(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1.0))
 
 
-@pytest.fixture(scope="module")
-def model():
-    return lv.make_model(D, K)
+def theta_general(spec, seed=11):
+    rng = np.random.default_rng(seed)
+    psi = rng.uniform(0.4, 1.2, spec.n_noise)
+    return spec.pack(rng.standard_normal((spec.d, spec.k)), rng.standard_normal(spec.d), psi)
 
 
-@pytest.fixture(scope="module")
-def theta_general():
-    rng = np.random.default_rng(11)
-    return ppca.pack(rng.standard_normal((D, K)), rng.standard_normal(D), 0.6)
+def theta_orth(spec, seed=12):
+    """Psi^{-1/2} W with orthogonal columns: the mean-field optimal encoder is the exact posterior."""
+    rng = np.random.default_rng(seed)
+    psi = rng.uniform(0.4, 1.2, spec.n_noise)
+    Q = np.linalg.qr(rng.standard_normal((spec.d, spec.k)))[0]
+    W = np.sqrt(np.broadcast_to(psi, (spec.d,)))[:, None] * Q * np.array([2.0, 1.0])
+    return spec.pack(W, rng.standard_normal(spec.d), psi)
 
 
-@pytest.fixture(scope="module")
-def theta_orth():
-    """Orthogonal columns: the mean-field encoder of optimal_encoder is the exact posterior."""
-    rng = np.random.default_rng(12)
-    W = np.linalg.qr(rng.standard_normal((D, K)))[0] * np.array([2.0, 1.0])
-    return ppca.pack(W, rng.standard_normal(D), 0.5)
+def exact_eta(spec, theta):
+    return np.concatenate([lv.optimal_encoder(spec, theta), theta])
+
+
+@pytest.fixture(params=SPECS, ids=SPEC_IDS)
+def spec(request):
+    return request.param
 
 
 def global_linear_model() -> LatentModel:
@@ -63,33 +72,28 @@ def global_linear_model() -> LatentModel:
     )
 
 
+def draw_x(spec, theta, n, seed):
+    return lf.draw_joint(np.random.default_rng(seed), ppca.make_model(spec), theta, n, 1)[0][0]
+
+
 # --------------------------------------------------------------------------------------------
 # joint Fisher
 # --------------------------------------------------------------------------------------------
 
 
-def test_joint_score_matches_ppca(model, theta_general):
-    rng = np.random.default_rng(0)
-    x, z = ppca.sample(rng, theta_general, 6, d=D, k=K)
-    s = lf.joint_score(model, theta_general, x, z)
-    assert s.shape == (6, model.n_theta)
-    assert rel_err(s, ppca.joint_score(theta_general, x, z, d=D, k=K)) <= AUTOGRAD
-
-
-def test_joint_fisher_mc_is_n_times_per_point_closed_form(model, theta_general):
+def test_joint_fisher_mc_is_n_times_per_point_closed_form(spec):
     n = 3
-    F, per = lf.joint_fisher_mc(np.random.default_rng(1), model, theta_general, n, 3000)
-    assert per.shape == (3000, model.n_theta, model.n_theta)
-    assert np.allclose(F, per.mean(axis=0))
-    # ppca Fishers are per point; refvpng's are sums over the n points of a data set
-    assert_mc_close(per, n * ppca.joint_fisher_ppca(theta_general, d=D, k=K))
+    th = theta_general(spec)
+    F, per = lf.joint_fisher_mc(np.random.default_rng(1), ppca.make_model(spec), th, n, 4000)
+    assert per.shape == (4000, spec.n_params, spec.n_params)
+    np.testing.assert_allclose(F, per.mean(axis=0), rtol=EXACT)
+    assert_mc_close(per, n * ppca.joint_fisher_closed(spec, th))
 
 
 def test_joint_fisher_global_latent():
     """One shared z: the data set is one unit; F_joint = n tau^2 for x_i | z ~ N(theta z, 1)."""
-    m = global_linear_model()
     n = 4
-    F, per = lf.joint_fisher_mc(np.random.default_rng(2), m, np.array([0.7]), n, 4000)
+    _, per = lf.joint_fisher_mc(np.random.default_rng(2), global_linear_model(), np.array([0.7]), n, 4000)
     assert_mc_close(per, np.array([[float(n)]]))
 
 
@@ -98,52 +102,89 @@ def test_joint_fisher_global_latent():
 # --------------------------------------------------------------------------------------------
 
 
-def test_is_estimate_of_p_x_unbiased_for_two_encoders_with_different_variances(model, theta_orth):
+def test_is_estimate_of_p_x_unbiased_whatever_the_encoder_its_variance_not(spec):
+    """E[p_hat(x)] = p(x) for every encoder; Var depends on it and is 0 at the exact posterior."""
+    model = ppca.make_model(spec)
+    th = theta_orth(spec)
     rng = np.random.default_rng(3)
-    x, _ = ppca.sample(rng, theta_orth, 4, d=D, k=K)
-    truth = np.exp(ppca.log_marginal(theta_orth, x, d=D, k=K))
-    lam_post = lv.optimal_encoder(theta_orth, d=D, k=K)  # exact posterior (orthogonal W)
+    x = draw_x(spec, th, 4, 30)
+    truth = np.exp(ppca.log_marginal_closed(spec, th, x))
+    lam_post = lv.optimal_encoder(spec, th)  # exact posterior
     lam_wide = lam_post.copy()
-    lam_wide[-K:] += np.log(1.5)  # posterior mean, 1.5 x its standard deviation
+    lam_wide[-spec.k :] += np.log(1.5)  # posterior mean, 1.5 x its standard deviation
     lam_prior = np.zeros(model.n_lambda)  # q = p(z) = N(0, I): wider still
     ses = []
     for lam in (lam_wide, lam_prior):
-        eta = np.concatenate([lam, theta_orth])
-        p_hat, w = lf.marginal_likelihood_is(rng, model, eta, x, 20000)
+        p_hat, w = lf.marginal_likelihood_is(rng, model, np.concatenate([lam, th]), x, 20000)
         assert w.shape == (20000, 4) and np.allclose(p_hat, w.mean(axis=0))
-        assert_mc_close(w, truth)  # E[p_hat] = p(x) whatever the encoder
+        assert_mc_close(w, truth)
         ses.append(mc_mean_and_se(w)[1] / truth)
-    # the encoder changes the variance, not the estimand
-    assert np.all(ses[1] > 2.0 * ses[0])
-    # and the exact posterior makes every weight equal to p(x)
-    _, w = lf.marginal_likelihood_is(rng, model, np.concatenate([lam_post, theta_orth]), x, 5)
+    assert np.all(ses[1] > 1.5 * ses[0])  # the encoder changes the variance, not the estimand
+    _, w = lf.marginal_likelihood_is(rng, model, np.concatenate([lam_post, th]), x, 5)
     assert rel_err(w / truth, np.ones_like(w)) <= 1e-10
 
 
 def test_is_global_latent_unbiased():
-    m = global_linear_model()
     theta, n = 0.8, 3
     x = np.array([[0.5], [-0.3], [1.2]])
-    cov = theta**2 * np.ones((n, n)) + np.eye(n)
-    truth = multivariate_normal(np.zeros(n), cov).pdf(x[:, 0])
+    truth = multivariate_normal(np.zeros(n), theta**2 * np.ones((n, n)) + np.eye(n)).pdf(x[:, 0])
     eta = np.array([0.1, 0.2, theta])  # q(z) = N(0.1, e^{0.4})
-    _, w = lf.marginal_likelihood_is(np.random.default_rng(4), m, eta, x, 20000)
+    _, w = lf.marginal_likelihood_is(np.random.default_rng(4), global_linear_model(), eta, x, 20000)
     assert w.shape == (20000, 1)
     assert_mc_close(w, truth)
 
 
-def test_log_importance_weights_match_ppca(model, theta_general):
+def test_log_importance_weights_are_bayes_rule(spec):
+    """log w = log p(x) + log p(z | x) - log q(z | x), all three in closed form."""
+    model = ppca.make_model(spec)
+    th = theta_general(spec)
     rng = np.random.default_rng(5)
-    x, _ = ppca.sample(rng, theta_general, 3, d=D, k=K)
+    x = draw_x(spec, th, 3, 31)
     lam = 0.3 * rng.standard_normal(model.n_lambda)
-    eps = rng.standard_normal((7, 3, K))
-    log_w, z = lf.log_importance_weights(model, np.concatenate([lam, theta_general]), x, eps)
-    A, c = lam[: K * D].reshape(K, D), lam[K * D : K * D + K]
-    sigma = np.exp(lam[-K:])
-    prop = (lambda xx: xx @ A.T + c, lambda xx: np.diag(sigma**2))
-    ref, z_ref = ppca.importance_log_weights(theta_general, x, np.swapaxes(eps, 0, 1), prop, d=D, k=K)
-    assert rel_err(log_w, ref.T) <= AUTOGRAD
-    assert rel_err(z, np.swapaxes(z_ref, 0, 1)) <= EXACT
+    log_w, z = lf.log_importance_weights(
+        model, np.concatenate([lam, th]), x, rng.standard_normal((7, 3, spec.k))
+    )
+    A, c, rho = ppca.unpack_encoder(spec, lam)
+    mean, cov = ppca.posterior_closed(spec, th, x)
+    ref = np.empty((7, 3))
+    for i in range(3):
+        log_post = multivariate_normal(mean[i], cov).logpdf(z[:, i])
+        log_q = multivariate_normal(A @ x[i] + c, np.diag(np.exp(2 * rho))).logpdf(z[:, i])
+        ref[:, i] = ppca.log_marginal_closed(spec, th, x[i]) + log_post - log_q
+    assert rel_err(log_w, ref) <= 1e-10
+
+
+def test_is_gradient_of_marginal_likelihood_unbiased_for_any_encoder(spec):
+    """(1/K) sum_k w_k grad log p(x, z_k) = p_hat * s_hat is unbiased for grad p(x)."""
+    model = ppca.make_model(spec)
+    th = theta_orth(spec)
+    x = draw_x(spec, th, 1, 32)
+    p_true = np.exp(ppca.log_marginal_closed(spec, th, x[0]))
+    truth = p_true * ppca.marginal_score_closed(spec, th, x[0])
+    S, K = 20_000, 2
+    xs = np.repeat(x, S, axis=0)
+    lam_wrong = np.concatenate(
+        [np.zeros(spec.k * spec.d), 0.3 * np.ones(spec.k), np.log(1.2) * np.ones(spec.k)]
+    )
+    for lam in (lv.optimal_encoder(spec, th), lam_wrong):
+        eps = np.random.default_rng(18).standard_normal((K, S, spec.k))
+        score, log_w = lf.marginal_score_is(model, np.concatenate([lam, th]), xs, eps)
+        grad_p = score * np.exp(log_w).mean(axis=0)[:, None]
+        assert_mc_close(grad_p, truth)
+
+
+def test_exact_posterior_score_estimate_is_not_zero_variance(spec):
+    """q = p(z|x): weights constant (p_hat exact), but the score keeps Cov = F_{z|x} / K."""
+    model = ppca.make_model(spec)
+    th = theta_orth(spec)
+    x = draw_x(spec, th, 1, 33)
+    K, S = 4, 20_000
+    eps = np.random.default_rng(20).standard_normal((K, S, spec.k))
+    score, log_w = lf.marginal_score_is(model, exact_eta(spec, th), np.repeat(x, S, axis=0), eps)
+    np.testing.assert_allclose(log_w, ppca.log_marginal_closed(spec, th, x[0]), rtol=1e-12)
+    err = score - ppca.marginal_score_closed(spec, th, x[0])
+    assert_mc_close(err, 0.0)
+    assert_mc_close(K * err[:, :, None] * err[:, None, :], ppca.missing_information_closed(spec, th, x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,31 +192,34 @@ def test_log_importance_weights_match_ppca(model, theta_general):
 # --------------------------------------------------------------------------------------------
 
 
-def test_marginal_fisher_is_paired_exact_posterior_is_unbiased(model, theta_orth):
-    eta = np.concatenate([lv.optimal_encoder(theta_orth, d=D, k=K), theta_orth])
+def test_marginal_fisher_is_paired_exact_posterior_is_unbiased(spec):
+    th = theta_orth(spec)
     n = 2
-    F, per = lf.marginal_fisher_is(np.random.default_rng(6), model, eta, n, 3000, 4, paired=True)
-    assert_mc_close(per, n * ppca.marginal_fisher_ppca(theta_orth, d=D, k=K))
-
-
-def test_marginal_fisher_is_unpaired_adds_missing_information_over_k(model, theta_orth):
-    eta = np.concatenate([lv.optimal_encoder(theta_orth, d=D, k=K), theta_orth])
-    K_is = 2
-    _, per = lf.marginal_fisher_is(np.random.default_rng(7), model, eta, 1, 3000, K_is)
-    truth = (
-        ppca.marginal_fisher_ppca(theta_orth, d=D, k=K)
-        + ppca.missing_information(theta_orth, d=D, k=K) / K_is
+    _, per = lf.marginal_fisher_is(
+        np.random.default_rng(6), ppca.make_model(spec), exact_eta(spec, th), n, 3000, 4, paired=True
     )
+    assert_mc_close(per, n * ppca.marginal_fisher_closed(spec, th))
+
+
+def test_marginal_fisher_is_unpaired_adds_missing_information_over_k(spec):
+    """E = F_marg + I_miss / K: between the joint (K = 1) and the marginal Fisher (K -> inf)."""
+    th = theta_orth(spec)
+    K = 2
+    _, per = lf.marginal_fisher_is(
+        np.random.default_rng(7), ppca.make_model(spec), exact_eta(spec, th), 1, 3000, K
+    )
+    truth = ppca.marginal_fisher_closed(spec, th) + ppca.missing_information_closed(spec, th) / K
     assert_mc_close(per, truth)
 
 
 def test_marginal_fisher_global_latent():
-    m = global_linear_model()
     theta, n = 0.8, 3
     post_var = 1.0 / (1.0 + n * theta**2)
     # q ignores x for a global latent, so use the prior (valid for every data set) as proposal
     eta = np.array([0.0, 0.0, theta])
-    _, per = lf.marginal_fisher_is(np.random.default_rng(8), m, eta, n, 1500, 400, paired=True)
+    _, per = lf.marginal_fisher_is(
+        np.random.default_rng(8), global_linear_model(), eta, n, 1500, 400, paired=True
+    )
     truth = 2.0 * theta**2 * n**2 * post_var**2
     # self-normalised IS with a non-posterior proposal: O(1/K) bias, small at K = 400
     mean, se = mc_mean_and_se(per[:, 0, 0])
@@ -196,79 +240,30 @@ def test_decoder_fisher_is_theta_block_of_vp_fisher(likelihood):
     x = np.minimum(x, 1.0) if likelihood == "bernoulli" else x
     eps = draw_eps(rng, m, 4, 3)
     Fr = vp_fisher_exact(m, eta, x, eps)
-    Fd = lf.decoder_fisher(m, eta, x, eps)
-    assert rel_err(Fd, Fr[m.n_lambda :, m.n_lambda :]) <= EXACT * 10
+    assert rel_err(lf.decoder_fisher(m, eta, x, eps), Fr[m.n_lambda :, m.n_lambda :]) <= EXACT * 10
 
 
-def test_decoder_fisher_generic_equals_linear_vae_closed_form(model):
+def test_decoder_fisher_generic_equals_linear_vae_closed_form():
+    spec = SPECS[0]
+    model = lv.make_model(spec)
     rng = np.random.default_rng(10)
     eta = 0.5 * rng.standard_normal(model.n_params)
-    x = rng.standard_normal((6, D))
-    Fd = lf.decoder_fisher(model, eta, x, lv.sigma_point_eps(6, K))
-    assert rel_err(Fd, lv.decoder_fisher_closed(eta, x, d=D, k=K)) <= 1e-11
+    x = rng.standard_normal((6, spec.d))
+    Fd = lf.decoder_fisher(model, eta, x, lv.sigma_point_eps(6, spec.k))
+    assert rel_err(Fd, lv.decoder_fisher_closed(spec, eta, x)) <= 1e-11
 
 
-# --------------------------------------------------------------------------------------------
-# the singularity over (phi, theta), and the contrast with F_r
-# --------------------------------------------------------------------------------------------
-
-
-def test_marginal_metric_over_phi_theta_is_singular_on_phi(model, theta_orth):
-    n = 5
-    F = lf.metric_over_phi_theta(model, n * ppca.marginal_fisher_ppca(theta_orth, d=D, k=K))
-    assert np.all(F[: model.n_lambda] == 0.0) and np.all(F[:, : model.n_lambda] == 0.0)
-    with pytest.raises(lf.SingularMetricError) as info:
-        lf.check_metric(F, lf.phi_theta_blocks(model))
-    msg = str(info.value)
-    nl = model.n_lambda
+def test_decoder_fisher_factor_analysis_at_sigma_points_is_the_theta_block_of_f_r():
+    spec = SPECS[1]
+    model = ppca.make_model(spec)
+    rng = np.random.default_rng(14)
+    eta = np.concatenate([0.5 * rng.standard_normal(model.n_lambda), theta_general(spec)])
+    x = rng.standard_normal((5, spec.d))
+    eps = lv.sigma_point_eps(5, spec.k)
+    Fr = vp_fisher_exact(model, eta, x, eps)
     assert (
-        f"parameters phi[0..{nl - 1}] do not enter the marginal p(x; theta): their rows and "
-        "columns of the marginal Fisher are zero; use the q-Fisher (Eq 2) or the VP Fisher F_r "
-        "for them"
-    ) in msg
-    rep = info.value.report
-    phi, theta = rep.blocks
-    assert phi.singular and phi.rank == 0 and np.array_equal(phi.zero, np.arange(nl))
-    # pPCA's marginal Fisher is itself singular along the k(k-1)/2 rotations W -> W R
-    assert theta.singular and theta.rank == model.n_theta - K * (K - 1) // 2
-    assert theta.zero.size == 0 and "rotations" in theta.message
-
-
-def test_vp_fisher_gives_phi_a_nonsingular_block(model, theta_orth):
-    rng = np.random.default_rng(13)
-    x, _ = ppca.sample(rng, theta_orth, 20, d=D, k=K)
-    eta = np.concatenate([lv.optimal_encoder(theta_orth, d=D, k=K), theta_orth])
-    Fr = vp_fisher_exact(model, eta, x, lv.sigma_point_eps(20, K))
-    rep = lf.check_metric(Fr, lf.phi_theta_blocks(model), raise_error=False, metric="VP Fisher")
-    phi, theta = rep.blocks
-    assert not phi.singular and phi.rank == model.n_lambda and phi.zero.size == 0
-    assert not theta.singular
-    # F_r mixes the blocks along the 2k latent scale/shift directions: damping is needed
-    assert rep.rank == model.n_params - 2 * K and rep.singular
-    assert "mix" in rep.messages[0]
-
-
-def test_joint_fisher_is_regular(model, theta_general):
-    F = 3 * ppca.joint_fisher_ppca(theta_general, d=D, k=K)
-    rep = lf.check_metric(F, {"theta": slice(None)})
-    assert not rep.singular and rep.messages == ()
-
-
-@given(
-    st.integers(0, 10_000),
-    st.lists(st.booleans(), min_size=6, max_size=6).filter(lambda z: not all(z)),
-)
-def test_check_metric_reports_exactly_the_zero_rows(seed, zero):
-    rng = np.random.default_rng(seed)
-    B = rng.standard_normal((6, 8))
-    F = B @ B.T
-    zero = np.array(zero)
-    F[zero] = 0.0
-    F[:, zero] = 0.0
-    rep = lf.check_metric(F, [("a", slice(0, 3)), ("b", slice(3, 6))], raise_error=False)
-    found = np.concatenate([rep.blocks[0].zero, 3 + rep.blocks[1].zero])
-    assert np.array_equal(found, np.flatnonzero(zero))
-    assert rep.singular == bool(zero.any())
+        rel_err(lf.decoder_fisher(model, eta, x, eps), Fr[model.n_lambda :, model.n_lambda :]) <= EXACT * 10
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,27 +299,24 @@ def test_check_metric_reports_exactly_the_zero_rows(seed, zero):
             ValueError,
             "K must be >= 1",
         ),
-        (lambda m, t: lf.metric_over_phi_theta(m, np.eye(3)), ValueError, "fisher_theta"),
         (
-            lambda m, t: lf.check_metric(np.eye(3), {"a": slice(0, 2), "b": slice(1, 3)}),
+            lambda m, t: lf.marginal_score_is(m, np.zeros(m.n_params), np.zeros((2, 4)), np.zeros((3, 2, 1))),
             ValueError,
-            "blocks must not overlap",
+            "eps must have shape",
         ),
-        (lambda m, t: lf.check_metric(np.eye(3), {"a": [5]}), ValueError, "blocks"),
-        (lambda m, t: lf.check_metric(np.ones((2, 3)), {"a": [0]}), ValueError, "fisher must"),
-        (lambda m, t: lf.check_metric(np.eye(2), {"a": [0]}, rtol=0.0), ValueError, "rtol"),
-        (lambda m, t: lf.check_metric(np.eye(2), "a"), TypeError, "blocks"),
     ],
 )
-def test_bad_inputs_name_the_argument(model, theta_general, call, exc, match):
+def test_bad_inputs_name_the_argument(call, exc, match):
+    spec = SPECS[0]
     with pytest.raises(exc, match=match):
-        call(model, theta_general)
+        call(ppca.make_model(spec), theta_general(spec))
 
 
-def test_log_joint_is_autograd_friendly(model, theta_general):
+def test_log_joint_is_autograd_friendly():
     from autograd import grad
 
-    x = np.ones((2, D))
-    z = np.zeros((2, K))
-    g = grad(lambda th: anp.sum(lf.log_joint(model, th, x, z)))(theta_general)
-    assert g.shape == (model.n_theta,)
+    spec = SPECS[1]
+    model = ppca.make_model(spec)
+    x, z = np.ones((2, spec.d)), np.zeros((2, spec.k))
+    g = grad(lambda th: anp.sum(lf.log_joint(model, th, x, z)))(theta_general(spec))
+    assert g.shape == (model.n_theta,) and np.all(np.isfinite(g))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from refvpng.curvature.fisher import q_fisher
+from refvpng.curvature.latent_fisher import draw_joint
 from refvpng.elbo import elbo, elbo_grad
 from refvpng.models import linear_vae as lv
 from refvpng.models import ppca
@@ -79,11 +80,12 @@ def test_members_see_only_their_block_and_keep_their_state():
 
 def test_steps_are_the_block_natural_gradients_of_the_linear_vae():
     d, k, n = 4, 2, 9
-    model = lv.make_model(d, k)
+    spec = lv.PPCASpec(d, k)
+    model = lv.make_model(spec)
     rng = np.random.default_rng(0)
     eta = 0.5 * rng.standard_normal(model.n_params)
     x = rng.standard_normal((n, d))
-    g = lv.elbo_exact_grad(eta, x, d=d, k=k)
+    g = lv.elbo_closed_grad(spec, eta, x)
     nl = model.n_lambda
     opt = make_two_step(nl, encoder_lr=0.7, decoder_lr=0.3)
     state = opt.init(eta)
@@ -92,9 +94,9 @@ def test_steps_are_the_block_natural_gradients_of_the_linear_vae():
     Fq = q_fisher(model, eta[:nl], x)
     assert np.allclose(u_enc[:nl], 0.7 * np.linalg.solve(Fq, g[:nl]), rtol=1e-10)
     assert np.all(u_enc[nl:] == 0.0)
-    closed = BlockCurvature(encoder=None, decoder=lambda: lv.decoder_fisher_closed(eta, x, d=d, k=k))
+    closed = BlockCurvature(encoder=None, decoder=lambda: lv.decoder_fisher_closed(spec, eta, x))
     u_dec, state = opt.update(g, state, eta, curvature=closed)
-    Fd = lv.decoder_fisher_closed(eta, x, d=d, k=k)
+    Fd = lv.decoder_fisher_closed(spec, eta, x)
     assert np.allclose(u_dec[nl:], 0.3 * np.linalg.solve(Fd, g[nl:]), rtol=1e-10)
     assert np.all(u_dec[:nl] == 0.0)
 
@@ -102,15 +104,16 @@ def test_steps_are_the_block_natural_gradients_of_the_linear_vae():
 def test_unit_decoder_step_is_newton_in_w_and_b():
     """The ELBO is quadratic in (W, b) with negative Hessian = the decoder Fisher's (W, b) block."""
     d, k, n = 3, 2, 12
+    spec = lv.PPCASpec(d, k)
     rng = np.random.default_rng(2)
-    eta = 0.5 * rng.standard_normal(lv.n_lambda(d, k) + lv.n_theta(d, k))
+    eta = 0.5 * rng.standard_normal(lv.n_lambda(spec) + spec.n_params)
     x = rng.standard_normal((n, d))
-    nl, wb = lv.n_lambda(d, k), slice(lv.n_lambda(d, k), lv.n_lambda(d, k) + d * k + d)
-    g = lv.elbo_exact_grad(eta, x, d=d, k=k)
-    F = lv.decoder_fisher_closed(eta, x, d=d, k=k)[: d * k + d, : d * k + d]
+    nl, wb = lv.n_lambda(spec), slice(lv.n_lambda(spec), lv.n_lambda(spec) + d * k + d)
+    g = lv.elbo_closed_grad(spec, eta, x)
+    F = lv.decoder_fisher_closed(spec, eta, x)[: d * k + d, : d * k + d]
     new = eta.copy()
     new[wb] += np.linalg.solve(F, g[wb])
-    assert np.max(np.abs(lv.elbo_exact_grad(new, x, d=d, k=k)[wb])) <= 1e-9 * n
+    assert np.max(np.abs(lv.elbo_closed_grad(spec, new, x)[wb])) <= 1e-9 * n
     assert nl == wb.start
 
 
@@ -126,7 +129,7 @@ def test_unit_decoder_step_is_newton_in_w_and_b():
         (lambda: make_two_step(3).init(np.zeros(3)), ValueError, "n_encoder = 3 must be smaller"),
         (lambda: two_step(identity_direction(), "x", 1), TypeError, "decoder_opt"),
         (
-            lambda: two_step_curvature(lv.make_model(2, 1), np.zeros((3, 2)), n_samples=0),
+            lambda: two_step_curvature(lv.make_model(lv.PPCASpec(2, 1)), np.zeros((3, 2)), n_samples=0),
             ValueError,
             "n_samples must be >= 1",
         ),
@@ -197,18 +200,20 @@ def test_resume_is_bit_for_bit(tmp_path):
 def make_problem(d, k, n, seed):
     """pPCA data with W_true = G diag(2..1), psi_true = 0.5, and the closed-form ML targets."""
     rng = np.random.default_rng(seed)
+    spec = ppca.PPCASpec(d, k)
     W = rng.standard_normal((d, k)) * np.linspace(2.0, 1.0, k)
-    theta = ppca.pack(W, rng.standard_normal(d), 0.5)
-    x, _ = ppca.sample(rng, theta, n, d=d, k=k)
-    theta_ml = ppca.ppca_mle(x, k)
+    theta = spec.pack(W, rng.standard_normal(d), 0.5)
+    x = draw_joint(rng, ppca.make_model(spec), theta, n, 1)[0][0]
+    theta_ml = ppca.mle_closed(spec, x)
     return {
         "x": x,
+        "spec": spec,
         "d": d,
         "k": k,
         "n": n,
         "theta_ml": theta_ml,
         "psi_ml": float(np.exp(theta_ml[-1])),
-        "max_loglik": ppca.ppca_max_loglik(x, k),
+        "max_loglik": ppca.max_loglik_closed(spec, x),
     }
 
 
@@ -218,14 +223,14 @@ def initial_eta(p, seed=1):
     rng = np.random.default_rng(seed)
     A = 0.01 * rng.standard_normal((k, d))
     W = 0.1 * rng.standard_normal((d, k))
-    return lv.pack(A, np.zeros(k), np.zeros(k), W, np.zeros(d), 1.0)
+    return lv.pack_eta(p["spec"], A, np.zeros(k), np.zeros(k), W, np.zeros(d), 1.0)
 
 
-def _closed_curvature(x, d, k):
+def _closed_curvature(spec, x):
     def curvature_fn(params, rng):
         return BlockCurvature(
-            encoder=lambda: lv.q_fisher_closed(params, x, d=d, k=k),
-            decoder=lambda: lv.decoder_fisher_closed(params, x, d=d, k=k),
+            encoder=lambda: lv.q_fisher_closed(spec, params, x),
+            decoder=lambda: lv.decoder_fisher_closed(spec, params, x),
         )
 
     return curvature_fn
@@ -233,14 +238,14 @@ def _closed_curvature(x, d, k):
 
 def test_two_step_smoke_gap_decreases():
     p = make_problem(5, 2, 200, seed=0)
-    x, d, k, n = p["x"], p["d"], p["k"], p["n"]
-    opt = make_two_step(lv.n_lambda(d, k), encoder_damping=1e-3, decoder_damping=1e-3)
+    x, spec, n = p["x"], p["spec"], p["n"]
+    opt = make_two_step(lv.n_lambda(spec), encoder_damping=1e-3, decoder_damping=1e-3)
     res = run(
-        lambda e, r: lv.elbo_exact_value_and_grad(e, x, d=d, k=k),
+        lambda e, r: lv.elbo_closed_value_and_grad(spec, e, x),
         initial_eta(p),
         opt,
         60,
-        curvature_fn=_closed_curvature(x, d, k),
+        curvature_fn=_closed_curvature(spec, x),
         seed=0,
     )
     gap = p["max_loglik"] - res.history / n
@@ -253,8 +258,8 @@ def test_two_step_smoke_gap_decreases():
 def test_two_step_reaches_ml_subspace_and_noise_variance():
     """Generic curvatures (autograd q-Fisher, Monte Carlo decoder Fisher), exact gradients."""
     p = make_problem(4, 2, 100, seed=3)
-    x, d, k, n = p["x"], p["d"], p["k"], p["n"]
-    model = lv.make_model(d, k)
+    x, spec, n = p["x"], p["spec"], p["n"]
+    model = lv.make_model(spec)
     opt = make_two_step(model.n_lambda, encoder_damping=1e-3, decoder_damping=1e-3)
     gaps = []
 
@@ -263,7 +268,7 @@ def test_two_step_reaches_ml_subspace_and_noise_variance():
         return gaps[-1] < 1e-13
 
     res = run(
-        lambda e, r: lv.elbo_exact_value_and_grad(e, x, d=d, k=k),
+        lambda e, r: lv.elbo_closed_value_and_grad(spec, e, x),
         initial_eta(p, 4),
         opt,
         4000,
@@ -271,8 +276,8 @@ def test_two_step_reaches_ml_subspace_and_noise_variance():
         seed=0,
         callback=callback,
     )
-    _, _, _, W, _, psi = lv.unpack(res.params, d=d, k=k)
-    W_ml = p["theta_ml"][: d * k].reshape(d, k)
+    _, _, _, W, _, psi = lv.unpack_eta(spec, res.params)
+    W_ml = spec.unpack(p["theta_ml"])[0]
     assert np.max(ppca.principal_angles(W, W_ml)) < 1e-6
-    assert abs(psi - p["psi_ml"]) <= 1e-6 * p["psi_ml"]
+    assert abs(psi[0] - p["psi_ml"]) <= 1e-6 * p["psi_ml"]
     assert gaps[-1] < 1e-10
