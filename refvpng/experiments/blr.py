@@ -59,16 +59,19 @@ class Settings:
     """Table 1 settings; the defaults are the paper's protocol (see the module docstring)."""
 
     n: int = dataclasses.field(default=500, metadata={"help": "data points (80/20 split)"})
-    n_runs: int = dataclasses.field(default=10, metadata={"help": "runs (seeds) per configuration"})
+    n_runs: int = dataclasses.field(
+        default=10, metadata={"help": "runs (seeds) per configuration", "grid": True}
+    )
     n_iter: int = dataclasses.field(default=2000, metadata={"help": "iterations per run"})
     lrs: tuple[float, ...] = dataclasses.field(
-        default=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0), metadata={"help": "step-size grid"}
+        default=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+        metadata={"help": "step-size grid", "grid": True},
     )
     rules: tuple[str, ...] = dataclasses.field(
-        default=("rmsprop", "adam"), metadata={"help": "step-size rules"}
+        default=("rmsprop", "adam"), metadata={"help": "step-size rules", "grid": True}
     )
     dampings: tuple[float, ...] = dataclasses.field(
-        default=(1e-3, 1e-2, 1e-1, 1.0), metadata={"help": "VPNG damping grid (Eq 17)"}
+        default=(1e-3, 1e-2, 1e-1, 1.0), metadata={"help": "VPNG damping grid (Eq 17)", "grid": True}
     )
     eval_every: int = dataclasses.field(default=100, metadata={"help": "iterations between AUCs"})
     n_mc: int = dataclasses.field(default=10, metadata={"help": "Monte Carlo samples"})

@@ -19,8 +19,10 @@ The harness does the rest alike for every experiment (:func:`run_experiment`):
   folder is checked for writability and locked (``.refvpng.lock``) before any work starts: a
   second process on the same folder is refused with a message naming the holder;
 - **cell cache**: every finished cell is written at once, atomically, to
-  ``<out>/.cells/<result>-<fingerprint>/<key>.json`` (the fingerprint is a hash of the settings),
-  so a killed run resumes where it stopped and a changed setting never reuses a stale cell;
+  ``<out>/.cells/<result>-<fingerprint>/<key>.json`` (the fingerprint is a hash of the settings
+  other than the ``grid`` fields, which only choose the cells), so a killed run resumes where it
+  stopped, a changed setting never reuses a stale cell, and a grid extended by a method or a
+  step size reuses the cells it already has;
 - **time**: every cell records its process CPU time and wall time; the results report their sums
   over all cells, so a run resumed across sessions reports its whole cost;
 - **parallel cells**: in-process, through joblib on local cores (``--jobs N``), or on a Dask
@@ -171,7 +173,17 @@ def settings_from_args(exp: Experiment, ns: argparse.Namespace):
 
 
 def _fingerprint(settings) -> str:
-    text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    """Hash of the settings a cell's result depends on: all but the ``grid`` fields.
+
+    A field with ``metadata={"grid": True}`` only selects which cells exist (its value is part
+    of each cell's parameters), so extending a grid reuses the cells already run.
+    """
+    keep = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if not f.metadata.get("grid", False)
+    }
+    text = json.dumps(keep, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -27,7 +27,7 @@ optional; Section 5: "using RMSProp and Adam to set the learning rates in all th
 
 ``adam``
     Vanilla gradient of :math:`\hat{\mathcal L}`, Adam.
-``q_ng``
+``q_natural``
     The traditional natural gradient as the paper runs it on a VAE: the q-Fisher natural
     gradient for the encoder parameters :math:`\lambda` and the vanilla gradient for the decoder
     parameters :math:`\theta` (Section 5.2: "we use the vanilla gradient for θ"). The q-Fisher
@@ -45,7 +45,7 @@ optional; Section 5: "using RMSProp and Adam to set the learning rates in all th
 ``two_step``
     The two-step natural gradient of the project note (``papers/000``;
     :mod:`refvpng.optim.two_step`): alternate (a) ``encoder_steps`` encoder steps, decoder held
-    fixed, with the q-NG encoder direction exactly as ``q_ng`` computes it (block-tridiagonal
+    fixed, with the q-NG encoder direction exactly as ``q_natural`` computes it (block-tridiagonal
     K-FAC of :math:`F_q / n` on the three encoder layers), and (b) ``decoder_steps`` decoder
     steps, encoder held fixed, with the natural gradient of the Fisher of
     :math:`p(x \mid z; \theta)` at :math:`z \sim q(z \mid x; \lambda)`: the
@@ -72,9 +72,9 @@ refreshed every ``inverse_every`` steps (M&G's :math:`T_3`).
 
 Encoder inputs and activations do not depend on :math:`\varepsilon`, so the encoder runs once
 per data point and its input factors :math:`A_l` are computed from :math:`n` rows, not
-:math:`Sn` (:func:`refvpng.nn.vae.vae_step`); this is exact, not an approximation, and is tested against the
-reference :func:`refvpng.nn.vp_kfac_pairs_chain`. By default the Gram products behind the
-factors (and the back-propagation of the predictive scores that feed only them) run in float32;
+:math:`Sn` (:func:`refvpng.nn.vae.vae_step`); this is exact, not an approximation, and is
+tested against the reference :func:`refvpng.curvature.fisher.vp_kfac_pairs` on
+:func:`refvpng.nn.chain_model`. By default the Gram products behind the factors (and the back-propagation of the predictive scores that feed only them) run in float32;
 the model, its gradient and everything downstream of the factors stay float64.
 
 Protocol, and how it differs from the paper's
@@ -99,14 +99,14 @@ evaluation             every epoch (100 iterations)      10 times per run, evenl
 =====================  ================================  =====================================
 
 The clock is process CPU time (``--clock wall`` for wall-clock): every grid cell runs in its own
-process with one BLAS and one numba thread, so CPU seconds equal wall-clock seconds on an idle
-core, while other load on a shared machine cannot distort the comparison between methods.
+process with ``threads`` BLAS and numba threads (default 1), so CPU seconds equal wall-clock
+seconds on an idle core, while other load on a shared machine cannot distort the comparison.
 Evaluation time is excluded from the budget. A run is deterministic for its seed *given the
 number of steps* (initial parameters, batches, noise and evaluation noise all derive from the
 seed); the clock decides how many steps fit in the budget, so the final numbers move slightly
-from machine to machine. Finished cells are stored in
-``vae_figure2_runs/`` and reused when the same settings are run again, so an interrupted grid
-resumes where it stopped.
+from machine to machine. Cells (method, step size) run through
+:mod:`refvpng.experiments.harness`, which caches each finished cell, so an interrupted grid
+resumes where it stopped and adding a method or a step size reuses the cells already run.
 
 References
 ----------
@@ -118,14 +118,15 @@ References
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import time
-from typing import NamedTuple
 
-import numba
 import numpy as np
 
+from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
+from refvpng.experiments import harness
+from refvpng.experiments.harness import Cell
 from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
@@ -134,111 +135,89 @@ __all__ = [
     "METHODS",
     "Settings",
     "QUICK",
+    "EXPERIMENT",
     "kfac_config",
     "method_optimizer",
     "synthetic_data",
     "run_one",
-    "run_grid",
-    "merge_results",
-    "limit_threads",
+    "run_experiment",
     "plot",
     "notes",
     "main",
 ]
 
-METHODS = ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag", "two_step")
+METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
 """Method names, the keys of the results JSON."""
 
 
-class Settings(NamedTuple):
-    r"""Settings of one Figure 2 run (all recorded in the results JSON).
+def _f(default, help_text, grid=False):
+    return dataclasses.field(default=default, metadata={"help": help_text, "grid": grid})
 
-    Attributes
-    ----------
-    methods : tuple of str
-        Subset of :data:`METHODS`.
-    lrs : tuple of float
-        Step-size grid (the same for every method); the best by final train ELBO is reported.
-    budget : float
-        Training seconds per run (evaluation excluded), on ``clock``.
-    clock : {"cpu", "wall"}
-        ``"cpu"``: process CPU time (equals wall-clock for a single-threaded run on an idle
-        core, and is immune to other load on a shared machine); ``"wall"``: wall-clock.
-    n_evals : int
-        Evaluations of the train and test ELBO per run, evenly spaced on the training clock
-        (plus one at the start).
-    eval_samples : int
-        Noise draws per image in the evaluation ELBO (fixed noise, common to all runs).
-    batch : int
-        Minibatch size :math:`n`.
-    samples : int
-        :math:`S`, latent samples per data point for the ELBO, its gradient and the Fisher.
-    fisher_samples : int
-        :math:`M \\le S` of them used for the Kronecker factors (one :math:`x'` each).
-    damping : float
-        :math:`\\gamma` (per-data-point scale).
-    decay : float
-        EMA decay of the factors.
-    inverse_every : int
-        Refresh period of the decompositions.
-    lowrank_c, lowrank_threshold : float, int
-        Low-rank rule of :mod:`refvpng.curvature.kfac`.
-    factor_dtype : str
-        ``"float32"`` or ``"float64"`` Gram products.
-    rule : {"adam", "rmsprop"}
-        Step-size rule on top of every direction.
-    encoder_steps, decoder_steps : int
-        Inner steps per cycle of ``two_step`` (ignored by the other methods).
-    hidden, d_z : int
-        Network widths.
-    seed : int
-        Root seed (initial parameters, batches, noise).
-    data : str
-        ``"auto"`` (``$REFVPNG_MNIST_DIR`` if set, else the packaged digits), ``"packaged"``, a
-        directory of MNIST IDX files, or ``"synthetic"`` (see
-        :func:`refvpng.data.load_binarized_mnist`).
-    n_test : int or None
-        Held-out images (packaged source: out of 5,000).
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    r"""Settings of Figure 2 (all recorded in the results JSON); defaults: the full run.
+
+    ``damping`` is :math:`\gamma` (per-data-point scale), ``fisher_samples`` is :math:`M \le S`
+    of the ``samples`` latent draws used for the Kronecker factors, ``lowrank_*`` the low-rank
+    rule of :mod:`refvpng.curvature.kfac`, ``data`` is ``"auto"`` (``$REFVPNG_MNIST_DIR`` if
+    set, else the packaged digits), ``"packaged"``, a directory of MNIST IDX files or
+    ``"synthetic"`` (see :func:`refvpng.data.load_binarized_mnist`). ``methods`` and ``lrs``
+    only select cells: changing them reuses the cells already run.
     """
 
-    methods: tuple = METHODS
-    lrs: tuple = (3e-3, 1e-2)
-    budget: float = 100.0
-    clock: str = "cpu"
-    n_evals: int = 10
-    eval_samples: int = 2
-    batch: int = 500
-    samples: int = 10
-    fisher_samples: int = 10
-    damping: float = 0.1
-    decay: float = 0.9
-    inverse_every: int = 10
-    lowrank_c: float = 4.0
-    lowrank_threshold: int = 512
-    factor_dtype: str = "float32"
-    rule: str = "adam"
-    encoder_steps: int = 1
-    decoder_steps: int = 1
-    hidden: int = 200
-    d_z: int = 100
-    seed: int = 0
-    data: str = "auto"
-    n_test: int | None = None
+    methods: tuple[str, ...] = _f(METHODS, "methods to run", grid=True)
+    lrs: tuple[float, ...] = _f((3e-3, 1e-2), "step-size grid; the best final train ELBO is kept", True)
+    budget: float = _f(100.0, "training seconds per cell (evaluation excluded)")
+    clock: str = _f("cpu", "cpu (process CPU time) or wall")
+    n_evals: int = _f(10, "evaluations per run, evenly spaced on the training clock")
+    eval_samples: int = _f(2, "noise draws per image in the evaluation ELBO")
+    batch: int = _f(500, "minibatch size n")
+    samples: int = _f(10, "S: latent samples per data point")
+    fisher_samples: int = _f(10, "M <= S: samples used for the Kronecker factors")
+    damping: float = _f(0.1, "K-FAC factored damping gamma (per data point)")
+    decay: float = _f(0.9, "EMA decay of the factors")
+    inverse_every: int = _f(10, "refresh period of the decompositions")
+    lowrank_c: float = _f(4.0, "c in the rank ceil(c ln n) of truncated factors")
+    lowrank_threshold: int = _f(512, "factors wider than this are truncated")
+    factor_dtype: str = _f("float32", "float32 or float64 Gram products")
+    rule: str = _f("adam", "adam, rmsprop or fixed on every direction")
+    encoder_steps: int = _f(1, "two_step: encoder steps per cycle")
+    decoder_steps: int = _f(1, "two_step: decoder steps per cycle")
+    hidden: int = _f(200, "hidden width")
+    d_z: int = _f(100, "latent width")
+    seed: int = _f(0, "root seed (parameters, batches, noise)")
+    data: str = _f("auto", "auto, packaged, synthetic or a directory of MNIST IDX files")
+    n_test: int = _f(0, "held-out images (0: the source's default split)")
+    threads: int = _f(1, "BLAS and numba threads per cell")
+
+    def __post_init__(self):
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"methods must be among {METHODS}, got {bad}")
+        if self.clock not in ("cpu", "wall"):
+            raise ValueError(f"clock must be 'cpu' or 'wall', got {self.clock!r}")
+        if self.rule not in ("adam", "rmsprop", "fixed"):
+            raise ValueError(f"rule must be 'adam', 'rmsprop' or 'fixed', got {self.rule!r}")
+        if not 1 <= self.fisher_samples <= self.samples:
+            raise ValueError(f"fisher_samples must lie in [1, samples={self.samples}]")
+        if self.budget <= 0 or self.n_evals < 1 or self.batch < 1 or self.threads < 1:
+            raise ValueError("budget, n_evals, batch and threads must be positive")
 
 
-QUICK = Settings(
-    lrs=(1e-3,),
-    budget=0.6,
-    n_evals=2,
-    eval_samples=1,
-    batch=50,
-    samples=2,
-    fisher_samples=2,
-    inverse_every=3,
-    hidden=12,
-    d_z=4,
-    data="synthetic",
-)
+QUICK = {
+    "lrs": (1e-3,),
+    "budget": 0.6,
+    "n_evals": 2,
+    "eval_samples": 1,
+    "batch": 50,
+    "samples": 2,
+    "fisher_samples": 2,
+    "inverse_every": 3,
+    "hidden": 12,
+    "d_z": 4,
+    "data": "synthetic",
+}
 """``--quick``: tiny network on synthetic 784-pixel binary images, a fraction of a second each."""
 
 
@@ -263,7 +242,9 @@ def _load_data(s: Settings):
         return synthetic_data(s.seed)
     from refvpng.data.mnist import load_binarized_mnist
 
-    return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test)
+    return load_binarized_mnist(
+        None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None
+    )
 
 
 def kfac_config(s: Settings, tridiagonal: bool) -> KFACConfig:
@@ -283,10 +264,10 @@ def method_optimizer(method: str, lr: float, s: Settings, n_encoder: int) -> tup
 
     Every K-FAC method is :func:`refvpng.optim.kfac_direction.kfac_direction` (the running
     K-FAC estimate in the optimiser state, :math:`(\breve F^\gamma)^{-1} g` with the factored
-    damping :math:`\gamma`) followed by the step-size rule ``s.rule``; ``q_ng`` applies it to
+    damping :math:`\gamma`) followed by the step-size rule ``s.rule``; ``q_natural`` applies it to
     the encoder block :math:`\lambda` only. ``two_step`` is
     :func:`refvpng.optim.two_step.two_step` of two such members, the encoder one with the
-    q-Fisher K-FAC (the ``q_ng`` direction on :math:`\lambda`), the decoder one with the
+    q-Fisher K-FAC (the ``q_natural`` direction on :math:`\lambda`), the decoder one with the
     decoder blocks of the VPNG K-FAC, each with its own estimate and rule state.
 
     Parameters
@@ -320,7 +301,7 @@ def method_optimizer(method: str, lr: float, s: Settings, n_encoder: int) -> tup
 
     if method == "adam":
         return rule(), (None,)
-    if method == "q_ng":
+    if method == "q_natural":
         return member(slice(0, n_encoder)), ("q",)
     if method == "two_step":
         opt = two_step(
@@ -338,7 +319,7 @@ def _clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def run_one(method: str, lr: float, s: Settings, data=None, *, progress_desc=None, _clock_fn=None) -> dict:
+def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
     """Train one method with one step size for ``s.budget`` seconds and record its curve.
 
     The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
@@ -354,8 +335,6 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, progress_desc=Non
     s : Settings
     data : BinarizedMNIST, optional
         Default: loaded from ``s``.
-    progress_desc : str, optional
-        Label of the optional tqdm bar.
 
     Returns
     -------
@@ -432,13 +411,8 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, progress_desc=Non
         acct["eval"] += clock() - e0
         acct["eval_wall"] += wall() - w0
 
-    bar = _progress(s.budget, progress_desc)
-
     def callback(step, eta, state, value):
         t_train = clock() - acct["t0"] - acct["eval"]
-        if bar is not None:
-            bar.n = min(round(t_train, 1), s.budget)
-            bar.refresh()
         done = t_train >= s.budget
         if t_train >= acct["next"] or done:
             evaluate(eta, t_train)
@@ -460,8 +434,6 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, progress_desc=Non
         curvature_fn=None if kinds == (None,) else curvature_fn,
         callback=callback,
     )
-    if bar is not None:
-        bar.close()
     steps = max(acct["steps"], 1)
     out = {
         "method": method,
@@ -478,137 +450,15 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, progress_desc=Non
     return out
 
 
-def _progress(total, desc):
-    if desc is None:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, unit="s")
+def cells(s: Settings) -> list[Cell]:
+    """One cell per (method, step size)."""
+    return [Cell(f"{m}-lr{lr:g}", {"method": m, "lr": lr}) for m in s.methods for lr in s.lrs]
 
 
-def _write_json_atomic(path, obj) -> None:
-    """Write JSON through a temporary file in the same folder and :func:`os.replace`."""
-    import json
-    import os
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _run_file(out_dir, method: str, lr: float):
-    from pathlib import Path
-
-    return Path(out_dir) / "vae_figure2_runs" / f"{method}_lr{lr:g}.json"
-
-
-@contextlib.contextmanager
-def limit_threads(n: int | None):
-    """Limit BLAS (via threadpoolctl, if installed) and numba threads inside the block.
-
-    Both are restored on exit. ``None`` leaves them as they are.
-    """
-    if n is None:
-        yield
-        return
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        limiter = contextlib.nullcontext()
-    else:
-        limiter = threadpool_limits(n)
-    try:
-        with limiter:
-            yield
-    finally:
-        numba.set_num_threads(old)
-
-
-_TWO_STEP_ONLY = ("encoder_steps", "decoder_steps")
-
-
-def _cell_settings(d: dict, method: str) -> dict:
-    """Return the settings a cell's result depends on.
-
-    Not ``methods``, and the two-step counts only for ``two_step``, so that adding a method or
-    changing a setting of another method keeps the finished cells.
-    """
-    drop = {"methods"} | (set() if method == "two_step" else set(_TWO_STEP_ONLY))
-    return {k: v for k, v in d.items() if k not in drop}
-
-
-def merge_results(old: dict, new: dict) -> dict:
-    """Add the methods of ``new`` to an earlier results document ``old`` of the same settings.
-
-    The settings must agree apart from ``methods`` (and the two-step counts when ``old`` has no
-    ``two_step`` entry; settings missing from ``old`` count as their defaults). The merged
-    ``settings.methods`` lists the methods of both in :data:`METHODS` order; entries of
-    ``new`` replace those of ``old``.
-
-    Raises
-    ------
-    ValueError
-        If the settings or data sources differ.
-    """
-    import json
-
-    defaults = json.loads(json.dumps(Settings()._asdict()))
-    so, sn = dict(old["settings"]), json.loads(json.dumps(new["settings"]))
-    skip = {"methods"} | (set() if "two_step" in old else set(_TWO_STEP_ONLY))
-    diff = {
-        k: (so.get(k, defaults[k]), v) for k, v in sn.items() if k not in skip and so.get(k, defaults[k]) != v
-    }
-    if diff:
-        raise ValueError(f"cannot merge results of different settings (old, new): {diff}")
-    if old.get("data_source") != new.get("data_source"):
-        raise ValueError(
-            f"cannot merge results of different data: {old.get('data_source')} vs {new.get('data_source')}"
-        )
-    methods = [m for m in METHODS if m in old or m in new]
-    settings = {**sn, "methods": methods}
-    s = Settings(**{**settings, "methods": tuple(methods), "lrs": tuple(settings["lrs"])})
-    source = new["data_source"]
-    doc = {"settings": settings, "data_source": source, "notes": notes(s, source)}
-    for m in methods:
-        doc[m] = new[m] if m in new else old[m]
-    return doc
-
-
-def _run_cell(method, lr, s, out_dir, threads, progress):
-    """Run (or reuse) one grid cell; the per-cell JSON is the resume point."""
-    import json
-
-    path = _run_file(out_dir, method, lr)
-    want = {"settings": _cell_settings(s._asdict(), method), "method": method, "lr": lr}
-    if path.exists():
-        with open(path) as fh:
-            old = json.load(fh)
-        got = {k: old.get(k) for k in want}
-        got["settings"] = _cell_settings(got["settings"] or {}, method)
-        if got == json.loads(json.dumps(want)):
-            return old
-    with limit_threads(threads):
-        res = run_one(method, lr, s, progress_desc=f"{method} lr={lr:g}" if progress else None)
-    res["settings"] = s._asdict()
-    _write_json_atomic(path, res)
-    return res
+def run_cell(s: Settings, cell: Cell) -> dict:
+    """Train one (method, step size) cell with ``s.threads`` BLAS/numba threads."""
+    with limit_threads(s.threads):
+        return run_one(cell.params["method"], cell.params["lr"], s)
 
 
 def notes(s: Settings, source: str) -> str:
@@ -651,46 +501,14 @@ def notes(s: Settings, source: str) -> str:
     )
 
 
-def run_grid(s: Settings, out_dir, *, jobs: int = 1, threads: int | None = 1, progress: bool = True) -> dict:
-    """Run every (method, step size) cell, reusing finished cells, and pick the best per method.
-
-    Parameters
-    ----------
-    s : Settings
-    out_dir : str or os.PathLike
-        Results folder; finished cells are kept in ``vae_figure2_runs/`` and skipped on rerun
-        (an interrupted grid resumes where it stopped).
-    jobs : int, default 1
-        Cells run in parallel through joblib (if installed; otherwise sequentially).
-    threads : int or None, default 1
-        BLAS / numba threads per cell (``None``: leave as is).
-    progress : bool, default True
-        tqdm progress bars if tqdm is installed.
-
-    Returns
-    -------
-    dict
-        The results document (see :func:`main`).
-    """
-    cells = [(m, lr) for m in s.methods for lr in s.lrs]
-    results = None
-    if jobs > 1:
-        try:
-            from joblib import Parallel, delayed
-        except ImportError:
-            jobs = 1
-        else:
-            results = Parallel(n_jobs=jobs, backend="loky")(
-                delayed(_run_cell)(m, lr, s, out_dir, threads, False) for m, lr in cells
-            )
-    if results is None:
-        results = [_run_cell(m, lr, s, out_dir, threads, progress) for m, lr in cells]
+def summarize(s: Settings, results: dict) -> dict:
+    """The best step size per method by final train ELBO, with the grid."""
     source = _load_data(s).source
-    doc = {"settings": s._asdict(), "data_source": source, "notes": notes(s, source)}
+    doc = {"data_source": source, "notes": notes(s, source)}
     for m in s.methods:
-        runs = [r for r in results if r["method"] == m]
+        runs = [results[f"{m}-lr{lr:g}"] for lr in s.lrs]
         best = max(runs, key=lambda r: r["final_train_elbo"])
-        entry = {k: v for k, v in best.items() if k != "settings"}
+        entry = dict(best)
         entry["grid"] = [
             {k: r[k] for k in ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")}
             for r in runs
@@ -699,13 +517,30 @@ def run_grid(s: Settings, out_dir, *, jobs: int = 1, threads: int | None = 1, pr
     return doc
 
 
-_LABELS = {
+LABELS = {
     "adam": "Adam (vanilla gradient)",
-    "q_ng": "NG (q-Fisher on encoder)",
+    "q_natural": "NG (q-Fisher on encoder)",
     "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
     "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
     "two_step": "two-step NG (enc q-Fisher / dec Fisher)",
 }
+
+PAPER_CLAIM = (
+    "VPNG (tridiagonal K-FAC) reaches a higher train and test ELBO than Adam and the traditional "
+    "natural gradient within the same time (Figure 2: about -100 nats after 1,000 s)."
+)
+
+
+def headline(doc: dict) -> str:
+    """Final train and test ELBO per method, beside the paper's claim."""
+    lines = [f"paper: {PAPER_CLAIM}", f"{'method':15s} {'lr':>8s} {'s/iter':>8s} {'train':>9s} {'test':>9s}"]
+    for m in doc["settings"]["methods"]:
+        r = doc[m]
+        lines.append(
+            f"{m:15s} {r['lr']:8g} {r['sec_per_iter']:8.3f} {r['final_train_elbo']:9.2f} "
+            f"{r['final_test_elbo']:9.2f}"
+        )
+    return "\n".join(lines)
 
 
 def plot(doc: dict, path) -> None:
@@ -721,7 +556,7 @@ def plot(doc: dict, path) -> None:
             continue
         c = np.asarray(doc[m]["curve"])
         for ax, col in zip(axes, (1, 2), strict=True):
-            ax.plot(c[:, 0], c[:, col], marker=".", label=f"{_LABELS[m]}, lr={doc[m]['lr']:g}")
+            ax.plot(c[:, 0], c[:, col], marker=".", label=f"{LABELS[m]}, lr={doc[m]['lr']:g}")
     s = doc["settings"]
     for ax, name in zip(axes, ("train", "test"), strict=True):
         ax.set_xlabel(f"training seconds ({s['clock']} clock)")
@@ -737,84 +572,30 @@ def plot(doc: dict, path) -> None:
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle("VAE on binarized MNIST (Tang & Ranganath 2019, Figure 2 protocol)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
+EXPERIMENT = harness.Experiment(
+    name="vae",
+    result="vae_figure2",
+    settings=Settings,
+    cells=cells,
+    run_cell=run_cell,
+    summarize=summarize,
+    headline=headline,
+    presets={"quick": QUICK},
+    plot=plot,
+    figure="vae_figure2.png",
+    description="Figure 2: a VAE on binarized MNIST, five optimisers, one clock",
+)
+
+
+def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
+    """Run Figure 2 through the harness (see :func:`refvpng.experiments.harness.run_experiment`)."""
+    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
+
+
 def main(argv=None) -> int:
-    """Command line: ``refvpng reproduce vae [--quick] [--out DIR] ...`` (see ``--help``).
-
-    Writes ``vae_figure2.json`` (keys ``settings`` and one per method: ``lr``,
-    ``sec_per_iter``, ``final_train_elbo``, ``final_test_elbo``, ``curve`` as
-    ``[seconds, train_elbo, test_elbo]`` rows, ``grid``) and ``vae_figure2.png`` to the
-    results folder.
-    """
-    import argparse
-    from pathlib import Path
-
-    p = argparse.ArgumentParser(prog="refvpng reproduce vae", description="Figure 2: VAE on binarized MNIST")
-    p.add_argument("--quick", action="store_true", help="tiny net on synthetic data (seconds)")
-    p.add_argument("--out", default=None, help="results folder (default validation/results)")
-    p.add_argument("--mnist-dir", default=None, help="directory of MNIST IDX files")
-    p.add_argument("--budget", type=float, default=None, help="training seconds per run")
-    p.add_argument("--clock", choices=("cpu", "wall"), default=None)
-    p.add_argument("--lrs", type=float, nargs="+", default=None, help="step-size grid")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--damping", type=float, default=None)
-    p.add_argument("--inverse-every", type=int, default=None)
-    p.add_argument("--fisher-samples", type=int, default=None)
-    p.add_argument("--rule", choices=("adam", "rmsprop"), default=None)
-    p.add_argument("--encoder-steps", type=int, default=None, help="two_step: encoder steps")
-    p.add_argument("--decoder-steps", type=int, default=None, help="two_step: decoder steps")
-    p.add_argument(
-        "--merge",
-        action="store_true",
-        help="add the methods run now to the existing vae_figure2.json of the same settings",
-    )
-    p.add_argument("--n-evals", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--jobs", type=int, default=1, help="grid cells in parallel (joblib)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS/numba threads per cell")
-    p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    s = QUICK if a.quick else Settings()
-    over = {
-        "budget": a.budget,
-        "clock": a.clock,
-        "lrs": None if a.lrs is None else tuple(a.lrs),
-        "methods": None if a.methods is None else tuple(a.methods),
-        "batch": a.batch,
-        "damping": a.damping,
-        "inverse_every": a.inverse_every,
-        "fisher_samples": a.fisher_samples,
-        "rule": a.rule,
-        "encoder_steps": a.encoder_steps,
-        "decoder_steps": a.decoder_steps,
-        "n_evals": a.n_evals,
-        "seed": a.seed,
-        "data": a.mnist_dir,
-    }
-    s = s._replace(**{k: v for k, v in over.items() if v is not None})
-    out = Path(a.out) if a.out else Path(__file__).resolve().parents[2] / "validation" / "results"
-    doc = run_grid(s, out, jobs=a.jobs, threads=a.threads, progress=not a.no_progress)
-    if a.merge and (out / "vae_figure2.json").exists():
-        import json
-
-        with open(out / "vae_figure2.json") as fh:
-            doc = merge_results(json.load(fh), doc)
-    _write_json_atomic(out / "vae_figure2.json", doc)
-    for m in doc["settings"]["methods"]:
-        r = doc[m]
-        print(
-            f"{m:15s} lr={r['lr']:<8g} {r['sec_per_iter']:.3f} s/iter  steps={r['steps']:<6d} "
-            f"train {r['final_train_elbo']:.2f}  test {r['final_test_elbo']:.2f}"
-        )
-    if not a.no_plot:
-        try:
-            plot(doc, out / "vae_figure2.png")
-        except ImportError:
-            print("matplotlib not installed: no PNG")
-    print(f"wrote {out / 'vae_figure2.json'}")
-    return 0
+    """``refvpng reproduce vae [--quick] [--data DIR] [--budget S] ...`` (see ``--help``)."""
+    return harness.main(EXPERIMENT, argv)

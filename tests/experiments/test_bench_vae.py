@@ -21,7 +21,7 @@ def test_bench_quick_writes_ratios(tmp_path):
     out = tmp_path / "bench.json"
     assert _load().main(["--quick", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    for m in ("q_ng", "vpng_tridiag", "vpng_blockdiag"):
+    for m in ("q_natural", "vpng_tridiag", "vpng_blockdiag"):
         ratio = doc[f"ratio_{m}_to_adam"]
         assert math.isfinite(ratio) and ratio > 0
         assert doc["methods"][m]["sec_per_iter"] > 0

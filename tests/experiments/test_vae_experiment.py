@@ -28,10 +28,11 @@ def problem():
     return chain, eta, x, rng.standard_normal((s, n, 3)), rng.random((s, n, 12))
 
 
-def test_quick_run_writes_json_and_png(tmp_path):
+def test_quick_run_writes_json_and_png(tmp_path, capsys):
     assert vae.main(["--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "paper" in capsys.readouterr().out
     doc = json.loads((tmp_path / "vae_figure2.json").read_text())
-    assert set(METHODS) <= set(doc) and "two_step" in METHODS
+    assert set(METHODS) <= set(doc) and "two_step" in METHODS and "q_natural" in METHODS
     assert doc["two_step"]["steps"] >= 2  # at least one encoder and one decoder step
     for m in METHODS:
         r = doc[m]
@@ -46,27 +47,24 @@ def test_quick_run_writes_json_and_png(tmp_path):
     assert doc["settings"]["data"] == "synthetic" and doc["data_source"] == "synthetic"
     assert "Budget: 0.6 s of process CPU time" in doc["notes"]
     assert (tmp_path / "vae_figure2.png").stat().st_size > 0
-    # finished cells are reused on rerun (resume)
-    cell = tmp_path / "vae_figure2_runs" / "adam_lr0.001.json"
+    # finished cells are reused on rerun (resume), and a grid extended by a step size keeps them
+    cache = next((tmp_path / ".cells").iterdir())
+    cell = cache / "adam-lr0.001.json"
     before = cell.stat().st_mtime_ns
-    assert vae.main(["--quick", "--out", str(tmp_path), "--no-progress", "--no-plot"]) == 0
+    args = ["--quick", "--out", str(tmp_path), "--no-progress", "--no-plot"]
+    assert vae.main(args) == 0
     assert cell.stat().st_mtime_ns == before
-    # a method run alone reuses its cell and merges into the earlier document
-    cell = tmp_path / "vae_figure2_runs" / "two_step_lr0.001.json"
-    before = cell.stat().st_mtime_ns
-    args = ["--quick", "--out", str(tmp_path), "--no-progress", "--no-plot", "--merge"]
-    assert vae.main([*args, "--methods", "two_step"]) == 0
-    assert cell.stat().st_mtime_ns == before
-    merged = json.loads((tmp_path / "vae_figure2.json").read_text())
-    assert merged["settings"]["methods"] == list(METHODS)
-    assert merged["adam"] == doc["adam"] and merged["two_step"]["curve"] == doc["two_step"]["curve"]
-    with pytest.raises(ValueError, match="different settings"):
-        vae.merge_results(merged, {**merged, "settings": {**merged["settings"], "batch": 7}})
+    assert vae.main([*args, "--methods", "adam", "--lrs", "1e-3", "2e-3"]) == 0
+    assert cell.stat().st_mtime_ns == before and (cache / "adam-lr0.002.json").exists()
+    doc2 = json.loads((tmp_path / "vae_figure2.json").read_text())
+    assert doc2["settings"]["methods"] == ["adam"] and len(doc2["adam"]["grid"]) == 2
+    with pytest.raises(ValueError, match="methods"):
+        vae.Settings(methods=("newton",))
 
 
 def test_run_one_is_deterministic_in_steps():
     """Same seed and step count give the same curve values (the clock only decides when)."""
-    s = vae.QUICK._replace(budget=1e9, n_evals=1)
+    s = vae.Settings(**{**vae.QUICK, "budget": 1e9, "n_evals": 1})
     data = vae.synthetic_data(0)
     out = []
     for _ in range(2):
@@ -102,12 +100,12 @@ def _dense_tridiag_completion(f, offsets):
 
 def test_two_step_directions(problem):
     """Decoder step = dense solve of the damped decoder K-FAC; each step leaves the other block
-    exactly unchanged; the encoder step is the q_ng encoder direction."""
+    exactly unchanged; the encoder step is the q_natural encoder direction."""
     from refvpng.optim import apply_updates
     from refvpng.optim.two_step import BlockCurvature
 
     chain, eta, x, eps, u = problem
-    s = vae.QUICK._replace(rule="fixed", damping=0.05)
+    s = vae.Settings(**{**vae.QUICK, "rule": "fixed", "damping": 0.05})
     ne = chain.encoder.num_params
     st_q = vae_step(chain, eta, x, eps, curvature="q")
     st_d = vae_step(chain, eta, x, eps, u, curvature="dec")
@@ -115,12 +113,12 @@ def test_two_step_directions(problem):
     opt, kinds = vae.method_optimizer("two_step", 1.0, s, ne)
     assert kinds == ("q", "dec")
     state = opt.init(eta)
-    # encoder step: decoder untouched, encoder = q_ng's direction
+    # encoder step: decoder untouched, encoder = q_natural's direction
     upd, state = opt.update(st_q.grad, state, eta, value=st_q.value, curvature=curv)
     new = apply_updates(eta, upd)
     assert np.array_equal(new[ne:], eta[ne:]) and not np.array_equal(new[:ne], eta[:ne])
-    q_ng, kinds = vae.method_optimizer("q_ng", 1.0, s, ne)
-    ref, _ = q_ng.update(st_q.grad, q_ng.init(eta), eta, curvature=st_q.factors_per_point)
+    q_nat, kinds = vae.method_optimizer("q_natural", 1.0, s, ne)
+    ref, _ = q_nat.update(st_q.grad, q_nat.init(eta), eta, curvature=st_q.factors_per_point)
     assert kinds == ("q",) and np.array_equal(upd[:ne], ref[:ne])
     assert np.array_equal(ref[ne:], st_q.grad[ne:])  # vanilla gradient on the decoder
     # decoder step: encoder untouched, direction = dense solve of the damped decoder K-FAC

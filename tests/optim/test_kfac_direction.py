@@ -119,7 +119,7 @@ def _vpng(cfg):
     )
 
 
-def _q_ng(cfg):
+def _q_natural(cfg):
     index = slice(0, VAE.encoder.num_params)
     return chain(kfac_direction(cfg, index=index), scale(1e-2)), (lambda eta, rng: _factors(eta, rng, "q"))
 
@@ -157,7 +157,7 @@ def _assert_same_tree(a, b):
             assert x == y or (x != x and y != y), path
 
 
-@pytest.mark.parametrize("make", [_vpng, _q_ng, _two_step], ids=["vpng", "q_ng", "two_step"])
+@pytest.mark.parametrize("make", [_vpng, _q_natural, _two_step], ids=["vpng", "q_natural", "two_step"])
 @pytest.mark.parametrize("threshold", [None, 6], ids=["full", "lowrank"])
 def test_run_resumes_bit_for_bit(tmp_path, make, threshold):
     """N steps = k steps, save, load, N - k steps: params and every state leaf identical."""

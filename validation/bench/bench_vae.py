@@ -47,7 +47,7 @@ def _steppers(chain, x, cfg):
     n, s_count = x.shape[0], cfg["samples"]
     dtype = np.dtype(cfg["factor_dtype"])
     out = {}
-    for method in ("adam", "q_ng", "vpng_tridiag", "vpng_blockdiag"):
+    for method in ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag"):
         opt, (kind,) = method_optimizer(method, 1e-3, s, chain.encoder.num_params)
         box = {"eta": chain.init(np.random.default_rng(0)), "k": 0}
         box["state"] = opt.init(box["eta"])
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--fisher-samples", type=int, default=None)
     a = p.parse_args(argv)
     # importing refvpng loads every BLAS (numpy's and scipy's) before threads are limited
-    from refvpng.experiments.vae import limit_threads
+    from refvpng._threads import limit_threads
 
     with limit_threads(a.threads):
         return _run(a)
@@ -238,7 +238,7 @@ def _run(a) -> int:
         "methods": res,
         "factor_accumulation": fac,
     }
-    for m in ("q_ng", "vpng_tridiag", "vpng_blockdiag"):
+    for m in ("q_natural", "vpng_tridiag", "vpng_blockdiag"):
         doc[f"ratio_{m}_to_adam"] = res[m]["ratio_to_adam"]
     default = Path(__file__).resolve().parents[1] / "results" / "bench_vae.json"
     out = Path(a.out) if a.out else default
