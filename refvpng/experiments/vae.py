@@ -661,7 +661,7 @@ def _kfac_config(s: Settings, tridiagonal: bool):
 
     return KFACConfig(
         tridiagonal=tridiagonal,
-        damping=s.damping,
+        factor_damping=s.damping,
         decay=s.decay,
         inverse_every=s.inverse_every,
         lowrank_c=s.lowrank_c,
@@ -701,14 +701,14 @@ class RunningKFAC:
         """
         import time
 
-        from refvpng.curvature.kfac import kfac_operator, kfac_state, kfac_step
+        from refvpng.curvature.kfac import kfac_init, kfac_operator, kfac_update
 
         t0 = time.perf_counter()
         old = self.state
         if old is None:
-            self.state = kfac_state(factors, self.config)
+            self.state = kfac_init(factors, self.config)
         else:
-            self.state = kfac_step(old, factors, step)
+            self.state = kfac_update(old, factors, step)
         if old is None or self.state.cache is not old.cache:
             self.op = kfac_operator(self.state)
             self.refresh_seconds.append(time.perf_counter() - t0)

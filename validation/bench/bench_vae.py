@@ -52,8 +52,9 @@ def _steppers(chain, x, cfg):
         else:
             kcfg = KFACConfig(
                 tridiagonal=method != "vpng_blockdiag",
-                damping=cfg["damping"],
+                factor_damping=cfg["damping"],
                 inverse_every=cfg["inverse_every"],
+                lowrank_threshold=512,
             )
             curv = RunningKFAC(kcfg)
             if method == "q_ng":
