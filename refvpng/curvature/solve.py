@@ -4,9 +4,12 @@ r"""The damped natural-gradient solve of Eq 17 of Tang & Ranganath (2019).
     \hat\nabla^{\mathrm{VPNG}}_{\lambda,\theta}\mathcal{L} = (\hat F_r + \mu I)^{-1}
         \nabla_{\lambda,\theta}\mathcal{L}
 
-Damping convention (stated once): :math:`\mu` is added to the diagonal of the *summed*
-Fisher (the sum over data points), in the same units as :math:`\hat F_r`. Structured
-operators (K-FAC) provide their own ``solve(v, damping)`` and document how they damp.
+Damping convention (stated once): ``damping`` :math:`= \mu` is added to the diagonal of the
+*summed* Fisher (the sum over data points), in the same units as :math:`\hat F_r`. A structured
+operator (a :class:`~refvpng.curvature.operator.Curvature`) receives :math:`\mu` as the second
+argument of its ``solve`` and approximates :math:`(F + \mu I)^{-1}` in its own documented way:
+K-FAC by factored Tikhonov damping with factor damping :math:`\gamma = \mu`
+(:mod:`refvpng.curvature.kfac`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ from refvpng._checks import as_array, as_nonneg_scalar
 __all__ = ["damped_solve"]
 
 _EPS = np.finfo(np.float64).eps
+
+
+def check_symmetric(f: np.ndarray, name: str) -> np.ndarray:
+    """Return the square array ``f``, or raise if it is not symmetric to 1e-10 of its scale."""
+    scale = float(np.max(np.abs(f))) if f.size else 0.0
+    if f.size and np.max(np.abs(f - f.T)) > 1e-10 * max(scale, np.finfo(np.float64).tiny):
+        raise ValueError(f"{name} must be symmetric")
+    return f
 
 
 def _is_operator(curvature) -> bool:
@@ -42,13 +53,13 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
 
     Parameters
     ----------
-    fisher : ndarray, shape (n, n), or operator
-        Either a dense symmetric PSD matrix, or any object with a method
-        ``solve(v, damping) -> ndarray`` returning :math:`(F + \mu I)^{-1} v` for a vector ``v``
-        of shape ``(n,)`` (structured operators such as K-FAC provide this; the operator is then
-        responsible for how it applies the damping, which it must document).
-    grad : array_like, shape (n,)
-        Right-hand side (the ELBO gradient in Eq. 17).
+    fisher : ndarray, shape (n, n), or Curvature
+        Either a dense symmetric PSD matrix, or a
+        :class:`~refvpng.curvature.operator.Curvature` (any object with a method
+        ``solve(v, damping) -> ndarray``), called as ``fisher.solve(grad, damping)``; the
+        operator documents how it applies the damping (K-FAC: as its factor damping).
+    grad : array_like, shape (n,) or (n, k)
+        Right-hand side (the ELBO gradient in Eq. 17), or ``k`` of them as columns.
     damping : float, default 0.0
         The damping :math:`\mu \ge 0`.
     name : str, default "fisher"
@@ -56,13 +67,13 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
 
     Returns
     -------
-    ndarray, shape (n,)
+    ndarray, same shape as ``grad``
         The solution ``x``.
 
     Raises
     ------
     ValueError
-        If the shape of ``curvature`` does not match ``v``, it is not symmetric or contains
+        If the shape of ``fisher`` does not match ``grad``, it is not symmetric or contains
         NaN/inf, or :math:`F + \mu I` is singular or not positive definite (numerically: the
         Cholesky factorisation fails or its reciprocal condition number is below ``n * eps``);
         or if an operator's ``solve`` returns a non-finite or wrongly shaped result.
@@ -84,32 +95,27 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
     ...
     ValueError: fisher is singular or not positive definite; pass damping > 0
     """
-    v = as_array(grad, "grad", ndim=1)
+    v = as_array(grad, "grad", ndim=(1, 2))
     mu = as_nonneg_scalar(damping, "damping")
     n = v.shape[0]
     if _is_operator(fisher):
         x = fisher.solve(v, mu)
         try:
-            x = as_array(x, f"{name}.solve(v, damping)", shape=(n,))
+            x = as_array(x, f"{name}.solve(v, damping)", shape=v.shape)
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc)) from None
         return x
     f = as_array(fisher, name, ndim=2)
     if f.shape != (n, n):
         raise ValueError(f"{name} must have shape ({n}, {n}) to match grads, got {f.shape}")
-    scale = float(np.max(np.abs(f))) if f.size else 0.0
-    if n and np.max(np.abs(f - f.T)) > 1e-10 * max(scale, np.finfo(np.float64).tiny):
-        raise ValueError(f"{name} must be symmetric")
+    check_symmetric(f, name)
     if n == 0:
-        return np.zeros(0)
+        return np.zeros(v.shape)
     a = f + mu * np.eye(n)
     if mu == 0.0:
         msg = f"{name} is singular or not positive definite; pass damping > 0"
     else:
-        msg = (
-            f"{name} + damping*I is singular or not positive definite "
-            f"(damping={mu:g}); increase damping"
-        )
+        msg = f"{name} + damping*I is singular or not positive definite (damping={mu:g}); increase damping"
     d = np.diag(a)
     if not np.all(d > 0):
         raise ValueError(msg)
@@ -127,4 +133,6 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
     rcond, info = scipy.linalg.lapack.dpocon(c, anorm, uplo=b"L")
     if info != 0 or not rcond >= n * _EPS:
         raise ValueError(msg)
+    if v.ndim == 2:
+        sc = sc[:, None]
     return sc * scipy.linalg.cho_solve((c, lower), sc * v, check_finite=False)

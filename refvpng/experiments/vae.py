@@ -251,7 +251,7 @@ def kfac_config(s: Settings, tridiagonal: bool) -> KFACConfig:
     """The K-FAC hyperparameters of a run (damping per data point, as the factors)."""
     return KFACConfig(
         tridiagonal=tridiagonal,
-        damping=s.damping,
+        factor_damping=s.damping,
         decay=s.decay,
         inverse_every=s.inverse_every,
         lowrank_c=s.lowrank_c,

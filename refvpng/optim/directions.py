@@ -158,10 +158,12 @@ def natural_direction(
 
     Notes
     -----
-    ``curvature`` is either a dense symmetric PSD ndarray, solved by Cholesky, or any object
-    with a method ``solve(v, damping) -> ndarray`` returning :math:`(F + \mu I)^{-1} v`
-    (structured operators, e.g. K-FAC). :func:`~refvpng.optim.damping.lm_damping` additionally
-    needs ``F @ v`` (dense) or a ``matvec(v)`` method.
+    ``curvature`` is either a dense symmetric PSD ndarray, solved by Cholesky, or any
+    :class:`~refvpng.curvature.operator.Curvature` (``DenseCurvature``, the K-FAC operators),
+    called as ``solve(g, mu)``: the operator approximates :math:`(F + \mu I)^{-1} g` with
+    :math:`\mu` as its own damping (K-FAC: its factor damping).
+    :func:`~refvpng.optim.damping.lm_damping` additionally needs ``F @ v`` (dense) or the
+    operator's ``matvec(v)``.
 
     References
     ----------

@@ -27,9 +27,9 @@ from refvpng.curvature.kfac import (
     KFACConfig,
     KFACFactors,
     KFACState,
+    kfac_init,
     kfac_operator,
-    kfac_state,
-    kfac_step,
+    kfac_update,
 )
 from refvpng.curvature.solve import damped_solve
 from refvpng.optim.base import GradientTransformation, check_grads, check_params
@@ -38,12 +38,11 @@ from refvpng.optim.directions import resolve_index
 __all__ = ["KFACDirectionState", "kfac_direction"]
 
 
-# ---- the only uses of refvpng.curvature.kfac's state API and damping field (rename here)
 def _kfac_fold(kfac: KFACState | None, factors: KFACFactors, count: int, config: KFACConfig):
     """Start the estimate (first call) or fold in one step's factors (EMA, periodic refresh)."""
     if kfac is None:
-        return kfac_state(factors, config)
-    return kfac_step(kfac, factors, count)
+        return kfac_init(factors, config)
+    return kfac_update(kfac, factors, count)
 
 
 def _kfac_operator(kfac: KFACState) -> BlockDiagKFAC | BlockTridiagKFAC:
@@ -51,10 +50,7 @@ def _kfac_operator(kfac: KFACState) -> BlockDiagKFAC | BlockTridiagKFAC:
 
 
 def _kfac_damping(config: KFACConfig) -> float:
-    return config.damping
-
-
-# ----
+    return config.factor_damping
 
 
 class KFACDirectionState(NamedTuple):
@@ -137,7 +133,7 @@ def kfac_direction(
     >>> from refvpng.curvature.kfac import KFACConfig, kfac_factors
     >>> rng = np.random.default_rng(0)
     >>> pairs = [(np.c_[rng.standard_normal((5, 2)), np.ones(5)], rng.standard_normal((5, 2)))]
-    >>> d = kfac_direction(KFACConfig(tridiagonal=False, damping=0.1, inverse_every=2))
+    >>> d = kfac_direction(KFACConfig(tridiagonal=False, factor_damping=0.1, inverse_every=2))
     >>> state = d.init(np.zeros(6))
     >>> u, state = d.update(np.ones(6), state, curvature=kfac_factors(pairs, cross=False))
     >>> u.shape, state.count

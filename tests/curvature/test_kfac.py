@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,14 +19,15 @@ from refvpng.curvature.kfac import (
     kfac_factors,
     kfac_init,
     kfac_operator,
-    kfac_state,
-    kfac_step,
     kfac_update,
     kron_diff_eig,
     kron_diff_solve,
     lowrank_rank,
 )
-from refvpng.nn import Chain, sample_predictive, vp_fisher_mc_chain, vp_kfac_pairs_chain
+from refvpng.curvature.fisher import vp_fisher_mc, vp_kfac_pairs
+from refvpng.models import Bernoulli
+from refvpng.models.latent import draw_predictive
+from refvpng.nn import Chain, chain_model
 from refvpng.testing.tolerances import EXACT
 
 SOLVE_RTOL = 1e-10  # structured inverse vs dense solve, relative to the largest entry
@@ -101,7 +103,7 @@ def test_blockdiag_matvec_and_solve_match_dense(problem):
     dense = op.to_dense()
     np.testing.assert_array_equal(dense, dense.T)
     assert _rel(op.solve(v), np.linalg.solve(dense, v)) <= SOLVE_RTOL
-    assert _rel(op.inverse_to_dense(), np.linalg.inv(dense)) <= SOLVE_RTOL
+    assert _rel(op.inverse().to_dense(), np.linalg.inv(dense)) <= SOLVE_RTOL
 
 
 @settings(max_examples=30, deadline=None)
@@ -130,7 +132,7 @@ def test_tridiag_inverse_is_ggm_completion(problem):
     the completion built independently here."""
     factors, damping, pi, rng = problem
     op = BlockTridiagKFAC(factors, damping, pi_heuristic=pi)
-    dense, inv = op.to_dense(), op.inverse_to_dense()
+    dense, inv = op.to_dense(), op.inverse().to_dense()
     off = op.offsets
     assert _rel(inv, inv.T) <= SOLVE_RTOL
     ib = _blocks(inv, off)
@@ -201,6 +203,14 @@ def test_kron_diff_eig_rejects_bad_input():
 
 
 # ----------------------------------------------------------------------------- exactness on F_hat_r
+def _chain_fhat(chain, eta, x, eps, m, rng):
+    """Eq 16 on the Bernoulli chain with one noise draw (S = 1): F_hat, K-FAC pairs and weights."""
+    model = chain_model(chain, Bernoulli())
+    eps = eps[None]
+    x_pred = draw_predictive(rng, model, eta, x, eps, m)
+    pairs, w = vp_kfac_pairs(model, eta, x, eps, x_pred)
+    return vp_fisher_mc(model, eta, x, eps, x_pred), pairs, w
+
 CHAINS = [
     ("shallow", (3, 2), (1, 3)),
     ("vae-6layer", (4, 3, 3, 4), (2, 3, 3, 4)),
@@ -230,11 +240,9 @@ def test_kfac_exact_for_one_data_point(enc, dec, m):
     rng = np.random.default_rng(5)
     eta = chain.init(rng)
     x, eps = (rng.random((1, chain.d_x)) < 0.5) * 1.0, rng.standard_normal((1, chain.d_z))
-    x_pred = sample_predictive(rng, chain, eta, x, eps, m)
-    f_hat = vp_fisher_mc_chain(chain, eta, x, eps, x_pred)
-    pairs, w = vp_kfac_pairs_chain(chain, eta, x, eps, x_pred)
-    tri = BlockTridiagKFAC(kfac_factors(pairs, w), damping=0.1)
-    diag = BlockDiagKFAC(kfac_factors(pairs, w), damping=0.1)
+    f_hat, pairs, w = _chain_fhat(chain, eta, x, eps, m, rng)
+    tri = BlockTridiagKFAC(kfac_factors(pairs, w), factor_damping=0.1)
+    diag = BlockDiagKFAC(kfac_factors(pairs, w), factor_damping=0.1)
     off = tri.offsets
     assert off[-1] == chain.num_params
     fb = _blocks(f_hat, off)
@@ -260,9 +268,7 @@ def test_kfac_scale_is_sum_over_data_mean_over_samples():
     eta = chain.init(rng)
     x = np.tile((rng.random((1, 3)) < 0.5) * 1.0, (4, 1))
     eps = np.tile(rng.standard_normal((1, 1)), (4, 1))
-    x_pred = sample_predictive(rng, chain, eta, x, eps, 2)
-    f_hat = vp_fisher_mc_chain(chain, eta, x, eps, x_pred)
-    pairs, w = vp_kfac_pairs_chain(chain, eta, x, eps, x_pred)
+    f_hat, pairs, w = _chain_fhat(chain, eta, x, eps, 2, rng)
     op = BlockDiagKFAC(kfac_factors(pairs, w))
     d = op.to_dense(0.0)
     off = op.offsets
@@ -275,12 +281,12 @@ def test_kfac_scale_is_sum_over_data_mean_over_samples():
 def test_factor_damping_and_pi_heuristic():
     factors = kfac_factors(_pairs(np.random.default_rng(2), [(2, 3), (3, 1)], 5))
     op = BlockDiagKFAC(factors, 0.04, pi_heuristic=True)
-    for (da, dg), a, g in zip(op.factor_damping(), factors.A, factors.G, strict=True):
+    for (da, dg), a, g in zip(op.factor_shifts(), factors.A, factors.G, strict=True):
         pi = np.sqrt((np.trace(a) / a.shape[0]) / (np.trace(g) / g.shape[0]))
         assert da == pytest.approx(pi * 0.2) and dg == pytest.approx(0.2 / pi)
         assert da * dg == pytest.approx(0.04)
     plain = BlockDiagKFAC(factors, 0.04)
-    assert plain.factor_damping() == ((0.2, 0.2), (0.2, 0.2))
+    assert plain.factor_shifts() == ((0.2, 0.2), (0.2, 0.2))
     d = plain.to_dense()
     a0, g0 = factors.A[0], factors.G[0]
     np.testing.assert_allclose(
@@ -322,7 +328,7 @@ def test_lowrank_truncation(tridiagonal):
     else:
         assert _rel(op.solve(v), np.linalg.solve(dense, v)) <= SOLVE_RTOL
     with pytest.raises(ValueError, match="damping"):
-        op.solve(v, damping=0.0)
+        op.solve(v, factor_damping=0.0)
     eig = factor_eig(factors.A[0], lowrank_c=1.0, lowrank_threshold=8)
     assert eig.truncated and eig.vectors.shape == (9, r)
     assert not factor_eig(factors.A[0], lowrank_threshold=None).truncated
@@ -345,16 +351,14 @@ def test_damping_zero_solve_with_full_rank_factors():
 def test_aslinearoperator(cls):
     rng = np.random.default_rng(7)
     op = cls(kfac_factors(_pairs(rng, [(2, 2), (3, 1), (1, 2)], 4)), 0.2)
-    lin, inv = op.aslinearoperator(), op.aslinearoperator(inverse=True)
+    lin, inv = op.aslinearoperator(), op.inverse().aslinearoperator()
     assert isinstance(lin, scipy.sparse.linalg.LinearOperator) and lin.shape == op.shape
     v = rng.standard_normal((op.shape[0], 2))
     np.testing.assert_allclose(lin @ v[:, 0], op.matvec(v[:, 0]), atol=1e-14)
     np.testing.assert_allclose(lin @ v, op.matvec(v), atol=1e-14)
     np.testing.assert_allclose(lin.rmatvec(v[:, 0]), op.matvec(v[:, 0]), atol=1e-14)
     np.testing.assert_allclose(inv @ v, op.solve(v), atol=1e-14)
-    np.testing.assert_allclose(
-        op.aslinearoperator(0.0) @ v[:, 0], op.to_dense(0.0) @ v[:, 0], atol=1e-13
-    )
+    np.testing.assert_allclose(op.aslinearoperator(0.0) @ v[:, 0], op.to_dense(0.0) @ v[:, 0], atol=1e-13)
 
 
 # ----------------------------------------------------------------------------- EMA and state
@@ -365,9 +369,7 @@ def test_kfac_ema_is_pure_convex_combination():
     old_copy = [m.copy() for m in old.A]
     out = kfac_ema(old, new, 0.9)
     for field in KFACFactors._fields:
-        for o, n, e in zip(
-            getattr(old, field), getattr(new, field), getattr(out, field), strict=True
-        ):
+        for o, n, e in zip(getattr(old, field), getattr(new, field), getattr(out, field), strict=True):
             np.testing.assert_allclose(e, 0.9 * o + 0.1 * n, rtol=0, atol=1e-15)
     for m, c in zip(old.A, old_copy, strict=True):
         np.testing.assert_array_equal(m, c)
@@ -381,11 +383,12 @@ def test_kfac_ema_is_pure_convex_combination():
 def test_kfac_state_refreshes_every_k_steps(tridiagonal):
     rng = np.random.default_rng(10)
     dims = [(2, 3), (3, 2), (2, 2)]
-    state = kfac_init(_pairs(rng, dims, 4), tridiagonal=tridiagonal, inverse_every=3, decay=0.5)
-    assert state.config == KFACConfig(tridiagonal=tridiagonal, inverse_every=3, decay=0.5)
+    config = KFACConfig(tridiagonal=tridiagonal, inverse_every=3, decay=0.5)
+    state = kfac_init(kfac_factors(_pairs(rng, dims, 4)), config)
+    assert state.config == config
     for step in range(1, 7):
         batch = _pairs(rng, dims, 4)
-        new = kfac_update(state, batch, step)
+        new = kfac_update(state, kfac_factors(batch), step)
         expected = kfac_ema(state.factors, kfac_factors(batch, cross=tridiagonal), 0.5)
         for got, want in zip(new.factors.A + new.factors.G, expected.A + expected.G, strict=True):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
@@ -407,9 +410,8 @@ def test_kfac_state_on_chain_pairs():
     rng = np.random.default_rng(12)
     eta = chain.init(rng)
     x, eps = (rng.random((5, 4)) < 0.5) * 1.0, rng.standard_normal((5, 2))
-    x_pred = sample_predictive(rng, chain, eta, x, eps, 2)
-    pairs, w = vp_kfac_pairs_chain(chain, eta, x, eps, x_pred)
-    state = kfac_init(pairs, w, config=KFACConfig(inverse_every=1))
+    _, pairs, w = _chain_fhat(chain, eta, x, eps, 2, rng)
+    state = kfac_init(kfac_factors(pairs, w), KFACConfig(inverse_every=1))
     op = kfac_operator(state)
     assert op.shape == (chain.num_params, chain.num_params)
     g = rng.standard_normal(chain.num_params)
@@ -438,21 +440,30 @@ def test_bad_inputs_name_the_argument():
         op.matvec(np.ones(op.shape[0] + 1))
     with pytest.raises(ValueError, match="v"):
         op.solve(np.full(op.shape[0], np.nan))
-    with pytest.raises(ValueError, match="damping"):
+    with pytest.raises(ValueError, match="factor_damping"):
         op.solve(np.ones(op.shape[0]), -1.0)
-    with pytest.raises(ValueError, match="damping"):
+    with pytest.raises(ValueError, match="factor_damping"):
         BlockDiagKFAC(kfac_factors(pairs), -0.1)
     with pytest.raises(ValueError, match="factors"):
         BlockTridiagKFAC(kfac_factors(pairs, cross=False))
     bad = kfac_factors(pairs)._replace(A_cross=(np.zeros((2, 2)),))
     with pytest.raises(ValueError, match=r"factors.A_cross\[0\]"):
         BlockTridiagKFAC(bad)
+    f = kfac_factors(pairs)
     with pytest.raises(ValueError, match="decay"):
-        kfac_init(pairs, decay=2.0)
+        kfac_init(f, KFACConfig(decay=2.0))
     with pytest.raises(ValueError, match="inverse_every"):
-        kfac_init(pairs, inverse_every=0)
+        kfac_init(f, KFACConfig(inverse_every=0))
+    with pytest.raises(ValueError, match="factor_damping"):
+        kfac_init(f, KFACConfig(factor_damping=-1.0))
     with pytest.raises(ValueError, match="step"):
-        kfac_update(kfac_init(pairs), pairs, -1)
+        kfac_update(kfac_init(f), f, -1)
+    with pytest.raises(TypeError, match="config"):
+        kfac_init(f, {"decay": 0.5})
+    with pytest.raises(TypeError, match="state"):
+        kfac_update(None, f, 1)
+    with pytest.raises(TypeError, match="new"):
+        kfac_update(kfac_init(f), pairs, 1)
 
 
 def test_lowrank_both_sides_of_one_sigma():
@@ -460,29 +471,51 @@ def test_lowrank_both_sides_of_one_sigma():
     rng = np.random.default_rng(14)
     pairs = _pairs(rng, [(8, 9), (2, 3), (3, 9)], 15)  # A_0, G_0, G_2 are 9x9
     op = BlockTridiagKFAC(kfac_factors(pairs), 0.05, lowrank_c=1.0, lowrank_threshold=8)
-    assert op._eig_A[0].truncated and op._eig_G[0].truncated and op._eig_G[2].truncated
-    assert op._solver(0.05).sigma[0].plain is not None
+    blocks = op.blocks
+    assert blocks[0].eig_A.truncated and blocks[0].eig_G.truncated and blocks[2].eig_G.truncated
+    assert op.solver(0.05).sigma[0].plain is not None
     v = rng.standard_normal((op.shape[0], 3))
     completion = _dense_completion(op.to_dense(), op.offsets)
     assert _rel(op.solve(v), np.linalg.solve(completion, v)) <= SOLVE_RTOL
 
 
 @pytest.mark.parametrize("tridiagonal", [False, True], ids=["blockdiag", "tridiag"])
-def test_kfac_state_and_step_from_precomputed_factors(tridiagonal):
+def test_kfac_update_is_ema_and_blockdiag_drops_cross_factors(tridiagonal):
+    """kfac_update(state, f, step) equals kfac_init on the EMA'd factors when it refreshes."""
     rng = np.random.default_rng(15)
     dims = [(2, 3), (3, 2)]
-    first, second = _pairs(rng, dims, 4), _pairs(rng, dims, 5)
-    a = kfac_update(kfac_init(first, tridiagonal=tridiagonal, inverse_every=1), second, 1)
-    # factors with cross terms are accepted (and dropped) by the block-diagonal state
-    b = kfac_state(kfac_factors(first, cross=tridiagonal), tridiagonal=tridiagonal,
-                   inverse_every=1)
-    b = kfac_step(b, kfac_factors(second), 1)
+    first, second = kfac_factors(_pairs(rng, dims, 4)), kfac_factors(_pairs(rng, dims, 5))
+    config = KFACConfig(tridiagonal=tridiagonal, inverse_every=1, decay=0.7)
+    a = kfac_update(kfac_init(first, config), second, 1)  # cross factors given either way
+    b = kfac_init(kfac_ema(first, second, 0.7), config)
+    assert len(a.factors.A_cross) == (1 if tridiagonal else 0)
     for field in KFACFactors._fields:
         for x, y in zip(getattr(a.factors, field), getattr(b.factors, field), strict=True):
             np.testing.assert_array_equal(x, y)
     v = rng.standard_normal(kfac_operator(a).shape[0])
-    np.testing.assert_allclose(kfac_operator(a).solve(v), kfac_operator(b).solve(v), rtol=1e-13)
-    with pytest.raises(TypeError, match="config"):
-        kfac_state(kfac_factors(first), KFACConfig(), decay=0.5)
-    with pytest.raises(TypeError, match="state"):
-        kfac_step(None, kfac_factors(second), 1)
+    np.testing.assert_array_equal(kfac_operator(a).solve(v), kfac_operator(b).solve(v))
+
+
+@pytest.mark.parametrize("tridiagonal", [False, True], ids=["blockdiag", "tridiag"])
+def test_default_config_never_truncates_a_wide_layer(tridiagonal):
+    """A 600-wide layer (A is 601 x 601): the default operator is the exact Kronecker build.
+
+    The old default lowrank_threshold=512 truncated A here and moved to_dense by about 5 %.
+    """
+    rng = np.random.default_rng(16)
+    pairs = _pairs(rng, [(600, 2), (2, 3)], 700)
+    w = rng.uniform(0.2, 1.0, 700)
+    factors = kfac_factors(pairs, w)
+    op = kfac_operator(kfac_init(factors, KFACConfig(tridiagonal=tridiagonal, factor_damping=0.3)))
+    assert not any(b.eig_A.truncated or b.eig_G.truncated for b in op.blocks)
+    r = np.sqrt(0.3)
+    a0, g0 = factors.A[0] + r * np.eye(601), factors.G[0] + r * np.eye(2)
+    a1, g1 = factors.A[1] + r * np.eye(3), factors.G[1] + r * np.eye(3)
+    exact = scipy.linalg.block_diag(np.kron(a0, g0), np.kron(a1, g1))
+    if tridiagonal:
+        cross = np.kron(factors.A_cross[0], factors.G_cross[0])
+        exact[:1202, 1202:] = cross
+        exact[1202:, :1202] = cross.T
+    np.testing.assert_array_equal(op.to_dense(), exact)
+    v = rng.standard_normal(op.shape[0])
+    assert _rel(op.solve(v), np.linalg.solve(exact, v)) <= SOLVE_RTOL  # two layers: exact

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refvpng._checks import check_psd
-from refvpng.curvature import outer
+from refvpng.curvature import _outer_kernel
+from refvpng.curvature._outer_kernel import _row_slabs
 from refvpng.curvature.outer import (
-    _row_slabs,
     outer_auto_method,
     outer_init,
     outer_sum,
@@ -262,8 +262,8 @@ def test_numba_is_independent_of_thread_count(k, p, monkeypatch):
     b, w = _data(k, p, seed=7)
     results = []
     for n in (1, 2, 3, 5):
-        monkeypatch.setattr(outer, "_n_threads", lambda n=n: n)
-        monkeypatch.setattr(outer, "_PARALLEL_MIN_WORK", 0)
+        monkeypatch.setattr(_outer_kernel, "_n_threads", lambda n=n: n)
+        monkeypatch.setattr(_outer_kernel, "_PARALLEL_MIN_WORK", 0)
         results.append(outer_sum_numba(b, w))
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])

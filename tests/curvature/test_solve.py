@@ -55,3 +55,23 @@ def test_badly_scaled_but_regular_fisher_is_solved():
     v = np.array([1e6, 1.0, 1e-3])
     with pytest.raises(ValueError, match="singular"):
         damped_solve(np.outer(v, v), g)
+
+
+def test_several_right_hand_sides_are_solved_column_by_column():
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal((7, 5))
+    f, g = b.T @ b, rng.standard_normal((5, 3))
+    got = damped_solve(f, g, 0.3)
+    assert got.shape == (5, 3)
+    for j in range(3):
+        np.testing.assert_allclose(got[:, j], damped_solve(f, g[:, j], 0.3), rtol=EXACT)
+    np.testing.assert_allclose((f + 0.3 * np.eye(5)) @ got, g, atol=1e-12 * np.abs(g).max())
+
+
+def test_operator_result_is_checked():
+    class Bad:
+        def solve(self, v, damping):
+            return np.ones(v.shape[0] + 1)
+
+    with pytest.raises(ValueError, match=r"fisher.solve\(v, damping\)"):
+        damped_solve(Bad(), np.ones(3), 0.1)

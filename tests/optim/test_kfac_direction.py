@@ -43,7 +43,7 @@ def _factor_batches(rng, count, cross):
 @pytest.mark.parametrize("tridiagonal", [False, True], ids=["blockdiag", "tridiag"])
 def test_direction_is_the_solve_of_the_last_refreshed_ema(rng, tridiagonal):
     """EMA every update, decompositions refreshed at counts 0, T3, 2 T3, ... only."""
-    cfg = KFACConfig(tridiagonal=tridiagonal, damping=0.3, decay=0.8, inverse_every=3)
+    cfg = KFACConfig(tridiagonal=tridiagonal, factor_damping=0.3, decay=0.8, inverse_every=3)
     d = kfac_direction(cfg)
     p = sum(a * g for a, g in SIZES)
     state = d.init(np.zeros(p))
@@ -56,11 +56,11 @@ def test_direction_is_the_solve_of_the_last_refreshed_ema(rng, tridiagonal):
             snapshot = ema
         g = rng.standard_normal(p)
         u, state = d.update(g, state, curvature=f)
-        dense = cls(snapshot, cfg.damping, lowrank_threshold=None).to_dense()
+        dense = cls(snapshot, cfg.factor_damping, lowrank_threshold=None).to_dense()
         if not tridiagonal or len(SIZES) == 2:
             want = np.linalg.solve(dense, g)
         else:  # the tridiagonal solve is exact for the operator's own inverse
-            want = cls(snapshot, cfg.damping).solve(g)
+            want = cls(snapshot, cfg.factor_damping).solve(g)
         assert np.max(np.abs(u - want)) <= EXACT * np.max(np.abs(want))
         assert state.count == k + 1
         for got, exp in zip(state.kfac.factors.A, ema.A, strict=True):
@@ -68,7 +68,7 @@ def test_direction_is_the_solve_of_the_last_refreshed_ema(rng, tridiagonal):
 
 
 def test_index_block_and_damping_override(rng):
-    cfg = KFACConfig(tridiagonal=False, damping=0.2)
+    cfg = KFACConfig(tridiagonal=False, factor_damping=0.2)
     f = _factor_batches(rng, 1, False)[0]
     p = sum(a * g for a, g in SIZES)
     d = kfac_direction(cfg, index=slice(2, 2 + p))
@@ -161,7 +161,7 @@ def _assert_same_tree(a, b):
 @pytest.mark.parametrize("threshold", [None, 6], ids=["full", "lowrank"])
 def test_run_resumes_bit_for_bit(tmp_path, make, threshold):
     """N steps = k steps, save, load, N - k steps: params and every state leaf identical."""
-    cfg = KFACConfig(tridiagonal=True, damping=0.1, inverse_every=2, lowrank_threshold=threshold)
+    cfg = KFACConfig(tridiagonal=True, factor_damping=0.1, inverse_every=2, lowrank_threshold=threshold)
     opt, curvature_fn = make(cfg)
     eta0 = VAE.init(np.random.default_rng(0))
     n_steps, k = 7, 3
