@@ -74,8 +74,9 @@ Encoder inputs and activations do not depend on :math:`\varepsilon`, so the enco
 per data point and its input factors :math:`A_l` are computed from :math:`n` rows, not
 :math:`Sn` (:func:`refvpng.nn.vae.vae_step`); this is exact, not an approximation, and is
 tested against the reference :func:`refvpng.curvature.fisher.vp_kfac_pairs` on
-:func:`refvpng.nn.chain_model`. By default the Gram products behind the factors (and the back-propagation of the predictive scores that feed only them) run in float32;
-the model, its gradient and everything downstream of the factors stay float64.
+:func:`refvpng.nn.chain_model`. By default the Gram products behind the factors (and the
+back-propagation of the predictive scores that feed only them) run in float32; the model, its
+gradient and everything downstream of the factors stay float64.
 
 Protocol, and how it differs from the paper's
 ---------------------------------------------

@@ -9,6 +9,7 @@ import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from refvpng.curvature.fisher import vp_fisher_mc, vp_kfac_pairs
 from refvpng.curvature.kfac import (
     BlockDiagKFAC,
     BlockTridiagKFAC,
@@ -24,7 +25,6 @@ from refvpng.curvature.kfac import (
     kron_diff_solve,
     lowrank_rank,
 )
-from refvpng.curvature.fisher import vp_fisher_mc, vp_kfac_pairs
 from refvpng.models import Bernoulli
 from refvpng.models.latent import draw_predictive
 from refvpng.nn import Chain, chain_model
