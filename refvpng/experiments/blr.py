@@ -362,28 +362,8 @@ def markdown(t: dict) -> list[str]:
     return out
 
 
-EXPERIMENT = harness.Experiment(
-    name="blr",
-    result="blr_table1",
-    settings=Settings,
-    cells=cells,
-    run_cell=run_cell,
-    summarize=summarize,
-    headline=headline,
-    presets={"quick": QUICK},
-    plot=plot,
-    figure="blr_test_auc.png",
-    description=__doc__.split("\n")[0],
-    markdown=markdown,
+EXPERIMENT, run_experiment, main = harness.declare(
+    __name__, name="blr", result="blr_table1", figure="blr_test_auc.png",
     title="4. Table 1: Bayesian logistic regression",
-)
-
-
-def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
-    """Run Table 1 through the harness (see :func:`refvpng.experiments.harness.run_experiment`)."""
-    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
-
-
-def main(argv=None) -> int:
-    """``refvpng reproduce blr [--quick] [--jobs N | --scheduler ADDR] [--out DIR | --publish]``."""
-    return harness.main(EXPERIMENT, argv)
+    description=__doc__.split("\n")[0],
+)  # fmt: skip

@@ -63,6 +63,7 @@ __all__ = [
     "output_lock",
     "machine_info",
     "run_experiment",
+    "declare",
     "results_section",
     "fmt",
     "main",
@@ -103,6 +104,34 @@ class Experiment:
     description: str = ""
     markdown: Callable[[dict], list[str]] | None = None
     title: str = ""
+
+
+def declare(module: str, *, name: str, result: str, figure: str | None, title: str, description: str):
+    """Declare the experiment defined in ``module`` by the harness's naming convention.
+
+    The module defines ``Settings`` (the frozen dataclass), ``QUICK`` (the ``--quick`` preset),
+    ``cells``, ``run_cell``, ``summarize``, ``headline``, ``plot`` and ``markdown``; this returns
+    ``(EXPERIMENT, run_experiment, main)`` for it.
+    """
+    g = sys.modules[module].__dict__
+    exp = Experiment(
+        name=name, result=result, settings=g["Settings"], cells=g["cells"], run_cell=g["run_cell"],
+        summarize=g["summarize"], headline=g["headline"], presets={"quick": g["QUICK"]},
+        plot=g["plot"], figure=figure, description=description, markdown=g["markdown"], title=title,
+    )  # fmt: skip
+
+    def run_experiment_(settings=None, **kwargs) -> dict:
+        return run_experiment(exp, settings, **kwargs)
+
+    def main_(argv=None) -> int:
+        return main(exp, argv)
+
+    run_experiment_.__doc__ = f"Run {name!r} through the harness (see :func:`run_experiment`)."
+    main_.__doc__ = f"``refvpng reproduce {name} [--quick] [--out DIR | --publish] ...`` (see ``--help``)."
+    for f in (run_experiment_, main_):
+        f.__module__ = module
+        f.__name__ = f.__qualname__ = f.__name__.rstrip("_")
+    return exp, run_experiment_, main_
 
 
 class OutputLockedError(RuntimeError):

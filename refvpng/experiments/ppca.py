@@ -497,28 +497,8 @@ def markdown(t: dict) -> list[str]:
     return out
 
 
-EXPERIMENT = harness.Experiment(
-    name="ppca",
-    result="latent_fisher",
-    settings=Settings,
-    cells=cells,
-    run_cell=run_cell,
-    summarize=summarize,
-    headline=headline,
-    presets={"quick": QUICK},
-    plot=plot,
-    figure="ppca_convergence.png",
-    description="pPCA: two-step NG, VPNG, q-NG and Adam to the maximal log-likelihood",
-    markdown=markdown,
+EXPERIMENT, run_experiment, main = harness.declare(
+    __name__, name="ppca", result="latent_fisher", figure="ppca_convergence.png",
     title="6. Fisher metrics for latent-variable models: pPCA",
-)
-
-
-def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
-    """Run the pPCA experiment through the harness (see :mod:`refvpng.experiments.harness`)."""
-    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
-
-
-def main(argv=None) -> int:
-    """``refvpng reproduce ppca [--quick] [--out DIR | --publish]`` (see ``--help``)."""
-    return harness.main(EXPERIMENT, argv)
+    description="pPCA: two-step NG, VPNG, q-NG and Adam to the maximal log-likelihood",
+)  # fmt: skip

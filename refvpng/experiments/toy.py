@@ -321,28 +321,8 @@ def markdown(t: dict) -> list[str]:
     return out
 
 
-EXPERIMENT = harness.Experiment(
-    name="toy",
-    result="toy_directions",
-    settings=Settings,
-    cells=cells,
-    run_cell=run_cell,
-    summarize=summarize,
-    headline=headline,
-    presets={"quick": QUICK},
-    plot=plot,
-    figure="toy_figure1.png",
-    description="Figure 1: directions and steps to the optimum on the bivariate Gaussian (Eq 4)",
-    markdown=markdown,
+EXPERIMENT, run_experiment, main = harness.declare(
+    __name__, name="toy", result="toy_directions", figure="toy_figure1.png",
     title="3. Figure 1: the bivariate Gaussian of Eq 4",
-)
-
-
-def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
-    """Run Figure 1 through the harness (see :func:`refvpng.experiments.harness.run_experiment`)."""
-    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
-
-
-def main(argv=None) -> int:
-    """``refvpng reproduce toy [--quick] [--out DIR | --publish]`` (see ``--help``)."""
-    return harness.main(EXPERIMENT, argv)
+    description="Figure 1: directions and steps to the optimum on the bivariate Gaussian (Eq 4)",
+)  # fmt: skip

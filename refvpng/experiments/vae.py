@@ -128,7 +128,7 @@ from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments import harness
 from refvpng.experiments.harness import Cell
-from refvpng.experiments.vae_report import headline, markdown, notes, plot
+from refvpng.experiments.vae_report import headline, markdown, notes, plot  # noqa: F401 - declared below
 from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
@@ -475,28 +475,8 @@ def summarize(s: Settings, results: dict) -> dict:
     return doc
 
 
-EXPERIMENT = harness.Experiment(
-    name="vae",
-    result="vae_figure2",
-    settings=Settings,
-    cells=cells,
-    run_cell=run_cell,
-    summarize=summarize,
-    headline=headline,
-    presets={"quick": QUICK},
-    plot=plot,
-    figure="vae_figure2.png",
-    description="Figure 2: a VAE on binarized MNIST, five optimisers, one clock",
-    markdown=markdown,
+EXPERIMENT, run_experiment, main = harness.declare(
+    __name__, name="vae", result="vae_figure2", figure="vae_figure2.png",
     title="5. Figure 2: VAE on binarized MNIST",
-)
-
-
-def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
-    """Run Figure 2 through the harness (see :func:`refvpng.experiments.harness.run_experiment`)."""
-    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
-
-
-def main(argv=None) -> int:
-    """``refvpng reproduce vae [--quick] [--data DIR] [--budget S] ...`` (see ``--help``)."""
-    return harness.main(EXPERIMENT, argv)
+    description="Figure 2: a VAE on binarized MNIST, five optimisers, one clock",
+)  # fmt: skip
