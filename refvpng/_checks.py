@@ -13,8 +13,11 @@ import numpy as np
 
 __all__ = [
     "as_array",
+    "check_rng",
+    "check_finite_output",
     "as_positive_scalar",
     "as_nonneg_scalar",
+    "as_finite_scalar",
     "as_int",
     "check_psd",
     "check_same_length",
@@ -61,9 +64,21 @@ def as_array(
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}")
+    raw = x if isinstance(x, np.ndarray) else None
+    if raw is None and not isinstance(x, (int, float, np.integer, np.floating)):
+        try:
+            raw = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a numeric array: {exc}") from None
+    if raw is not None and raw.dtype.kind not in "fiu":
+        kind = {"c": "complex", "b": "boolean", "O": "object", "U": "string", "S": "bytes"}.get(
+            raw.dtype.kind, str(raw.dtype)
+        )
+        hint = " (convert with .astype(float))" if raw.dtype.kind == "b" else ""
+        raise TypeError(f"{name} must be a real floating or integer array, got a {kind} array{hint}")
     try:
-        arr = np.asarray(x, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+        arr = np.asarray(x if raw is None else raw, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"{name} must be a numeric array: {exc}") from None
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -84,11 +99,54 @@ def as_array(
     return arr
 
 
+def check_rng(rng, name: str = "rng") -> np.random.Generator:
+    """Require a :class:`numpy.random.Generator` (never global state, a ``RandomState`` or a seed)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+def check_finite_output(value, func: str, what: str = "result"):
+    """Raise ``FloatingPointError`` if a function's result is not finite although its inputs were.
+
+    Parameters
+    ----------
+    value : float or ndarray
+    func : str
+        The function's name, for the message.
+    what : str
+        Which output.
+
+    Returns
+    -------
+    The ``value`` unchanged.
+    """
+    arr = np.asarray(value)
+    if not np.all(np.isfinite(arr)):
+        raise FloatingPointError(
+            f"{func}: the {what} is not finite although every input was; the inputs are of a "
+            "magnitude whose result overflows float64"
+        )
+    return value
+
+
+def _real_scalar(x, name: str) -> float:
+    if isinstance(x, (bool, np.bool_)) or not (
+        isinstance(x, numbers.Real) or (isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "fiu")
+    ):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    try:
+        return float(x)
+    except OverflowError:
+        raise ValueError(f"{name} is too large for float64") from None
+
+
 def as_positive_scalar(x, name: str) -> float:
     """Return ``x`` as a float, requiring it to be finite and strictly positive."""
-    if not isinstance(x, numbers.Real) and not (isinstance(x, np.ndarray) and x.ndim == 0):
-        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
-    v = float(x)
+    v = _real_scalar(x, name)
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be finite and > 0, got {v}")
     return v
@@ -96,17 +154,23 @@ def as_positive_scalar(x, name: str) -> float:
 
 def as_nonneg_scalar(x, name: str) -> float:
     """Return ``x`` as a float, requiring it to be finite and non-negative."""
-    if not isinstance(x, numbers.Real) and not (isinstance(x, np.ndarray) and x.ndim == 0):
-        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
-    v = float(x)
+    v = _real_scalar(x, name)
     if not np.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {v}")
     return v
 
 
+def as_finite_scalar(x, name: str) -> float:
+    """Return ``x`` as a float, requiring it to be finite."""
+    v = _real_scalar(x, name)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
 def as_int(x, name: str, *, minimum: int = 1) -> int:
     """Return ``x`` as an int, requiring ``x >= minimum``."""
-    if isinstance(x, bool) or not isinstance(x, (numbers.Integral, np.integer)):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(x).__name__}")
     v = int(x)
     if v < minimum:
