@@ -151,6 +151,8 @@ def _check_file(f: Path, fixtures: Path, known: list[str], report: Report, alt_c
                 continue
             e, info = ref[k], outputs[k]
             row = Row(str(f), name, k, float("inf"), info["tier"], float(info["tolerance"]), False)
+            if a.shape != e.shape and a.squeeze().shape == e.squeeze().shape:
+                a = a.reshape(e.shape)  # singleton axes only: (n, 1) vs (n,), () vs (1,)
             if a.shape != e.shape:
                 hint = " (transposed?)" if a.shape == e.shape[::-1] else ""
                 row.diagnosis = f"shape {a.shape}, expected {e.shape}{hint}"

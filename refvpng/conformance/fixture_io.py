@@ -119,7 +119,7 @@ def _write_npz(path: Path, arrays: dict) -> None:
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             with zf.open(info, "w") as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+                np.lib.format.write_array(fh, np.array(arrays[key], order="C"), allow_pickle=False)
     os.replace(tmp, path)
 
 
