@@ -24,17 +24,13 @@ the KL term is exact, not Monte Carlo; F_r is a SUM over data points and a MEAN 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
+from _fixtures import run_port  # examples/_fixtures.py: numpy + json only
 
 torch.set_default_dtype(torch.float64)
-
-DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent / "refvpng" / "conformance" / "fixtures"
 
 
 def softplus(t):
@@ -114,39 +110,9 @@ def port(manifest, arrays):
     }
 
 
-def compare(name, manifest, arrays, ours) -> bool:
-    """Print and check the error of each quantity against the tolerance of the manifest."""
-    ok = True
-    for key, a in ours.items():
-        e = arrays[key]
-        tol = manifest["outputs"][key]["tolerance"]
-        err = float(np.max(np.abs(a - e)) / max(1.0, float(np.max(np.abs(e)))))
-        ok &= err <= tol
-        print(
-            f"{name:18s} {key:22s} rel. error {err:9.2e}  tol {tol:.0e}  {'pass' if err <= tol else 'FAIL'}"
-        )
-    return ok
-
-
 def main(argv=None) -> int:
-    """Run the port on both fixtures, write OUT/<fixture>.npz, return 0 if all agree."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("fixtures", nargs="?", default=str(DEFAULT_FIXTURES))
-    parser.add_argument("--out", default="port_outputs")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ok = True
-    for name in ("logistic.exp", "logistic.softplus"):
-        manifest = json.loads((Path(args.fixtures) / f"{name}.json").read_text())
-        with np.load(Path(args.fixtures) / f"{name}.npz") as data:
-            arrays = {k: data[k] for k in data.files}
-        ours = port(manifest, arrays)
-        np.savez(out / f"{name}.npz", **ours)
-        ok &= compare(name, manifest, arrays, ours)
-    assert "refvpng" not in sys.modules, "the port must not import refvpng"
-    print("all quantities agree with refvpng" if ok else "MISMATCH")
-    return 0 if ok else 1
+    """Run the port on its fixtures, write OUT/<fixture>.npz, return 0 if all agree."""
+    return run_port(port, ("logistic.exp", "logistic.softplus"), __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":

@@ -225,62 +225,56 @@ def _layer_of(spec: ParamSpec) -> dict[str, str]:
     return {name: layer for layer in spec.layers() for name in (layer + ".W", layer + ".b")}
 
 
-def to_torch_layout(spec: ParamSpec, eta) -> dict[str, np.ndarray]:
-    r""":math:`\eta` as a PyTorch-style ``state_dict``: ``"<layer>.weight"`` (out, in), ``"<layer>.bias"``."""
-    arrays, layer_of = spec.unpack(eta), _layer_of(spec)
-    out = {}
-    for name, a in arrays.items():
-        if name in layer_of:
-            out[layer_of[name] + (".weight" if name.endswith(".W") else ".bias")] = np.ascontiguousarray(a)
-        else:
-            out[name] = a
-    return out
+def _path(name: str, layer_of: dict, style: str) -> tuple[str, ...]:
+    """Where block ``name`` lives in a torch (flat keys) or flax (nested) layout."""
+    if name not in layer_of:
+        return (name,) if style == "torch" else tuple(name.split("."))
+    weight = name.endswith(".W")
+    if style == "torch":
+        return (layer_of[name] + (".weight" if weight else ".bias"),)
+    return tuple(layer_of[name].split(".")) + ("kernel" if weight else "bias",)
 
 
-def from_torch_layout(spec: ParamSpec, state) -> np.ndarray:
-    r""":math:`\eta` from a PyTorch-style ``state_dict`` (arrays, or tensors converted with ``numpy()``)."""
-    layer_of = _layer_of(spec)
-    arrays = {}
-    for name in spec.names:
-        key = layer_of[name] + (".weight" if name.endswith(".W") else ".bias") if name in layer_of else name
-        if key not in state:
-            raise KeyError(f"state has no entry {key!r} (for block {name!r})")
-        arrays[name] = np.asarray(state[key], dtype=np.float64)
-    return spec.pack(arrays)
-
-
-def to_flax_layout(spec: ParamSpec, eta) -> dict:
-    r""":math:`\eta` as nested flax-style params ``{"decoder": {"layer2": {"kernel", "bias"}}}``."""
+def _to_layout(spec: ParamSpec, eta, style: str) -> dict:
     arrays, layer_of = spec.unpack(eta), _layer_of(spec)
     tree: dict = {}
     for name, a in arrays.items():
-        if name in layer_of:
-            path, leaf, val = layer_of[name].split("."), "kernel" if name.endswith(".W") else "bias", a
-            if leaf == "kernel":
-                val = np.ascontiguousarray(a.T)
-        else:
-            path, leaf, val = name.split(".")[:-1], name.split(".")[-1], a
+        *path, leaf = _path(name, layer_of, style)
         node = tree
         for p in path:
             node = node.setdefault(p, {})
-        node[leaf] = val
+        node[leaf] = np.ascontiguousarray(a.T if leaf == "kernel" else a)
     return tree
 
 
-def from_flax_layout(spec: ParamSpec, params) -> np.ndarray:
-    r""":math:`\eta` from nested flax-style params (inverse of :func:`to_flax_layout`)."""
-    layer_of = _layer_of(spec)
-    arrays = {}
+def _from_layout(spec: ParamSpec, tree, style: str) -> np.ndarray:
+    layer_of, arrays = _layer_of(spec), {}
     for name in spec.names:
-        if name in layer_of:
-            path = layer_of[name].split(".") + ["kernel" if name.endswith(".W") else "bias"]
-        else:
-            path = name.split(".")
-        node = params
+        path, node = _path(name, layer_of, style), tree
         for p in path:
             if not isinstance(node, dict) or p not in node:
-                raise KeyError(f"params has no entry {'/'.join(path)!r} (for block {name!r})")
+                raise KeyError(f"{style} params have no entry {'/'.join(path)!r} (for block {name!r})")
             node = node[p]
         a = np.asarray(node, dtype=np.float64)
         arrays[name] = a.T if path[-1] == "kernel" else a
     return spec.pack(arrays)
+
+
+def to_torch_layout(spec: ParamSpec, eta) -> dict[str, np.ndarray]:
+    r""":math:`\eta` as a PyTorch-style ``state_dict``: ``"<layer>.weight"`` (out, in), ``"<layer>.bias"``."""
+    return _to_layout(spec, eta, "torch")
+
+
+def from_torch_layout(spec: ParamSpec, state) -> np.ndarray:
+    r""":math:`\eta` from a PyTorch-style ``state_dict`` (arrays, or tensors converted with ``numpy()``)."""
+    return _from_layout(spec, dict(state), "torch")
+
+
+def to_flax_layout(spec: ParamSpec, eta) -> dict:
+    r""":math:`\eta` as nested flax-style params ``{"decoder": {"layer2": {"kernel", "bias"}}}``."""
+    return _to_layout(spec, eta, "flax")
+
+
+def from_flax_layout(spec: ParamSpec, params) -> np.ndarray:
+    r""":math:`\eta` from nested flax-style params (inverse of :func:`to_flax_layout`)."""
+    return _from_layout(spec, params, "flax")

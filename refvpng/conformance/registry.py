@@ -75,18 +75,10 @@ OUTPUTS: dict[str, tuple[str, str, str]] = {
     "kfac.G": ("M&G 2015 Sec 3", "exact", "K-FAC output factor G_l = sum_r w_r g g^T, w_r = 1/(S M)"),
     "kfac.A_cross": ("M&G 2015 Sec 4.3", "exact", "cross factor A_{l,l+1} (weighted mean)"),
     "kfac.G_cross": ("M&G 2015 Sec 4.3", "exact", "cross factor G_{l,l+1} (weighted sum)"),
-    "kfac_blockdiag_dense": (
-        "M&G 2015 Sec 4.2",
-        "exact",
-        "dense blockdiag(A_l+pi sqrt(g) I kron G_l+sqrt(g)/pi I)",
-    ),
-    "kfac_blockdiag_direction": ("M&G 2015 Sec 4.2", "solve", "block-diagonal K-FAC solve of elbo_grad"),
-    "kfac_blocktridiag_dense": ("M&G 2015 Sec 4.3", "solve", "dense block-tridiagonal K-FAC approximation"),
-    "kfac_blocktridiag_direction": (
-        "M&G 2015 Sec 4.3",
-        "solve",
-        "block-tridiagonal K-FAC solve of elbo_grad",
-    ),
+    "kfac_blockdiag_dense": ("M&G Sec 4.2", "exact", "dense damped block-diagonal K-FAC matrix"),
+    "kfac_blockdiag_direction": ("M&G Sec 4.2", "solve", "block-diagonal K-FAC solve of elbo_grad"),
+    "kfac_blocktridiag_dense": ("M&G Sec 4.3", "exact", "dense damped block-tridiagonal K-FAC matrix"),
+    "kfac_blocktridiag_direction": ("M&G Sec 4.3", "solve", "block-tridiagonal K-FAC solve of elbo_grad"),
     "trajectory": ("Alg 1", "autograd", "parameters eta_0..eta_K of K optimiser steps, (K+1, P)"),
     "values": ("Alg 1", "autograd", "ELBO estimate at eta_0..eta_{K-1}, (K,)"),
 }

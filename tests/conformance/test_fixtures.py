@@ -222,7 +222,7 @@ def test_interop_errors_name_the_problem():
     )
     with pytest.raises(KeyError, match="no block 'decoder.layer9.W'"):
         spec.slice("decoder.layer9.W")
-    with pytest.raises(KeyError, match="encoder.mean.weight"):
+    with pytest.raises(KeyError, match="no entry .encoder.mean.weight"):
         from_torch_layout(spec, {})
     with pytest.raises(ValueError, match="eta must have length"):
         spec.unpack(np.zeros(3))
