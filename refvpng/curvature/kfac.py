@@ -192,7 +192,9 @@ def kfac_factors(pairs, weights=None, *, cross: bool = True) -> KFACFactors:
         g = as_array(pair[1], f"pairs[{k}][1]", ndim=2)
         rows = a_bar.shape[0] if rows is None else rows
         if a_bar.shape[0] != rows or g.shape[0] != rows:
-            raise ValueError(f"pairs[{k}] must have {rows} rows, got {a_bar.shape[0]} and {g.shape[0]}")
+            raise ValueError(
+                f"pairs[{k}] must have {rows} rows, got {a_bar.shape[0]} and {g.shape[0]}"
+            )
         a_bars.append(a_bar)
         gs.append(g)
     if weights is None:
@@ -210,7 +212,9 @@ def kfac_factors(pairs, weights=None, *, cross: bool = True) -> KFACFactors:
     big_g = tuple(sym((g * w[:, None]).T @ g) for g in gs)
     if not cross:
         return KFACFactors(big_a, big_g)
-    a_cross = tuple((a0 * w[:, None]).T @ a1 / wsum for a0, a1 in zip(a_bars[:-1], a_bars[1:], strict=True))
+    a_cross = tuple(
+        (a0 * w[:, None]).T @ a1 / wsum for a0, a1 in zip(a_bars[:-1], a_bars[1:], strict=True)
+    )
     g_cross = tuple((g0 * w[:, None]).T @ g1 for g0, g1 in zip(gs[:-1], gs[1:], strict=True))
     return KFACFactors(big_a, big_g, a_cross, g_cross)
 
@@ -639,8 +643,14 @@ class _KFACBase:
         n_layers = len(raw.A)
         if cache is None:
             cache = KFACCache(
-                tuple(factor_eig(m, lowrank_c=lowrank_c, lowrank_threshold=lowrank_threshold) for m in raw.A),
-                tuple(factor_eig(m, lowrank_c=lowrank_c, lowrank_threshold=lowrank_threshold) for m in raw.G),
+                tuple(
+                    factor_eig(m, lowrank_c=lowrank_c, lowrank_threshold=lowrank_threshold)
+                    for m in raw.A
+                ),
+                tuple(
+                    factor_eig(m, lowrank_c=lowrank_c, lowrank_threshold=lowrank_threshold)
+                    for m in raw.G
+                ),
             )
         elif len(cache.eig_A) != n_layers or len(cache.eig_G) != n_layers:
             raise ValueError(f"cache must hold {n_layers} eigendecompositions per factor kind")
@@ -650,14 +660,20 @@ class _KFACBase:
         a_c, g_c = [], []
         for k in range(len(raw.A_cross)):
             a_c.append(
-                _project(self._eig_A[k + 1], _project(self._eig_A[k], raw.A_cross[k], "left"), "right")
+                _project(
+                    self._eig_A[k + 1], _project(self._eig_A[k], raw.A_cross[k], "left"), "right"
+                )
             )
             g_c.append(
-                _project(self._eig_G[k + 1], _project(self._eig_G[k], raw.G_cross[k], "left"), "right")
+                _project(
+                    self._eig_G[k + 1], _project(self._eig_G[k], raw.G_cross[k], "left"), "right"
+                )
             )
         # the factors actually used (truncated / projected where low-rank applies)
         self.factors = KFACFactors(big_a, big_g, tuple(a_c), tuple(g_c))
-        self.block_shapes = tuple((g.shape[0], a.shape[0]) for a, g in zip(big_a, big_g, strict=True))
+        self.block_shapes = tuple(
+            (g.shape[0], a.shape[0]) for a, g in zip(big_a, big_g, strict=True)
+        )
         sizes = [o * i for o, i in self.block_shapes]
         self.offsets = tuple(int(k) for k in np.concatenate([[0], np.cumsum(sizes)]))
         self.shape = (self.offsets[-1], self.offsets[-1])
@@ -804,7 +820,9 @@ class _KFACBase:
         def mm(v):
             return f(np.asarray(v, dtype=np.float64), gamma)
 
-        return LinearOperator(self.shape, matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
+        return LinearOperator(
+            self.shape, matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64
+        )
 
     def _solve_last(self, k: int, x: np.ndarray, gamma: float) -> np.ndarray:
         """Apply (A^gamma_k kron G^gamma_k)^{-1} blockwise: G^-1 X A^-1."""

@@ -317,7 +317,8 @@ def _make_copy(n: int, scaled: bool):
     @intrinsic
     def _copy(typingctx, src, s_off, dst, d_off, s):
         arrays_ok = all(
-            isinstance(x, types.Array) and x.dtype == types.float64 and x.layout == "C" for x in (src, dst)
+            isinstance(x, types.Array) and x.dtype == types.float64 and x.layout == "C"
+            for x in (src, dst)
         )
         if not arrays_ok:
             return None

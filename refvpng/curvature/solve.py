@@ -106,7 +106,10 @@ def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") ->
     if mu == 0.0:
         msg = f"{name} is singular or not positive definite; pass damping > 0"
     else:
-        msg = f"{name} + damping*I is singular or not positive definite (damping={mu:g}); increase damping"
+        msg = (
+            f"{name} + damping*I is singular or not positive definite "
+            f"(damping={mu:g}); increase damping"
+        )
     d = np.diag(a)
     if not np.all(d > 0):
         raise ValueError(msg)

@@ -155,7 +155,8 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
         raise ValueError(f"{name}: too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
         raise ValueError(
-            f"{name}: not an IDX file (magic number must start with two zero bytes, got {raw[:4].hex()})"
+            f"{name}: not an IDX file (magic number must start with two zero bytes, "
+            f"got {raw[:4].hex()})"
         )
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
@@ -170,7 +171,9 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
     want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     got = len(raw) - header
     if got != want:
-        raise ValueError(f"{name}: payload has {got} bytes, the header {dims} of {dtype.name} needs {want}")
+        raise ValueError(
+            f"{name}: payload has {got} bytes, the header {dims} of {dtype.name} needs {want}"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
 
@@ -341,7 +344,8 @@ def packaged_mnist_path() -> Path:
     path = Path(str(dist.locate_file(PACKAGED_FILE)))
     if not path.is_file():
         raise ModuleNotFoundError(
-            f"{PACKAGED_DISTRIBUTION} {dist.version} is installed but has no {PACKAGED_FILE}: {INSTALL_HINT}",
+            f"{PACKAGED_DISTRIBUTION} {dist.version} is installed but has no {PACKAGED_FILE}: "
+            f"{INSTALL_HINT}",
             name=PACKAGED_DISTRIBUTION,
         )
     return path

@@ -207,7 +207,9 @@ def _plot(s, best_lr, png_path):
         ax.set_aspect("equal")
     for m in METHODS:
         d = dirs[m] / np.linalg.norm(dirs[m]) * 1.5
-        axes[0].arrow(*lam0, *d, color=colors[m], width=0.02, length_includes_head=True, label=labels[m])
+        axes[0].arrow(
+            *lam0, *d, color=colors[m], width=0.02, length_includes_head=True, label=labels[m]
+        )
         if best_lr[m] is not None:
             _, traj = steps_to_tol(s, m, best_lr[m], max_steps=300, keep_path=True)
             p = np.array(traj)
