@@ -469,7 +469,7 @@ def notes(s: Settings, source: str) -> str:
     ----------
     s : Settings
     source : str
-        The resolved data source (:attr:`refvpng.data.BinarizedMNIST.source`).
+        The resolved data source (``source`` of :class:`refvpng.data.BinarizedMNIST`).
 
     Returns
     -------

@@ -10,7 +10,11 @@ Every comparison in the suite uses one of these, so a change of policy happens i
   standard error estimated from the same samples (see :func:`refvpng.testing.mc.assert_mc_close`).
 """
 
+#: Relative tolerance of exact algebra computed two ways.
 EXACT = 1e-12
+#: Relative tolerance against an autograd build.
 AUTOGRAD = 1e-8
+#: Relative tolerance against central finite differences.
 FINITE_DIFF = 1e-5
+#: Bound, in standard errors, of a Monte Carlo estimate's distance to the truth.
 MC_K = 5.0
