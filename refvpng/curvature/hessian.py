@@ -101,10 +101,10 @@ def elbo_hessian(
 
         return _hessians(f, eta, eps.shape[0], batches)
 
-    def f(lv, sl):
+    def f_lam(lv, sl):
         return anp.mean(_elbo_samples(model, anp.concatenate([lv, theta]), x, eps[sl], cov))
 
-    return _hessians(f, lam, eps.shape[0], batches)
+    return _hessians(f_lam, lam, eps.shape[0], batches)
 
 
 def eq3_integral_term_mc(

@@ -376,7 +376,7 @@ def run_experiment(
     eta0 = initial_eta(problem, seed + 1)
     jobs = [(m, c) for m in METHODS for c in method_grid(m, quick)]
     runs = []
-    best: dict[str, dict | None] = {m: None for m in METHODS}
+    best: dict[str, Any] = {m: None for m in METHODS}
     for method, config in progress(jobs, total=len(jobs), desc="ppca"):
         r = run_method(problem, method, config, max_iter=sizes["max_iter"], eta0=eta0)
         runs.append(r)

@@ -66,7 +66,7 @@ class KFACDirectionState(NamedTuple):
         (:class:`refvpng.curvature.kfac.KFACState`).
     """
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count
     kfac: Any
 
 
