@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["EXPERIMENTS", "main"]
+
 # name -> module with a ``main(argv) -> int`` entry point
 EXPERIMENTS = {
     "toy": "refvpng.experiments.toy",

@@ -97,139 +97,18 @@ def section_outer(r):
     return out + [""]
 
 
-def section_toy(r):
-    out = ["## 3. Figure 1: the bivariate Gaussian of Eq 4 (`refvpng reproduce toy`)", ""]
-    t = _load(r, "toy_directions.json")
-    if t is None:
-        return out + _missing("refvpng reproduce toy")
-    s = t["settings"]
-    out += [
-        f"Settings: n = {s['n']}, ε = {s['eps_corr']}, σ = {s['sigma']}, data seed {s['data_seed']}, "
-        f"start λ₀ = ({s['lam0'][0]:.4f}, {s['lam0'][1]:.4f}), optimum λ* = ({s['optimum'][0]:.4f}, "
-        f"{s['optimum'][1]:.4f}); exact gradients (Eq 5); steps counted until |λ − λ*| < {s['tol']:g} with "
-        f"the best fixed step size on a log grid of {s['lr_grid'][2]} values in "
-        f"[{s['lr_grid'][0]:g}, {s['lr_grid'][1]:.3g}].",
-        "",
-        f"Paper's claim: {t['paper_claim']}",
-        "",
-        "| method | cosine(direction, λ* − λ₀) | steps to 1e-6 | best step size |",
-        "|---|---|---|---|",
-    ]
-    names = {"gradient": "vanilla gradient", "q_natural": "q-natural gradient", "vpng": "VPNG (F_r = nΣ⁻¹)"}
-    for m in ("gradient", "q_natural", "vpng"):
-        st = t["steps"][m]
-        out.append(
-            f"| {names[m]} | {t['cosine'][m]:.4f} | {st if st is not None else 'not reached'} | "
-            f"{_f(t['best_lr'][m], 4) if t['best_lr'][m] is not None else '—'} |"
-        )
-    out += [
-        "",
-        f"The smallest cosine the vanilla gradient can have on this quadratic from any start is "
-        f"{s['min_possible_gradient_cosine']:.4f} (Kantorovich bound from the Hessian's eigenvalues); the start "
-        "was chosen near it. The q-natural gradient is σ² times the gradient (F_q = I/σ²), so its direction is "
-        "identical and only the best step size differs; its step count differs from the gradient's only "
-        "through the discreteness of the step-size grid. This agrees with the paper.",
-        "",
-        "VPNG with damping μ, (nΣ⁻¹ + μI)⁻¹∇L:",
-        "",
-        "| μ | cosine | steps | best step size |",
-        "|---|---|---|---|",
-    ]
-    for row in t["damping"]:
-        out.append(f"| {row['damping']:g} | {row['cosine']:.4f} | {row['steps']} | {_f(row['best_lr'], 4)} |")
-    out += [
-        "",
-        "Damping moves VPNG towards the vanilla gradient as μ grows. μ = 1 is special on this model: the "
-        "negative ELBO Hessian is I + nΣ⁻¹ (the prior contributes I), so (F_r + I)⁻¹∇L is the Newton step "
-        "and one step of size 1 lands on the optimum.",
-        "",
-        "![Figure 1](results/toy_figure1.png)",
-        "",
-    ]
-    return out
+def _experiment_section(name):
+    import importlib
+
+    from refvpng.experiments.harness import results_section
+
+    exp = importlib.import_module(f"refvpng.experiments.{name}").EXPERIMENT
+    return lambda r: results_section(exp, r)
 
 
-def section_blr(r):
-    out = ["## 4. Table 1: Bayesian logistic regression (`refvpng reproduce blr`)", ""]
-    t = _load(r, "blr_table1.json")
-    if t is None:
-        return out + _missing("refvpng reproduce blr --jobs 2")
-    s = t["settings"]
-    out += [
-        f"Protocol as in Section 5.1: {s['n']} points, 80/20 split, prior N(0, {s['prior_std']:g}² I), "
-        f"{s['n_iter']} iterations, {s['n_runs']} runs, {s['n_mc']} Monte Carlo samples, rules "
-        f"{', '.join(s['rules'])}, step sizes {s['lrs']}, VPNG damping μ in {s['dampings']}; selection: "
-        f"{s['selection']}; σ = {s['scale']}(ρ). AUC of the mean prediction, mean of the last 5 "
-        "evaluations (every 100 iterations), mean ± std over runs.",
-        "",
-        "| method | train AUC (ours) | test AUC (ours) | train AUC (paper) | test AUC (paper) | rule, step size, μ |",
-        "|---|---|---|---|---|---|",
-    ]
-    names = {"gradient": "Gradient", "ng": "NG", "vpng": "VPNG"}
-    for m in ("gradient", "ng", "vpng"):
-        row, pp = t[m], t["paper"][m]
-        if "train_auc_mean" not in row:
-            out.append(
-                f"| {names[m]} | {row.get('status')} | | {pp['train_auc'][0]:.3f} ± {pp['train_auc'][1]:.3f} | "
-                f"{pp['test_auc'][0]:.3f} ± {pp['test_auc'][1]:.3f} | |"
-            )
-            continue
-        out.append(
-            f"| {names[m]} | {row['train_auc_mean']:.3f} ± {row['train_auc_std']:.3f} | "
-            f"{row['test_auc_mean']:.3f} ± {row['test_auc_std']:.3f} | "
-            f"{pp['train_auc'][0]:.3f} ± {pp['train_auc'][1]:.3f} | {pp['test_auc'][0]:.3f} ± {pp['test_auc'][1]:.3f} | "
-            f"{row['rule']}, {row['lr']:g}, {row['damping']:g} |"
-        )
-    out += [
-        "",
-        "Full grid (mean train / test AUC over runs; runs_ok counts runs that finished):",
-        "",
-        "| method | rule | step size | runs ok | train AUC | test AUC |",
-        "|---|---|---|---|---|---|",
-    ]
-    for g in t["grid"]:
-        out.append(
-            f"| {g['method']} | {g['rule']} | {g['lr']:g} | {g['damping']:g} | {g['runs_ok']} | {_f(g['train_auc_mean'])} | "
-            f"{_f(g['test_auc_mean'])} |"
-        )
-    out += ["", "![Test AUC vs iteration](results/blr_test_auc.png)", ""]
-    return out
-
-
-def section_vae(r):
-    out = ["## 5. Figure 2: VAE on binarized MNIST (`refvpng reproduce vae`)", ""]
-    t = _load(r, "vae_figure2.json")
-    if t is None:
-        return out + _missing("refvpng reproduce vae")
-    names = {
-        "adam": "Adam",
-        "q_ng": "q-NG",
-        "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
-        "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
-        "two_step": "two-step NG",
-    }
-    if "settings" in t:
-        out += [
-            "Settings: "
-            + ", ".join(
-                f"{k} = {v}"
-                for k, v in t["settings"].items()
-                if not isinstance(v, (dict, list)) or len(str(v)) < 80
-            ),
-            "",
-        ]
-    out += ["| method | s / iteration | final train ELBO | final test ELBO |", "|---|---|---|---|"]
-    for m, row in t.items():
-        if isinstance(row, dict) and "sec_per_iter" in row:
-            out.append(
-                f"| {names.get(m, m)} | {row['sec_per_iter']:.4g} | {_f(row['final_train_elbo'], 2)} | "
-                f"{_f(row['final_test_elbo'], 2)} |"
-            )
-    if "notes" in t:
-        out += ["", str(t["notes"])]
-    out += ["", "![Figure 2](results/vae_figure2.png)", ""]
+def section_vae_speed(r):
     b = _load(r, "bench_vae.json")
-    out += ["### Speed (`validation/bench/bench_vae.py`)", ""]
+    out = ["### Speed (`validation/bench/bench_vae.py`)", ""]
     if b is None:
         return out + _missing("python validation/bench/bench_vae.py")
     out += ["| quantity | value |", "|---|---|"]
@@ -239,38 +118,15 @@ def section_vae(r):
     return out + [""]
 
 
-def section_ppca(r):
-    out = ["## 6. Fisher metrics for latent-variable models: pPCA (`refvpng reproduce ppca`)", ""]
-    t = _load(r, "latent_fisher.json")
-    if t is None or "ppca" not in t:
-        return out + _missing("refvpng reproduce ppca")
-    p = t["ppca"]
-    s = p["settings"]
-    out += [
-        f"Data from a known pPCA model: d = {s['d']}, k = {s['k']}, n = {s['n']}, ψ = {s['psi_true']}, data seed "
-        f"{s['data_seed']}. Linear VAE (Gaussian encoder, decoder N(Wz + b, ψI) with learned ψ); {s['gradients']}; "
-        f"curvatures: {s['curvatures']}. Gap = {s['gap']}; maximal log-likelihood per point "
-        f"{p['max_loglik_per_point']:.6f} (Tipping & Bishop closed form), ψ_ML = {p['mle_noise_variance']:.6f}. "
-        f"Best configuration per method from a small grid; cap {s['max_iter']} iterations.",
-        "",
-        "| method | configuration | iterations to gap < 1e-3 | seconds | final gap | principal angle to ML subspace | ψ |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    names = {
-        "two_step": "two-step NG",
-        "vpng": "VPNG (F_r exact)",
-        "q_ng": "q-NG (+Adam on θ)",
-        "adam": "Adam",
-    }
-    for m, row in p["methods"].items():
-        it = row["iterations_to_tol"] if row.get("reached") else "not reached"
-        sec = f"{row['seconds_to_tol']:.3g}" if row.get("reached") else "—"
-        out.append(
-            f"| {names.get(m, m)} | {row['config']} | {it} | {sec} | {row['final_gap']:.2g} | "
-            f"{row['principal_angle']:.2g} | {row['noise_variance']:.6f} |"
-        )
-    out += ["", "![pPCA convergence](results/ppca_convergence.png)", ""]
-    return out
+SECTIONS = (
+    section_verify,
+    section_outer,
+    _experiment_section("toy"),
+    _experiment_section("blr"),
+    _experiment_section("vae"),
+    section_vae_speed,
+    _experiment_section("ppca"),
+)
 
 
 HEADER = [
@@ -287,7 +143,7 @@ HEADER = [
 def render(results: Path, notes: Path | None = None) -> str:
     """The whole RESULTS.md as a string."""
     lines = list(HEADER)
-    for sec in (section_verify, section_outer, section_toy, section_blr, section_vae, section_ppca):
+    for sec in SECTIONS:
         lines += sec(results)
     notes = notes if notes is not None else HERE / "results_notes.md"
     if notes.exists():

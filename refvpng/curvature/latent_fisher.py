@@ -54,7 +54,7 @@ import numpy as np
 
 from refvpng._checks import as_array, as_int
 from refvpng.curvature._autodiff import jacobian_fwd
-from refvpng.models.latent import LatentModel, check_data, check_eps, latents, split_params
+from refvpng.models.latent import LatentModel, check_data, check_eps, check_model, latents, split_params
 
 __all__ = [
     "log_prior",
@@ -543,12 +543,17 @@ def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     >>> bool(np.allclose(F, lv.decoder_fisher_closed(spec, eta, x)))
     True
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
     eps = check_eps(model, eps, x.shape[0])
-    z = np.asarray(latents(model, lam, x, eps))
-    t, jac = jacobian_fwd(lambda th: model.decode(th, z, cov), theta)
+    if model.hooks.jacobian is not None:  # the theta columns of the model's fast Jacobian
+        t, jac = model.hooks.jacobian(eta, x, eps, cov)
+        jac = np.asarray(jac)[..., model.n_lambda :]
+    else:
+        z = np.asarray(latents(model, lam, x, eps))
+        t, jac = jacobian_fwd(lambda th: model.decode(th, z, cov), theta)
     rows = model.likelihood.whiten(jac, t).reshape(-1, model.n_theta)
     f = rows.T @ rows / eps.shape[0]
     return 0.5 * (f + f.T)

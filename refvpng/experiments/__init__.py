@@ -1,5 +1,14 @@
-"""Experiments of the paper, each a module with ``main(argv) -> int`` (see ``refvpng reproduce``).
+"""Experiments of the paper, each a module declaring an :class:`~refvpng.experiments.harness.Experiment`.
 
-Results go to ``validation/results/`` by default: machine-readable JSON written atomically, and a
-PNG figure. Scripts in ``validation/`` are thin wrappers around these modules.
+- :mod:`~refvpng.experiments.harness`: the one harness (settings and CLI, cell cache, resume,
+  lock, joblib or Dask cells, atomic results, figure, RESULTS.md section);
+- :mod:`~refvpng.experiments.toy` (Figure 1), :mod:`~refvpng.experiments.blr` (Table 1),
+  :mod:`~refvpng.experiments.vae` and :mod:`~refvpng.experiments.vae_report` (Figure 2),
+  :mod:`~refvpng.experiments.ppca` (the note's Fishers on pPCA);
+- :mod:`~refvpng.experiments.metrics`: the ROC AUC of Table 1.
+
+``refvpng reproduce NAME`` runs one; results go to ``./refvpng-results/`` unless ``--out`` or
+``--publish`` (the source tree's ``validation/results/``) says otherwise.
 """
+
+__all__ = ["harness", "toy", "blr", "vae", "vae_report", "ppca", "metrics"]

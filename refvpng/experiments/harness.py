@@ -63,6 +63,9 @@ __all__ = [
     "output_lock",
     "machine_info",
     "run_experiment",
+    "declare",
+    "results_section",
+    "fmt",
     "main",
 ]
 
@@ -99,6 +102,36 @@ class Experiment:
     plot: Callable[[dict, Path], None] | None = None
     figure: str | None = None
     description: str = ""
+    markdown: Callable[[dict], list[str]] | None = None
+    title: str = ""
+
+
+def declare(module: str, *, name: str, result: str, figure: str | None, title: str, description: str):
+    """Declare the experiment defined in ``module`` by the harness's naming convention.
+
+    The module defines ``Settings`` (the frozen dataclass), ``QUICK`` (the ``--quick`` preset),
+    ``cells``, ``run_cell``, ``summarize``, ``headline``, ``plot`` and ``markdown``; this returns
+    ``(EXPERIMENT, run_experiment, main)`` for it.
+    """
+    g = sys.modules[module].__dict__
+    exp = Experiment(
+        name=name, result=result, settings=g["Settings"], cells=g["cells"], run_cell=g["run_cell"],
+        summarize=g["summarize"], headline=g["headline"], presets={"quick": g["QUICK"]},
+        plot=g["plot"], figure=figure, description=description, markdown=g["markdown"], title=title,
+    )  # fmt: skip
+
+    def run_experiment_(settings=None, **kwargs) -> dict:
+        return run_experiment(exp, settings, **kwargs)
+
+    def main_(argv=None) -> int:
+        return main(exp, argv)
+
+    run_experiment_.__doc__ = f"Run {name!r} through the harness (see :func:`run_experiment`)."
+    main_.__doc__ = f"``refvpng reproduce {name} [--quick] [--out DIR | --publish] ...`` (see ``--help``)."
+    for f in (run_experiment_, main_):
+        f.__module__ = module
+        f.__name__ = f.__qualname__ = f.__name__.rstrip("_")
+    return exp, run_experiment_, main_
 
 
 class OutputLockedError(RuntimeError):
@@ -415,7 +448,7 @@ def run_experiment(
         try:
             for rec in _execute(module, settings, todo, jobs, scheduler):
                 write_json_atomic(cache / f"{rec['key']}.json", rec)
-                done[rec["key"]] = json.loads(json.dumps(rec))  # as a resumed run reads it
+                done[rec["key"]] = json.loads(json.dumps(rec, default=_plain))  # as a resume reads it
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -438,6 +471,27 @@ def run_experiment(
             with atomic_path(folder / exp.figure) as tmp:
                 exp.plot(doc, tmp)
     return doc
+
+
+def fmt(v, nd: int = 3) -> str:
+    """A number for a results table: ``nd`` decimals, ``—`` for a missing value."""
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    return f"{v:.{nd}f}"
+
+
+def results_section(exp: Experiment, folder) -> list[str]:
+    """The RESULTS.md section of ``exp`` from ``<folder>/<exp.result>.json`` (or how to make it)."""
+    head = [f"## {exp.title} (`refvpng reproduce {exp.name}`)", ""]
+    p = Path(folder) / f"{exp.result}.json"
+    if not p.exists() or exp.markdown is None:
+        return head + [f"*Not run yet.* Produce it with `refvpng reproduce {exp.name} --publish`.", ""]
+    doc = json.loads(p.read_text())
+    cost = f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells (summed over resumes)."
+    figure = [f"![{exp.title}](results/{exp.figure})", ""] if exp.figure else []
+    return head + exp.markdown(doc) + ["", cost, ""] + figure
 
 
 def _plain(o):

@@ -51,21 +51,16 @@ atomically, and ``ppca_convergence.png`` (gap against iteration and seconds, log
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import functools
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from refvpng.curvature.latent_fisher import draw_joint
-from refvpng.experiments._io import (
-    default_results_dir,
-    machine_info,
-    progress,
-    read_json,
-    write_json_atomic,
-)
+from refvpng.experiments import harness
+from refvpng.experiments.harness import Cell
 from refvpng.models import linear_vae as lv
 from refvpng.models import ppca
 from refvpng.optim import make_optimizer, run
@@ -73,6 +68,8 @@ from refvpng.optim.two_step import BlockCurvature, make_two_step
 
 __all__ = [
     "METHODS",
+    "Settings",
+    "EXPERIMENT",
     "make_problem",
     "initial_eta",
     "method_grid",
@@ -82,15 +79,14 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("two_step", "vpng", "q_ng", "adam")
+METHODS = ("two_step", "vpng", "q_natural", "adam")
 LABELS = {
     "two_step": "two-step NG (F_q, decoder Fisher)",
     "vpng": "VPNG (F_r exact, damped)",
-    "q_ng": "q-NG (F_q on encoder) + Adam",
+    "q_natural": "q-NG (F_q on encoder) + Adam",
     "adam": "Adam",
 }
-FULL = {"d": 10, "k": 2, "n": 1000, "max_iter": 5000}
-QUICK = {"d": 5, "k": 2, "n": 200, "max_iter": 300}
+QUICK = {"d": 5, "k": 2, "n": 200, "max_iter": 300, "small_grid": True}
 TOL = 1e-3
 STOP_GAP = 1e-10
 
@@ -164,7 +160,7 @@ def method_grid(method: str, quick: bool = False) -> list[dict]:
         if quick:
             return [{"lr": 0.1, "damping_per_point": 1.0}]
         return [{"lr": lr, "damping_per_point": mu} for mu in (0.1, 1.0, 10.0) for lr in (0.1, 0.3, 1.0)]
-    if method in ("q_ng", "adam"):
+    if method in ("q_natural", "adam"):
         lrs = (0.1,) if quick else (0.01, 0.03, 0.1, 0.3, 1.0)
         return [{"lr": lr} for lr in lrs]
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -195,7 +191,7 @@ def build_method(method: str, config: dict, problem: dict):
     if method == "vpng":
         opt = make_optimizer("vpng", "fixed", config["lr"], config["damping_per_point"] * n)
         return opt, lambda params, rng: lv.vp_fisher_closed(spec, params, x)
-    if method == "q_ng":
+    if method == "q_natural":
         opt = make_optimizer("q_natural", "adam", config["lr"], 0.0, index=slice(0, nl))
         return opt, lambda params, rng: lv.q_fisher_closed(spec, params, x)
     if method == "adam":
@@ -345,129 +341,92 @@ def _summary(r: dict) -> dict:
     return {key: r[key] for key in keys}
 
 
-def run_experiment(
-    quick: bool = False, out_dir=None, plot: bool = True, seed: int = 0, max_iter: int | None = None
-) -> dict:
-    """Run every method over its grid; write ``latent_fisher.json`` and ``ppca_convergence.png``.
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """pPCA experiment settings (see the module docstring); defaults: the full run."""
 
-    Parameters
-    ----------
-    quick : bool, default False
-        Tiny version (``d=5, k=2, n=200``, 300 iterations, one configuration per method).
-    out_dir : str or Path, optional
-        Results folder (default ``validation/results``).
-    plot : bool, default True
-        Also write the PNG (matplotlib, imported lazily, backend ``Agg``).
-    seed : int, default 0
-        Data seed (the start point uses ``seed + 1``).
-    max_iter : int, optional
-        Iteration cap (default 5000, quick 300).
+    d: int = dataclasses.field(default=10, metadata={"help": "observed dimension"})
+    k: int = dataclasses.field(default=2, metadata={"help": "latent dimension"})
+    n: int = dataclasses.field(default=1000, metadata={"help": "data points"})
+    max_iter: int = dataclasses.field(default=5000, metadata={"help": "iteration cap"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "data seed (the start uses seed + 1)"})
+    small_grid: bool = dataclasses.field(
+        default=False, metadata={"help": "one configuration per method", "grid": True}
+    )
 
-    Returns
-    -------
-    dict
-        The ``"ppca"`` entry written to the JSON file.
-    """
-    t_start = time.perf_counter()
-    sizes = dict(QUICK if quick else FULL)
-    if max_iter is not None:
-        sizes["max_iter"] = int(max_iter)
-    problem = make_problem(sizes["d"], sizes["k"], sizes["n"], seed)
-    eta0 = initial_eta(problem, seed + 1)
-    jobs = [(m, c) for m in METHODS for c in method_grid(m, quick)]
-    runs = []
+
+@functools.lru_cache(maxsize=4)
+def _problem(d, k, n, seed):
+    problem = make_problem(d, k, n, seed)
+    return problem, initial_eta(problem, seed + 1)
+
+
+def cells(st: Settings) -> list[Cell]:
+    """One cell per (method, configuration)."""
+    return [
+        Cell(f"{m}-{i}", {"method": m, "config": c})
+        for m in METHODS
+        for i, c in enumerate(method_grid(m, st.small_grid))
+    ]
+
+
+def run_cell(st: Settings, cell: Cell) -> dict:
+    """One configuration of one method: its summary and its whole gap curve."""
+    problem, eta0 = _problem(st.d, st.k, st.n, st.seed)
+    r = run_method(problem, cell.params["method"], cell.params["config"], max_iter=st.max_iter, eta0=eta0)
+    bad = np.flatnonzero(~np.isfinite(r["gaps"]))
+    stop = bad[0] if bad.size else r["gaps"].size  # the curve ends where a divergence begins
+    return {**_summary(r), "method": r["method"], "gaps": r["gaps"][:stop], "times": r["times"][:stop]}
+
+
+def summarize(st: Settings, results: dict) -> dict:
+    """Best configuration per method (staying below tolerance first), the grid and the curves."""
+    problem, _ = _problem(st.d, st.k, st.n, st.seed)
+    runs = [results[c.key] for c in cells(st)]
     best: dict[str, Any] = {m: None for m in METHODS}
-    for method, config in progress(jobs, total=len(jobs), desc="ppca"):
-        r = run_method(problem, method, config, max_iter=sizes["max_iter"], eta0=eta0)
-        runs.append(r)
-        if _better(r, best[method]):
-            best[method] = r
+    for r in runs:
+        if _better(r, best[r["method"]]):
+            best[r["method"]] = r
+    drop = ("gaps", "times", "method")
     result = {
         "settings": {
-            "d": sizes["d"],
-            "k": sizes["k"],
-            "n": sizes["n"],
-            "data_seed": seed,
-            "init_seed": seed + 1,
+            "d": st.d,
+            "k": st.k,
+            "n": st.n,
+            "data_seed": st.seed,
+            "init_seed": st.seed + 1,
             "psi_true": 0.5,
-            "W_true_column_scales": np.linspace(2.0, 1.0, sizes["k"]),
+            "W_true_column_scales": np.linspace(2.0, 1.0, st.k),
             "tol_per_point": TOL,
             "stop_gap": STOP_GAP,
-            "max_iter": sizes["max_iter"],
+            "max_iter": st.max_iter,
             "gap": "max_loglik/n - ELBO/n (closed form, >= 0)",
             "gradients": "closed-form ELBO, exact deterministic gradient (no Monte Carlo)",
             "curvatures": "closed forms: F_q (Eq 2), decoder Fisher, F_r exact in eps and x'",
             "iteration": "one gradient + one curvature + one update (two-step inner step = 1)",
-            "grids": {m: method_grid(m, quick) for m in METHODS},
-            "quick": quick,
+            "grids": {m: method_grid(m, st.small_grid) for m in METHODS},
+            "quick": st.small_grid,
         },
         "max_loglik_per_point": problem["max_loglik"],
         "mle_noise_variance": problem["psi_ml"],
-        "methods": {m: _summary(best[m]) for m in METHODS},
-        "grid": [{"method": r["method"], **_summary(r)} for r in runs],
-        "curves": {m: _curve(best[m]["gaps"], best[m]["times"]) for m in METHODS},
-        "seconds": time.perf_counter() - t_start,
-        "machine": machine_info(),
+        "methods": {m: {k: v for k, v in best[m].items() if k not in drop} for m in METHODS},
+        "grid": [{"method": r["method"], **{k: v for k, v in r.items() if k not in drop}} for r in runs],
+        "curves": {m: _curve(np.asarray(best[m]["gaps"]), np.asarray(best[m]["times"])) for m in METHODS},
     }
-    out_dir = Path(out_dir) if out_dir is not None else default_results_dir()
-    path = out_dir / "latent_fisher.json"
-    doc = read_json(path) or {}
-    doc["ppca"] = result
-    write_json_atomic(path, doc)
-    if plot:
-        _plot(best, problem, out_dir / "ppca_convergence.png")
-    return result
+    return {"ppca": result}
 
 
-def _plot(best: dict, problem: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    floor = 1e-14
-    for m in METHODS:
-        r = best[m]
-        if r is None or r["gaps"].size == 0:
-            continue
-        g = np.clip(r["gaps"], floor, 1e8)
-        cfg = ", ".join(f"{k}={v}" for k, v in r["config"].items())
-        label = f"{LABELS[m]} ({cfg})"
-        axes[0].semilogy(np.arange(g.size), g, lw=1.2, label=label)
-        axes[1].semilogy(r["times"][: g.size], g, lw=1.2, label=label)
-    for ax, xl in zip(axes, ("iteration", "seconds"), strict=True):
-        ax.axhline(TOL, color="0.5", ls="--", lw=0.8)
-        ax.set_xlabel(xl)
-        ax.set_ylabel("max loglik/n - ELBO/n")
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_title(f"linear VAE on pPCA data (d={problem['d']}, k={problem['k']}, n={problem['n']})")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def main(argv=None) -> int:
-    """``refvpng reproduce ppca [--quick] [--out DIR] [--no-plot] [--seed S] [--max-iter N]``."""
-    p = argparse.ArgumentParser(prog="refvpng reproduce ppca", description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny problem and grid (smoke test)")
-    p.add_argument("--out", default=None, help="results folder (default validation/results)")
-    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    p.add_argument("--seed", type=int, default=0, help="data seed (init uses seed + 1)")
-    p.add_argument("--max-iter", type=int, default=None, help="iteration cap (default 5000)")
-    a = p.parse_args(argv)
-    r = run_experiment(quick=a.quick, out_dir=a.out, plot=not a.no_plot, seed=a.seed, max_iter=a.max_iter)
+def headline(doc: dict) -> str:
+    """Iterations and seconds to the maximal log-likelihood per method."""
+    r = doc["ppca"]
     s = r["settings"]
-    print(
+    lines = [
+        "paper (note 000): the two-step natural gradient reaches the maximal log-likelihood fastest",
         f"pPCA d={s['d']} k={s['k']} n={s['n']}: max loglik/n = {r['max_loglik_per_point']:.6f}, "
-        f"tolerance {s['tol_per_point']:g} per point, cap {s['max_iter']} iterations"
-    )
-    print(
+        f"tolerance {s['tol_per_point']:g} per point, cap {s['max_iter']} iterations",
         f"{'method':<10}{'first hit':>12}{'stays':>12}{'seconds':>9}{'final gap':>11}"
-        f"{'angle':>9}  config, status"
-    )
+        f"{'angle':>9}  config, status",
+    ]
     for m in METHODS:
         row = r["methods"][m]
         it = "not reached" if row["iterations_to_tol"] is None else row["iterations_to_tol"]
@@ -475,5 +434,71 @@ def main(argv=None) -> int:
         sec = "-" if row["seconds_to_tol"] is None else f"{row['seconds_to_tol']:.2f}"
         gap = "-" if row["final_gap"] is None else f"{row['final_gap']:.2e}"
         ang = "-" if row["principal_angle"] is None else f"{row['principal_angle']:.1e}"
-        print(f"{m:<10}{it!s:>12}{st!s:>12}{sec:>9}{gap:>11}{ang:>9}  {row['config']}, {row['status']}")
-    return 0
+        lines.append(
+            f"{m:<10}{it!s:>12}{st!s:>12}{sec:>9}{gap:>11}{ang:>9}  {row['config']}, {row['status']}"
+        )
+    return "\n".join(lines)
+
+
+def plot(doc: dict, path) -> None:
+    """Gap to the maximal log-likelihood against iterations and seconds (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = doc["ppca"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for m in METHODS:
+        c = r["curves"][m]
+        if not c["gap"]:
+            continue
+        g = np.clip(np.asarray(c["gap"], dtype=float), 1e-14, 1e8)
+        cfg = ", ".join(f"{k}={v}" for k, v in r["methods"][m]["config"].items())
+        label = f"{LABELS[m]} ({cfg})"
+        axes[0].semilogy(c["iteration"], g, lw=1.2, label=label)
+        axes[1].semilogy(c["seconds"], g, lw=1.2, label=label)
+    for ax, xl in zip(axes, ("iteration", "seconds"), strict=True):
+        ax.axhline(TOL, color="0.5", ls="--", lw=0.8)
+        ax.set_xlabel(xl)
+        ax.set_ylabel("max loglik/n - ELBO/n")
+        ax.grid(True, which="major", alpha=0.3)
+    s = r["settings"]
+    axes[0].set_title(f"linear VAE on pPCA data (d={s['d']}, k={s['k']}, n={s['n']})")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def markdown(t: dict) -> list[str]:
+    """The RESULTS.md section of the pPCA experiment."""
+    p = t["ppca"]
+    s = p["settings"]
+    out = [
+        f"Data from a known pPCA model: d = {s['d']}, k = {s['k']}, n = {s['n']}, ψ = {s['psi_true']}, "
+        f"data seed {s['data_seed']}. Linear VAE (Gaussian encoder, decoder N(Wz + b, ψI) with learned "
+        f"ψ); {s['gradients']}; curvatures: {s['curvatures']}. Gap = {s['gap']}; maximal "
+        f"log-likelihood per point {p['max_loglik_per_point']:.6f} (Tipping & Bishop closed form), "
+        f"ψ_ML = {p['mle_noise_variance']:.6f}. Best configuration per method from a small grid; cap "
+        f"{s['max_iter']} iterations.",
+        "",
+        "| method | configuration | iterations to gap < 1e-3 | seconds | final gap "
+        "| principal angle to ML subspace | ψ |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m, row in p["methods"].items():
+        it = row["iterations_to_tol"] if row.get("reached") else "not reached"
+        sec = f"{row['seconds_to_tol']:.3g}" if row.get("reached") else "—"
+        gap = "—" if row["final_gap"] is None else f"{row['final_gap']:.2g}"
+        ang = "—" if row["principal_angle"] is None else f"{row['principal_angle']:.2g}"
+        psi = "—" if row["noise_variance"] is None else f"{row['noise_variance']:.6f}"
+        out.append(f"| {LABELS[m]} | {row['config']} | {it} | {sec} | {gap} | {ang} | {psi} |")
+    return out
+
+
+EXPERIMENT, run_experiment, main = harness.declare(
+    __name__, name="ppca", result="latent_fisher", figure="ppca_convergence.png",
+    title="6. Fisher metrics for latent-variable models: pPCA",
+    description="pPCA: two-step NG, VPNG, q-NG and Adam to the maximal log-likelihood",
+)  # fmt: skip

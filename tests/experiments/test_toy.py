@@ -7,7 +7,7 @@ from refvpng.experiments import toy
 
 
 def test_quick_run_writes_results_and_reproduces_the_claim(tmp_path):
-    r = toy.run_experiment(quick=True, out_dir=tmp_path, plot=True)
+    r = toy.run_experiment(preset="quick", out=tmp_path, show_progress=False)
     data = json.loads((tmp_path / "toy_directions.json").read_text())
     assert set(data["cosine"]) == set(data["steps"]) == {"gradient", "q_natural", "vpng"}
     assert (tmp_path / "toy_figure1.png").stat().st_size > 1000
@@ -15,7 +15,7 @@ def test_quick_run_writes_results_and_reproduces_the_claim(tmp_path):
     assert abs(r["cosine"]["gradient"] - r["cosine"]["q_natural"]) < 1e-12
     assert r["cosine"]["vpng"] > 0.999
     assert r["cosine"]["gradient"] < 0.1
-    assert r["cosine"]["gradient"] >= data["settings"]["min_possible_gradient_cosine"] - 1e-12
+    assert r["cosine"]["gradient"] >= data["setting"]["min_possible_gradient_cosine"] - 1e-12
 
 
 def test_vpng_with_unit_damping_is_newton():
@@ -53,6 +53,6 @@ def test_vectorised_contour_values_match_closed_form():
 
 @pytest.mark.slow
 def test_full_figure1_run(tmp_path):
-    r = toy.run_experiment(quick=False, out_dir=tmp_path, plot=False)
+    r = toy.run_experiment(out=tmp_path, plot=False, show_progress=False)
     assert r["steps"]["vpng"] <= 10 < 1000 < r["steps"]["gradient"]
     assert r["cosine"]["gradient"] < 0.06 and r["cosine"]["vpng"] > 0.9999

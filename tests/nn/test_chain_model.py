@@ -200,3 +200,14 @@ def test_kfac_pairs_need_the_hook():
 def test_exact_tier_is_rounding():
     assert EXACT <= HOOK
     assert anp is not None
+
+
+def test_decoder_fisher_is_the_theta_block_of_the_vp_fisher(problem):
+    """decoder_fisher through the Jacobian hook, through autograd, and F_r's theta-theta block."""
+    from refvpng.curvature.latent_fisher import decoder_fisher
+
+    _, model, eta, x, eps, _ = problem
+    nl = model.n_lambda
+    fast = decoder_fisher(model, eta, x, eps)
+    _close(fast, decoder_fisher(without_hooks(model), eta, x, eps))
+    _close(fast, vp_fisher_exact(model, eta, x, eps)[nl:, nl:])
