@@ -10,6 +10,8 @@ Every comparison in the suite uses one of these, so a change of policy happens i
   standard error estimated from the same samples (see :func:`refvpng.testing.mc.assert_mc_close`).
 """
 
+__all__ = ["EXACT", "AUTOGRAD", "FINITE_DIFF", "MC_K"]
+
 #: Relative tolerance of exact algebra computed two ways.
 EXACT = 1e-12
 #: Relative tolerance against an autograd build.
