@@ -65,7 +65,7 @@ def remove_stale_temporaries(folder) -> list[Path]:
         The files removed.
     """
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():

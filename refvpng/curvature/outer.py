@@ -14,7 +14,7 @@ Two implementations with the same signature:
 - :func:`outer_sum_numpy` is the specification, ``B.T @ (w[:, None] * B)`` in plain NumPy
   (BLAS ``syrk`` when unweighted, ``gemm`` otherwise).
 - :func:`outer_sum_numba` is its numba twin, a streaming cache-blocked kernel (in the private
-  module :mod:`refvpng.curvature._outer_kernel`) that allocates nothing of size ``K * P``
+  module ``refvpng.curvature._outer_kernel``) that allocates nothing of size ``K * P``
   besides ``B`` itself.
 
 :func:`outer_sum` picks between them (``method="auto"``, rule in its docstring), and

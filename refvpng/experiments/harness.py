@@ -93,7 +93,7 @@ class Experiment:
 
     name: str
     result: str
-    settings: type
+    settings: type[Any]
     cells: Callable[[Any], Sequence[Cell]]
     run_cell: Callable[[Any, Cell], dict]
     summarize: Callable[[Any, dict], dict]
@@ -189,7 +189,7 @@ def build_parser(exp: Experiment) -> argparse.ArgumentParser:
 
 def settings_from_args(exp: Experiment, ns: argparse.Namespace):
     """Settings from parsed arguments: dataclass defaults, then the preset, then explicit flags."""
-    values = {}
+    values: dict[str, Any] = {}
     preset = None
     for name, over in exp.presets.items():
         if getattr(ns, name, False):
@@ -390,7 +390,7 @@ def _execute(module, settings, todo, jobs, scheduler):
 
 def run_experiment(
     exp: Experiment,
-    settings=None,
+    settings: Any = None,
     *,
     out=None,
     publish: bool = False,

@@ -383,7 +383,7 @@ def summarize(st: Settings, results: dict) -> dict:
     """Best configuration per method (staying below tolerance first), the grid and the curves."""
     problem, _ = _problem(st.d, st.k, st.n, st.seed)
     runs = [results[c.key] for c in cells(st)]
-    best: dict[str, dict | None] = {m: None for m in METHODS}
+    best: dict[str, Any] = {m: None for m in METHODS}
     for r in runs:
         if _better(r, best[r["method"]]):
             best[r["method"]] = r

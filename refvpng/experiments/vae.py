@@ -121,6 +121,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 
@@ -356,7 +357,7 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -
     eps_tr = eval_rng.standard_normal((s.eval_samples, data.train_eval.shape[0], s.d_z))
     eps_te = eval_rng.standard_normal((s.eval_samples, data.test.shape[0], s.d_z))
     # per-kind factor batches so far: a K-FAC update refreshes when its count % T3 == 0
-    box = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
+    box: dict[str, Any] = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
 
     def objective_and_grad(eta, rng):
         k = box["step"]

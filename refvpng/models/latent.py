@@ -69,6 +69,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from refvpng._checks import as_array, as_int
+from refvpng.models.likelihoods import Likelihood
+from refvpng.models.variational import MeanFieldGaussian
 
 __all__ = [
     "LatentModel",
@@ -126,8 +128,8 @@ class LatentModel:
         Local (one :math:`z_i` per point) or global (one shared :math:`z`) latents.
     family : MeanFieldGaussian
         The variational family and its scale coordinate.
-    likelihood : Gaussian, Bernoulli or Poisson
-        The likelihood family applied to ``decode``'s output.
+    likelihood : Likelihood
+        The likelihood family applied to ``decode``'s output (Gaussian, Bernoulli, Poisson, ...).
     encode : callable ``(lam, x) -> (m, rho)``
         Variational parameters of :math:`q(z \mid x; \lambda)`; ``rho`` is ``None`` when the
         family's scale is fixed. Local: ``x`` of shape ``(n, d)`` gives shape ``(n, dz)``.
@@ -149,8 +151,8 @@ class LatentModel:
     latent_dim: int
     obs_dim: int
     local: bool
-    family: object
-    likelihood: object
+    family: MeanFieldGaussian
+    likelihood: Likelihood
     encode: Callable
     decode: Callable
     prior_std: float = 1.0

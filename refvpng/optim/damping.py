@@ -187,7 +187,7 @@ class LMDampingState(NamedTuple):
 
     inner: Any
     damping: float
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count
     prev_value: float
     predicted: float
     rho: float

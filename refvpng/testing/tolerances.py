@@ -15,10 +15,17 @@ Every comparison in the suite uses one of these, so a change of policy happens i
 :func:`refvpng.testing.compare.assert_close` to these values.
 """
 
+__all__ = ["EXACT", "SOLVE", "AUTOGRAD", "FINITE_DIFF", "MC_K", "TIERS"]
+
+#: Relative tolerance of exact algebra computed two ways.
 EXACT = 1e-12
+#: Relative tolerance of a linear solve against a dense solve.
 SOLVE = 1e-10
+#: Relative tolerance against an autograd build.
 AUTOGRAD = 1e-8
+#: Relative tolerance against central finite differences.
 FINITE_DIFF = 1e-5
+#: Bound, in standard errors, of a Monte Carlo estimate's distance to the truth.
 MC_K = 5.0
 
 TIERS = {"exact": EXACT, "solve": SOLVE, "autograd": AUTOGRAD, "finite_diff": FINITE_DIFF}

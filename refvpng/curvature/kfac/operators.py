@@ -11,7 +11,7 @@ block-diagonal of the blocks; :class:`BlockTridiagKFAC` adds the cross blocks
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -132,7 +132,7 @@ class _KFACBase:
         self.lowrank_threshold = lowrank_threshold
         n_layers = len(raw.A)
         if cache is None:
-            kw = {"lowrank_c": lowrank_c, "lowrank_threshold": lowrank_threshold}
+            kw: dict[str, Any] = {"lowrank_c": lowrank_c, "lowrank_threshold": lowrank_threshold}
             cache = KFACCache(
                 tuple(factor_eig(m, **kw) for m in raw.A),
                 tuple(factor_eig(m, **kw) for m in raw.G),
@@ -156,6 +156,16 @@ class _KFACBase:
         self.shape = (self.offsets[-1], self.offsets[-1])
         self.dtype = np.dtype(np.float64)
         self._cache = cache
+
+    # Each operator defines how it applies, assembles and inverts its blocks.
+    def _matvec_blocks(self, x, a, g):
+        raise NotImplementedError
+
+    def _dense(self, a, g):
+        raise NotImplementedError
+
+    def _solve_blocks(self, x, gamma):
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ damping
     def _gamma(self, factor_damping) -> float:
