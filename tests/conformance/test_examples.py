@@ -1,8 +1,9 @@
 """The PyTorch and JAX ports in examples/ run in their own process and pass ``refvpng check``.
 
-They need the ``interop`` extra (torch, jax[cpu]). They run with this interpreter, or with the one
-named by ``REFVPNG_INTEROP_PYTHON`` (an environment holding torch and jax but not necessarily
-refvpng); they are skipped only when neither can import the framework.
+They need the ``interop`` extra (torch, jax[cpu]), which the ``test`` extra installs. They run with
+this interpreter, or with the one named by ``REFVPNG_INTEROP_PYTHON`` (an environment holding torch
+and jax but not necessarily refvpng). They are never skipped: without the frameworks the test fails
+and says what to install.
 """
 
 import os
@@ -31,10 +32,10 @@ def _python_with(module: str) -> str | None:
 @pytest.mark.parametrize(("script", "module", "cases"), PORTS, ids=[p[1] for p in PORTS])
 def test_port_passes_refvpng_check(tmp_path, script, module, cases):
     python = _python_with(module)
-    if python is None:
-        pytest.skip(
-            f"{module} is not installed: pip install 'refvpng[interop]' (or set REFVPNG_INTEROP_PYTHON)"
-        )
+    assert python is not None, (
+        f"{module} is not installed: pip install -e '.[test]' (it includes the interop extra), "
+        "or set REFVPNG_INTEROP_PYTHON to an interpreter that has it"
+    )
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the port must not see refvpng
     proc = subprocess.run(
