@@ -489,7 +489,17 @@ def results_section(exp: Experiment, folder) -> list[str]:
     if not p.exists() or exp.markdown is None:
         return head + [f"*Not run yet.* Produce it with `refvpng reproduce {exp.name} --publish`.", ""]
     doc = json.loads(p.read_text())
-    cost = f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells (summed over resumes)."
+    if "carried_over_from" in doc:
+        cost = (
+            f"These numbers were computed by the code of commit {doc['carried_over_from']} and carried "
+            "over to the current layout by `validation/migrate_results.py` (method names only, no "
+            f"number changed); `refvpng reproduce {exp.name} --publish` replaces them."
+        )
+    else:
+        cost = (
+            f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells "
+            "(summed over resumes)."
+        )
     figure = [f"![{exp.title}](results/{exp.figure})", ""] if exp.figure else []
     return head + exp.markdown(doc) + ["", cost, ""] + figure
 
