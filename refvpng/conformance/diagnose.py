@@ -3,24 +3,24 @@ r"""Name the convention mistake behind a failed comparison by testing candidate 
 When a user's array ``a`` misses refvpng's ``e``, :func:`diagnose` applies each candidate
 transformation :math:`T` to ``e`` and reports those with :math:`T(e) \approx a`:
 
-============== ==================================================================================
-name           transformation of refvpng's answer
-============== ==================================================================================
-``mean_n``     :math:`e / n`: averaged over data points where refvpng sums (``F_r`` carries ``n``)
-``times_n``    :math:`n e`: a factor ``n`` too many (per-point quantities summed, or ``n`` twice)
-``missing_1/M````M e``: Eq 16 summed over the ``M`` predictive samples without the ``1/M``
-``times_S``    :math:`S e`: summed over the ``S`` noise samples instead of averaged
-``factor_2``   :math:`2e` or :math:`e/2`
-``sign``       :math:`-e` (minimising the negative ELBO, or a descent direction)
-``transpose``  :math:`e^\top` (non-symmetric matrices)
-``row_major``  parameter axes permuted as if matrices were flattened row-major (PyTorch's
-               ``parameters_to_vector``) instead of column-major
-``kron_swap``  parameter axes permuted as if each layer's block were :math:`G \otimes A`
-               instead of :math:`A \otimes G` (row-major :math:`\operatorname{vec}[W, b]`)
-``sigma_coord````e`` recomputed in the other :math:`\sigma` coordinate (exp vs softplus)
-``float32``    agreement only to single precision, in most entries (values rounded to float32,
-               or float32 arithmetic)
-============== ==================================================================================
+=============== ==================================================================================
+name            transformation of refvpng's answer
+=============== ==================================================================================
+``mean_n``      :math:`e / n`: averaged over data points where refvpng sums (``F_r`` carries ``n``)
+``times_n``     :math:`n e`: a factor ``n`` too many (per-point quantities summed, or ``n`` twice)
+``missing_1/M`` ``M e``: Eq 16 summed over the ``M`` predictive samples without the ``1/M``
+``times_S``     :math:`S e`: summed over the ``S`` noise samples instead of averaged
+``factor_2``    :math:`2e` or :math:`e/2`
+``sign``        :math:`-e` (minimising the negative ELBO, or a descent direction)
+``transpose``   :math:`e^\top` (non-symmetric matrices)
+``row_major``   parameter axes permuted as if matrices were flattened row-major (PyTorch's
+                ``parameters_to_vector``) instead of column-major
+``kron_swap``   parameter axes permuted as if each layer's block were :math:`G \otimes A`
+                instead of :math:`A \otimes G` (row-major :math:`\operatorname{vec}[W, b]`)
+``sigma_coord`` ``e`` recomputed in the other :math:`\sigma` coordinate (exp vs softplus)
+``float32``     agreement only to single precision, in most entries (values rounded to float32,
+                or float32 arithmetic)
+=============== ==================================================================================
 
 The transformations are tried on the whole array; a candidate fits when the error of the
 transformed answer is below :data:`FIT_TOLERANCE` (much tighter than any of the mistakes).

@@ -1,7 +1,7 @@
 r"""The registry of golden cases: named problems, their inputs and refvpng's answers.
 
-A :class:`Case` draws its inputs from a fixed seed (:attr:`Case.make`) and computes its outputs
-from those inputs alone (:attr:`Case.compute`), so that the checker can recompute a quantity
+A :class:`Case` draws its inputs from a fixed seed (its ``make``) and computes its outputs
+from those inputs alone (its ``compute``), so that the checker can recompute a quantity
 under a changed convention (another :math:`\sigma` coordinate) and the strategies of
 :mod:`refvpng.testing.arrays` can ask for refvpng's answer on any drawn input.
 

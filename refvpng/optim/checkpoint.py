@@ -8,7 +8,7 @@ kept), and Python ``bool``/``int``/``float``/``str``/``None`` (floats as ``float
 bit, NaN and infinities included, survives). Restoring yields the same types and bit-identical
 values, which is what lets a resumed run reproduce an uninterrupted one exactly.
 
-The file is written with refvpng's one atomic writer (:mod:`refvpng._atomic`): a temporary file
+The file is written with refvpng's one atomic writer (``refvpng._atomic``): a temporary file
 in the same directory, flushed and fsync'ed, then moved over the target with :func:`os.replace`,
 so a run killed while saving leaves the previous checkpoint intact; the temporary a killed
 process leaves behind is removed by the next save in that folder.
