@@ -156,7 +156,7 @@ class ParamSpec:
             if b.name not in arrays:
                 raise KeyError(f"arrays has no entry {b.name!r}")
             a = as_array(arrays[b.name], b.name, shape=b.shape)
-            out[b.start : b.stop] = a.ravel(order=b.order)
+            out[b.start : b.stop] = a.ravel(order=b.order)  # type: ignore[arg-type]
         return out
 
     def layers(self) -> tuple[str, ...]:
@@ -187,13 +187,13 @@ class ParamSpec:
         if kind == "row_major":
             for b in self.blocks:
                 if len(b.shape) == 2:
-                    idx = np.arange(b.start, b.stop).reshape(b.shape, order=b.order)
+                    idx = np.arange(b.start, b.stop).reshape(b.shape, order=b.order)  # type: ignore[call-overload]
                     p[b.start : b.stop] = idx.ravel(order="C" if b.order == "F" else "F")
             return p
         if kind == "kron_swap":
             for layer in self.layers():
                 w, b = self.block(layer + ".W"), self.block(layer + ".b")
-                idx_w = np.arange(w.start, w.stop).reshape(w.shape, order=w.order)
+                idx_w = np.arange(w.start, w.stop).reshape(w.shape, order=w.order)  # type: ignore[call-overload]
                 bar = np.hstack([idx_w, np.arange(b.start, b.stop)[:, None]])
                 p[w.start : b.stop] = bar.ravel(order="C")
             return p

@@ -28,7 +28,7 @@ def kfac_operator(kind: str, factors, damping: float):
     if kind not in classes:
         raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")
     cls = classes[kind]
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     # the damping keyword is being renamed (e.g. to factor_damping); accept either spelling
     name = next(k for k in ("factor_damping", "damping") if k in params)
     return cls(factors, **{name: damping}, pi_heuristic=False, lowrank_threshold=None)

@@ -127,9 +127,15 @@ def param_spec(spec: dict) -> ParamSpec:
     if kind in ("ppca", "linear_vae"):
         ps = _ppca_spec(spec)
         d, k = ps.d, ps.k
-        blocks = [("encoder.mean.W", (k, d)), ("encoder.mean.b", (k,)), ("encoder.rho", (k,))]
-        blocks += [("decoder.W", (d, k)), ("decoder.b", (d,)), ("decoder.noise", (ps.n_noise,))]
-        return ParamSpec.sequential(blocks, n_lambda=k * d + 2 * k)
+        named: list[tuple[str, tuple[int, ...]]] = [
+            ("encoder.mean.W", (k, d)),
+            ("encoder.mean.b", (k,)),
+            ("encoder.rho", (k,)),
+            ("decoder.W", (d, k)),
+            ("decoder.b", (d,)),
+            ("decoder.noise", (ps.n_noise,)),
+        ]
+        return ParamSpec.sequential(named, n_lambda=k * d + 2 * k)
     enc = _mlp_blocks("encoder", spec["encoder_sizes"])
     dec = _mlp_blocks("decoder", spec["decoder_sizes"])
     return ParamSpec.sequential(enc + dec, n_lambda=sum(int(_size(s)) for _, s in enc))

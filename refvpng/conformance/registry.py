@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -146,7 +147,7 @@ def estimator_suite(model_spec: dict, inputs: dict, hyper: dict) -> dict:
     cov = inputs.get("cov")
     lam = eta[: model.n_lambda]
     mu = hyper["damping"]
-    out = {}
+    out: dict[str, Any] = {}
     out["elbo"], out["elbo_grad"] = elbo_value_and_grad(model, eta, x, eps, cov)
     out["elbo_per_sample"] = elbo_per_sample(model, eta, x, eps, cov)
     out["kl"] = kl_term(model, lam, x)

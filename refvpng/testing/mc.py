@@ -102,7 +102,7 @@ def assert_mc_close(samples, truth, *, k: float = MC_K, atol: float = 1e-12) -> 
     bound = k * se + slack
     bad = err > bound
     if np.any(bad):
-        idx = np.unravel_index(np.argmax(err / bound), err.shape)
+        idx = tuple(int(i) for i in np.unravel_index(np.argmax(err / bound), err.shape))
         raise AssertionError(
             f"Monte Carlo estimate off at {idx}: estimate {mean[idx]:.6g}, truth {truth[idx]:.6g}, "
             f"SE {se[idx]:.3g}, {err[idx] / se[idx]:.2f} SE away (bound k={k}); "
