@@ -10,6 +10,7 @@ block-diagonal of the blocks; :class:`BlockTridiagKFAC` adds the cross blocks
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, NamedTuple
 
@@ -108,7 +109,7 @@ def _pi(a: np.ndarray, g: np.ndarray, heuristic: bool) -> float:
     return float(np.sqrt(ta / tg))
 
 
-class _KFACBase:
+class _KFACBase(abc.ABC):
     """Shared machinery: Kronecker blocks, damping, vec/unvec, the Curvature protocol."""
 
     _tridiagonal = False
@@ -157,15 +158,16 @@ class _KFACBase:
         self.dtype = np.dtype(np.float64)
         self._cache = cache
 
-    # Each operator defines how it applies, assembles and inverts its blocks.
-    def _matvec_blocks(self, x, a, g):
-        raise NotImplementedError
+    # Each operator defines how it applies, assembles and inverts its blocks (abstract: the base
+    # class cannot be instantiated).
+    @abc.abstractmethod
+    def _matvec_blocks(self, x, a, g): ...
 
-    def _dense(self, a, g):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _dense(self, a, g): ...
 
-    def _solve_blocks(self, x, gamma):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _solve_blocks(self, x, gamma): ...
 
     # ------------------------------------------------------------------ damping
     def _gamma(self, factor_damping) -> float:
