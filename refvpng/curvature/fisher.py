@@ -196,10 +196,59 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     ndarray, shape (P, P)
         Symmetric positive semi-definite.
     """
+    check_model(model)
+    if model.hooks.layer_pairs is not None:
+        eta = as_array(eta, "eta", ndim=1)
+        x, cov = check_data(model, x, cov)
+        eps = check_eps(model, eps, x.shape[0])
+        split_params(model, eta)
+        lik = model.likelihood
+
+        def seed(t):  # rows of Lambda^{1/2}: whiten(I) = L^{-1} (Gaussian), diag(sqrt(lambda))
+            return lik.whiten(np.broadcast_to(np.eye(t.shape[-1]), t.shape + t.shape[-1:]), t)
+
+        return _kron(model, eta, x, eps, cov, seed, 1.0 / eps.shape[0])
     t, jac = output_jacobian(model, eta, x, eps, cov)
-    s = t.shape[0]
-    rows = model.likelihood.whiten(jac, t).reshape(-1, jac.shape[-1])
-    return _outer(rows, np.full(rows.shape[0], 1.0 / s))
+    scale = np.sqrt(1.0 / t.shape[0])
+    if getattr(model.likelihood, "diagonal", False):  # whiten in place: rows times sqrt(lambda / S)
+        jac *= (scale * np.sqrt(model.likelihood.output_fisher(t)))[..., None]
+    else:
+        jac = model.likelihood.whiten(jac, t)
+        jac *= scale
+    return _gram(jac.reshape(-1, jac.shape[-1]), "jacobian")
+
+
+def _gram(rows, name):
+    from refvpng.curvature.outer import gram_syrk
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        f = gram_syrk(np.ascontiguousarray(rows))
+    if not np.isfinite(np.diagonal(f)).all():
+        raise ValueError(f"the {name} rows contain NaN or infinite values")
+    return f
+
+
+def _kron(model, eta, x, eps, cov, seed, weight):
+    """Dense Fisher from the model's ``layer_pairs`` hook (:func:`kron_outer_sum`)."""
+    from refvpng.curvature.kron_fisher import kron_outer_sum
+
+    s, n = eps.shape[0], x.shape[0]
+    a_bars, gs = model.hooks.layer_pairs(eta, x, eps, cov, seed)
+    a_bars = [as_array(a, f"hooks.layer_pairs a_bars[{k}]", ndim=3) for k, a in enumerate(a_bars)]
+    gs = [as_array(g, f"hooks.layer_pairs gs[{k}]", ndim=4) for k, g in enumerate(gs)]
+    for k, (a, g) in enumerate(zip(a_bars, gs, strict=True)):
+        if a.shape[:2] != (s, n) or g.shape[:2] != (s, n):
+            raise ValueError(f"hooks.layer_pairs factors of layer {k} must start with ({s}, {n})")
+    f = kron_outer_sum(
+        [a.reshape(s * n, -1) for a in a_bars],
+        [g.reshape((s * n,) + g.shape[2:]) for g in gs],
+        weight,
+    )
+    if f.shape != (model.n_params,) * 2:
+        raise ValueError(
+            f"hooks.layer_pairs factors give {f.shape[0]} parameters, the model has {model.n_params}"
+        )
+    return f
 
 
 def _check_x_pred(model, x, eps, x_pred):
@@ -326,6 +375,15 @@ def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sampl
     per : ndarray, shape (S, P, P)
         Only when ``per_sample=True``.
     """
+    if model.hooks.layer_pairs is not None and not per_sample:
+        eta, x, eps, x_pred, cov = _prepare_predictive(model, eta, x, eps, x_pred, cov)
+        s, m = x_pred.shape[:2]
+        lik = model.likelihood
+
+        def seed(t):  # the M score seeds of each (s, i): (S, n, M, d)
+            return np.moveaxis(lik.score(x_pred, t[:, None]), 1, 2)
+
+        return _kron(model, eta, x, eps, cov, seed, 1.0 / (s * m))
     b = vp_scores(model, eta, x, eps, x_pred, cov)
     s, m = b.shape[:2]
     rows = b.reshape(-1, model.n_params)
