@@ -31,6 +31,8 @@ __all__ = ["kron_outer_sum"]
 # doubles, but never fewer than _MIN_CHUNK rows (the inner dimension of each product).
 _CHUNK_DOUBLES = 1 << 23
 _MIN_CHUNK = 64
+# Tile rows i of one product, at most about this many doubles: kept in cache until copied.
+_TILE_DOUBLES = 1 << 17
 
 
 def _check_factors(a_bars, gs, weights):
@@ -113,26 +115,31 @@ def kron_outer_sum(a_bars, gs, weights=1.0) -> np.ndarray:
 def _upper_block(block, a_l, g_l, a_m, g_m, w, diagonal):
     r"""Write :math:`F_{lm} = \sum_r w_r (\bar a_{rl}\bar a_{rm}^\top) \otimes \Gamma_r^{lm}` into ``block``.
 
-    One product :math:`U^\top \Gamma` with rows :math:`(i, j)` (:math:`U_{r,ij} = \bar a_{rli}
-    \bar a_{rmj}`) and columns :math:`(o, p)`, written tile row by tile row through the
-    ``(a_l, d_l, a_m, d_m)`` view of ``block``. On a diagonal block (``l == m``) only the
-    pairs :math:`j \ge i` are formed: the tiles below are left for the final mirror.
+    Products :math:`U^\top \Gamma` with rows :math:`(i, j)` (:math:`U_{r,ij} = \bar a_{rli}
+    \bar a_{rmj}`) and columns :math:`(o, p)`, for a few tile rows :math:`i` at a time (so the
+    product stays in cache until it is copied), written through the ``(a_l, d_l, a_m, d_m)``
+    view of ``block``. On a diagonal block (``l == m``) only the tiles :math:`j \ge i` are
+    formed: those below are left for the final mirror.
     """
     r, na, nm, dl, dm = a_l.shape[0], a_l.shape[1], a_m.shape[1], g_l.shape[2], g_m.shape[2]
-    ii, jj = np.triu_indices(na) if diagonal else np.indices((na, nm)).reshape(2, -1)
-    chunk = max(_MIN_CHUNK, _CHUNK_DOUBLES // (ii.size + dl * dm))
-    acc = np.zeros((ii.size, dl * dm))
-    g_lt = np.swapaxes(g_l, 1, 2)
-    for r0 in range(0, r, chunk):
-        sl = slice(r0, min(r, r0 + chunk))
-        gamma = np.matmul(g_lt[sl], g_m[sl])  # (c, d_l, d_m)
-        gamma *= w[sl, None, None]
-        acc += (a_l[sl][:, ii] * a_m[sl][:, jj]).T @ gamma.reshape(-1, dl * dm)
     view = block.reshape(na, dl, nm, dm)  # a view: splitting the axes of a 2-D slice never copies
     if not np.may_share_memory(view, block):  # pragma: no cover
         raise RuntimeError("block view is not a view of the output")
-    row = 0
-    for i in range(na):
-        j0 = i if diagonal else 0
-        view[i, :, j0:, :] = acc[row : row + nm - j0].reshape(nm - j0, dl, dm).transpose(1, 0, 2)
-        row += nm - j0
+    r_chunk = max(_MIN_CHUNK, _CHUNK_DOUBLES // (nm + dl * dm))
+    i_chunk = max(1, _TILE_DOUBLES // (nm * dl * dm))
+    g_lt = np.swapaxes(g_l, 1, 2)
+    for r0 in range(0, r, r_chunk):
+        sl = slice(r0, min(r, r0 + r_chunk))
+        gamma = np.matmul(g_lt[sl], g_m[sl])  # (c, d_l, d_m)
+        gamma *= w[sl, None, None]
+        gamma = gamma.reshape(-1, dl * dm)
+        for i0 in range(0, na, i_chunk):
+            i1 = min(na, i0 + i_chunk)
+            j0 = i0 if diagonal else 0  # tiles j < i0 of a diagonal block lie below it
+            u = a_l[sl, i0:i1, None] * a_m[sl, None, j0:]  # (c, i1 - i0, nm - j0)
+            acc = (u.reshape(u.shape[0], -1).T @ gamma).reshape(i1 - i0, nm - j0, dl, dm)
+            tiles = view[i0:i1, :, j0:, :]
+            if r0 == 0:
+                tiles[...] = acc.transpose(0, 2, 1, 3)
+            else:
+                tiles += acc.transpose(0, 2, 1, 3)

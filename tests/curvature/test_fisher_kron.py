@@ -86,17 +86,25 @@ def test_kron_outer_sum_is_the_gram_of_the_kronecker_rows(weighted):
     assert np.array_equal(got, got.T)
 
 
-def test_kron_outer_sum_chunks_the_groups(monkeypatch):
-    """Many groups cut into chunks give the same sum as one chunk."""
+@pytest.mark.parametrize("cut", ["groups", "tile-rows", "both"])
+def test_kron_outer_sum_in_chunks_equals_one_product(monkeypatch, cut):
+    """Groups cut into chunks (accumulated into the output) and tile rows cut one by one."""
     import refvpng.curvature.kron_fisher as kf
 
     rng = np.random.default_rng(1)
     a_bars = [rng.standard_normal((150, 3)), rng.standard_normal((150, 4))]
     gs = [rng.standard_normal((150, 2, 2)), rng.standard_normal((150, 2, 3))]
-    one = kron_outer_sum(a_bars, gs, 0.5)
-    monkeypatch.setattr(kf, "_CHUNK_DOUBLES", 1)
-    monkeypatch.setattr(kf, "_MIN_CHUNK", 16)
-    assert _rel(kron_outer_sum(a_bars, gs, 0.5), one) <= EXACT
+    w = rng.random(150)
+    rows = per_example_gradients(
+        [(np.repeat(a, 2, axis=0), g.reshape(300, -1)) for a, g in zip(a_bars, gs, strict=True)]
+    )
+    ref = rows.T @ (np.repeat(w, 2)[:, None] * rows)
+    if cut in ("groups", "both"):
+        monkeypatch.setattr(kf, "_CHUNK_DOUBLES", 1)
+        monkeypatch.setattr(kf, "_MIN_CHUNK", 16)
+    if cut in ("tile-rows", "both"):
+        monkeypatch.setattr(kf, "_TILE_DOUBLES", 1)
+    assert _rel(kron_outer_sum(a_bars, gs, w), ref) <= EXACT
 
 
 def test_kron_outer_sum_bad_arguments():
