@@ -9,6 +9,9 @@ likelihoods.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +221,19 @@ def test_mirror_upper_copies_the_upper_triangle():
     up = np.triu(f)
     got = mirror_upper(f.copy())
     assert np.array_equal(got, up + np.triu(f, 1).T)
+
+
+def test_bench_fisher_quick_writes_json(tmp_path):
+    """validation/bench/bench_fisher.py at tiny size, refvpng's paths only: it runs and agrees."""
+    bench = Path(__file__).resolve().parents[2] / "validation" / "bench" / "bench_fisher.py"
+    spec = importlib.util.spec_from_file_location("bench_fisher", bench)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "bench.json"
+    assert mod.main(["--quick", "--no-torch", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["quick"] is True and len(doc["cells"]) == 4
+    for cell in doc["cells"]:
+        assert set(cell["cpu"]) == {"kron", "jacobian", "kron_mc", "rows_mc"}
+        assert max(cell["agreement"].values()) <= 10 * EXACT
+    assert doc["summary"]["ratios"]["kron/jacobian"]
