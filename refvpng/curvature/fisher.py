@@ -17,8 +17,17 @@ estimated with ``M`` predictive samples per point, is Eq 16.
 
 Every matrix is a sum over data points and a mean over Monte Carlo samples, indexed by the
 packed :math:`\eta` of :mod:`refvpng.models.latent`. A model's fast-path hooks
-(:class:`~refvpng.models.latent.ModelHooks`: ``jacobian``, ``predictive_scores``, ``kfac_pairs``)
-are used when present; without them everything is computed with autograd.
+(:class:`~refvpng.models.latent.ModelHooks`: ``layer_pairs``, ``jacobian``, ``predictive_scores``,
+``kfac_pairs``) are used when present; without them everything is computed with autograd.
+
+How the dense :math:`F_r` and Eq 16 are built, fastest first:
+
+- ``layer_pairs`` (layered networks, e.g. :func:`refvpng.nn.chain_model`): per-layer factors of
+  the seeded backward passes, contracted by
+  :func:`refvpng.curvature.kron_fisher.kron_outer_sum` at :math:`SnP^2` flops;
+- otherwise the whitened Jacobian :math:`\Lambda^{1/2}J / \sqrt S` (``jacobian`` hook or forward
+  mode), whitened in place, and one BLAS ``syrk`` (:math:`Sn\,d_{out}P^2` flops), or for Eq 16
+  the score rows and :func:`refvpng.curvature.outer.outer_sum`.
 """
 
 from __future__ import annotations
@@ -54,6 +63,16 @@ def _outer(b, weights=None):
     return outer_sum(b, weights)
 
 
+def _prepare(model, eta, x, eps, cov):
+    """Validate the model, ``eta``, the data and the noise; return them as float64 arrays."""
+    check_model(model)
+    eta = as_array(eta, "eta", ndim=1)
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    split_params(model, eta)
+    return eta, x, eps, cov
+
+
 def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     r"""Outputs :math:`t_{si}` and Jacobians :math:`J_{si} = \partial t_{si}/\partial\eta`.
 
@@ -73,11 +92,7 @@ def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     t : ndarray, shape (S, n, d)
     jac : ndarray, shape (S, n, d, P)
     """
-    check_model(model)
-    eta = as_array(eta, "eta", ndim=1)
-    x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
-    split_params(model, eta)
+    eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     if model.hooks.jacobian is not None:
         s, n, d = eps.shape[0], x.shape[0], model.obs_dim
         t, jac = model.hooks.jacobian(eta, x, eps, cov)
@@ -183,6 +198,11 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     ``eps`` when :math:`t` is affine in :math:`\varepsilon` with :math:`\eta`-independent slope,
     e.g. the model of Eq 4 where :math:`F_r = n\Sigma^{-1}`). Section 3.3, Eq 13.
 
+    With the model's ``layer_pairs`` hook, the ``d`` backward passes of each :math:`(s, i)` are
+    seeded with the rows of :math:`\Lambda^{1/2}` (``likelihood.whiten`` of the identity: the
+    full :math:`\Sigma^{-1/2}` for a Gaussian) and contracted per layer pair
+    (:func:`~refvpng.curvature.kron_fisher.kron_outer_sum`); otherwise from the Jacobian.
+
     Parameters
     ----------
     model : LatentModel
@@ -194,14 +214,11 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     Returns
     -------
     ndarray, shape (P, P)
-        Symmetric positive semi-definite.
+        Exactly symmetric positive semi-definite.
     """
     check_model(model)
     if model.hooks.layer_pairs is not None:
-        eta = as_array(eta, "eta", ndim=1)
-        x, cov = check_data(model, x, cov)
-        eps = check_eps(model, eps, x.shape[0])
-        split_params(model, eta)
+        eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
         lik = model.likelihood
 
         def seed(t):  # rows of Lambda^{1/2}: whiten(I) = L^{-1} (Gaussian), diag(sqrt(lambda))
@@ -260,11 +277,7 @@ def _check_x_pred(model, x, eps, x_pred):
 
 
 def _prepare_predictive(model, eta, x, eps, x_pred, cov):
-    check_model(model)
-    eta = as_array(eta, "eta", ndim=1)
-    x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
-    split_params(model, eta)
+    eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     return eta, x, eps, _check_x_pred(model, x, eps, x_pred), cov
 
 
@@ -358,7 +371,11 @@ def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sampl
             \nabla_t \log p(\hat x'^{(k)}_{si} \mid t_{si}).
 
     Unbiased for :func:`vp_fisher_exact`'s target; its rank is at most ``S * M * n`` (with
-    ``S = 1`` this is the paper's bound :math:`\operatorname{rank}\hat F_r \le Mn`).
+    ``S = 1`` this is the paper's bound :math:`\operatorname{rank}\hat F_r \le Mn`). With the
+    model's ``layer_pairs`` hook (and ``per_sample=False``) the ``M`` score passes of each
+    :math:`(s, i)` share their layer inputs and are contracted per layer pair
+    (:func:`~refvpng.curvature.kron_fisher.kron_outer_sum`, :math:`SnP^2` flops instead of
+    :math:`SMnP^2`); otherwise from the score rows of :func:`vp_scores`.
 
     Parameters
     ----------
