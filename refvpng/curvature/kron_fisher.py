@@ -32,7 +32,7 @@ __all__ = ["kron_outer_sum"]
 _CHUNK_DOUBLES = 1 << 23
 _MIN_CHUNK = 64
 # Tile rows i of one product, at most about this many doubles: kept in cache until copied.
-_TILE_DOUBLES = 1 << 17
+_TILE_DOUBLES = 1 << 19
 
 
 def _check_factors(a_bars, gs, weights):
@@ -127,10 +127,10 @@ def _upper_block(block, a_l, g_l, a_m, g_m, w, diagonal):
         raise RuntimeError("block view is not a view of the output")
     r_chunk = max(_MIN_CHUNK, _CHUNK_DOUBLES // (nm + dl * dm))
     i_chunk = max(1, _TILE_DOUBLES // (nm * dl * dm))
-    g_lt = np.swapaxes(g_l, 1, 2)
     for r0 in range(0, r, r_chunk):
         sl = slice(r0, min(r, r0 + r_chunk))
-        gamma = np.matmul(g_lt[sl], g_m[sl])  # (c, d_l, d_m)
+        # (c, d_l, d_m), R K d_l d_m flops: einsum's own loop, not R tiny BLAS calls
+        gamma = np.einsum("rko,rkp->rop", g_l[sl], g_m[sl])
         gamma *= w[sl, None, None]
         gamma = gamma.reshape(-1, dl * dm)
         for i0 in range(0, na, i_chunk):
