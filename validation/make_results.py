@@ -128,6 +128,12 @@ def _secs(c, m):
     return f"{c['cpu'][m]:.3g}" if m in c["cpu"] else "—"
 
 
+def _limits(st):
+    lim = [f"P ≤ {st['max_p']}" if st.get("max_p") else "", f"n ≤ {st['max_n']}" if st.get("max_n") else ""]
+    lim = [x for x in lim if x]
+    return f"This run kept the cells with {' and '.join(lim)} (`--max-p`, `--max-n`). " if lim else ""
+
+
 def section_fisher(r):
     out = [
         "## 7. Dense variational predictive Fisher: refvpng vs curvlinops and torch.func "
@@ -142,7 +148,8 @@ def section_fisher(r):
     out += [
         f"The same dense matrices of one Bernoulli VAE chain (d = {st['d']}, d_z = {st['d_z']}, two "
         f"{st['activation']} hidden layers of width h in encoder and decoder, S = {st['S']} noise draw per "
-        f"point), built in one run with {st['threads']} threads each ({peers}). Exact F_r = Σ_i J_iᵀ Λ_i J_i: "
+        f"point), built in one run with {st['threads']} thread{'s' if st['threads'] > 1 else ''} each ({peers}). "
+        f"{_limits(st)}Exact F_r = Σ_i J_iᵀ Λ_i J_i: "
         "refvpng through the chain's `layer_pairs` hook (`kron`, the per-example Kronecker algorithm, n·P² flops) "
         "and through the whitened Jacobian and one `syrk` (`jacobian`, n·d_out·P²), curvlinops' "
         "`GGNLinearOperator @ I` and a `torch.func` Jacobian build. Eq 16 with "

@@ -22,8 +22,10 @@ same dense matrices:
 Every matrix is compared with refvpng's (``agreement``: max abs difference over max abs entry,
 after mapping torch's row-major ``(W, b)`` parameters to refvpng's column-major
 ``vec([W, b])``). Each build is timed once (after a warm-up at the smallest size) as process
-CPU seconds and wall seconds; the machine may be shared, so CPU time is the figure to read
-(OpenBLAS threads that spin between calls are counted in it too). Ratios are refvpng's time over
+CPU seconds and wall seconds; the machine may be shared, so CPU time is the figure to read.
+OpenBLAS threads spin between calls and that spinning is counted as CPU time: on a loaded machine
+two threads inflated refvpng's CPU time (many mid-sized products) three- to fourfold, so a run on a
+busy machine is best made with ``--threads 1`` (recorded in ``settings``). Ratios are refvpng's time over
 each peer's; growth exponents are least-squares slopes of log CPU time in log P (at fixed n) and
 in log n (at fixed P). The torch parts need the optional ``bench`` extra (torch and
 curvlinops-for-pytorch); without it only refvpng's two paths run.
