@@ -246,9 +246,7 @@ def eq9_matrix(
     # Local encoders see every (s, i) point, so the samples are flattened to rows.
     xt_rows = x_tilde.reshape(s_count * n, d)
     m, rho = model.encode(lam, xt_rows)
-    eps_t = np.asarray(model.family.inverse(z_tilde.reshape(s_count * n, dz), m, rho)).reshape(
-        s_count, n, dz
-    )
+    eps_t = np.asarray(model.family.inverse(z_tilde.reshape(s_count * n, dz), m, rho)).reshape(s_count, n, dz)
 
     def f(e, sl):
         lv, th = e[: model.n_lambda], e[model.n_lambda :]
@@ -265,9 +263,7 @@ def eq9_matrix(
     return _hessians(f, eta, s_count, batches)
 
 
-def vp_fisher_hessian_form(
-    model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None
-):
+def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None):
     r"""The Hessian form of the variational predictive Fisher (Eq 12).
 
     .. math::
@@ -290,9 +286,7 @@ def vp_fisher_hessian_form(
     s_count, n = eps.shape[0], x.shape[0]
     x_pred = as_array(x_pred, "x_pred", ndim=4)
     if x_pred.shape[0] != s_count or x_pred.shape[2:] != (n, model.obs_dim):
-        raise ValueError(
-            f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}"
-        )
+        raise ValueError(f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}")
 
     def f(e, sl):
         lv, th = e[: model.n_lambda], e[model.n_lambda :]
