@@ -9,7 +9,8 @@ Hessian-free method (Martens 2010; HF-SGVI of Fan et al. 2015).
 Stopping rule (stated once): the relative residual :math:`\|g - C x_k\| / \|g\| \le`
 ``rtol``, with the residual the recursively updated one of the iteration (Hestenes-Stiefel);
 :func:`cg_solve` reports the true residual :math:`\|g - C x\|` of the returned ``x``, recomputed
-with one extra product. ``maxiter`` bounds the number of products by :math:`C` inside the loop.
+with one extra product (unless ``true_residual=False``). ``maxiter`` bounds the number of
+products by :math:`C` inside the loop.
 
 References
 ----------
@@ -50,7 +51,8 @@ class CGResult(NamedTuple):
     iterations : int
         Products by :math:`C` made inside the loop (one per CG iteration).
     residual : float
-        True relative residual :math:`\|g - C x\| / \|g\|` of ``x`` (0 for ``g = 0``).
+        Relative residual :math:`\|g - C x\| / \|g\|` of ``x`` (0 for ``g = 0``): the true one
+        or the recursive one (``true_residual``).
     converged : bool
         Whether the loop stopped on ``rtol`` (not on ``maxiter`` or a breakdown).
     """
@@ -68,6 +70,7 @@ def cg_solve(
     x0=None,
     rtol: float = 1e-10,
     maxiter: int | None = None,
+    true_residual: bool = True,
 ) -> CGResult:
     r"""Solve :math:`C x = b` for symmetric positive definite :math:`C` by conjugate gradients.
 
@@ -89,6 +92,10 @@ def cg_solve(
         Stop when the relative residual :math:`\|r_k\| / \|b\|` is at most ``rtol``.
     maxiter : int, optional
         At most this many products in the loop; default :math:`10 P`.
+    true_residual : bool, default True
+        Report :math:`\|b - C x\| / \|b\|` recomputed with one more product; ``False``: the
+        recursive residual of the iteration (no extra product, for a truncated Hessian-free
+        step).
 
     Returns
     -------
@@ -137,5 +144,5 @@ def cg_solve(
         p *= rr_new / rr
         p += r
         rr = rr_new
-    residual = float(np.linalg.norm(b - mv(x))) / bnorm
+    residual = float(np.linalg.norm(b - mv(x)) if true_residual else np.sqrt(rr)) / bnorm
     return CGResult(x, its, residual, bool(converged))

@@ -115,8 +115,11 @@ class VPFisherOperator:
     x : ndarray, shape (n, d)
     eps : ndarray, shape (S, n, dz) or (S, dz)
         Pre-drawn noise.
-    x_pred : ndarray, shape (S, M, n, d), optional
+    x_pred : ndarray, shape (S, M, n, d), or callable, optional
         Pre-drawn predictive samples: Eq. 16's :math:`\hat F_r`; default the exact :math:`F_r`.
+        A callable receives the outputs ``t`` ``(S, n, d)`` of the operator's forward pass and
+        returns the samples (e.g. :math:`[u < \sigma(t)]` from pre-drawn uniforms ``u``), so
+        they need no second forward pass.
     cov : ndarray, shape (n, c), optional
     damping : float, default 0.0
         :math:`\mu \ge 0` of Eq. 17, in the units of :math:`c F_r`.
@@ -157,7 +160,7 @@ class VPFisherOperator:
         maxiter: int | None = None,
     ) -> None:
         eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
-        if x_pred is not None:
+        if x_pred is not None and not callable(x_pred):
             x_pred = _check_x_pred(model, x, eps, x_pred)
         self.damping = as_nonneg_scalar(damping, "damping")
         self.scale = as_positive_scalar(scale, "scale")
@@ -169,6 +172,8 @@ class VPFisherOperator:
         self.products = 0
         lik, s = model.likelihood, eps.shape[0]
         self._weight = self.scale / s
+        if callable(x_pred):  # samples from pre-drawn uniforms at the outputs of this forward pass
+            x_pred = _check_x_pred(model, x, eps, x_pred(self.t))
         if x_pred is not None:
             self._r = np.asarray(lik.score(x_pred, self.t[:, None]), dtype=np.float64)  # (S, M, n, d)
             self._lam = None

@@ -16,7 +16,8 @@ the decoder on the :math:`S n` rows :math:`r = s n + i`; the encoder's backward 
 the sum over :math:`s` of the stochastic layer's gradients (exact: the encoder is linear in its
 output gradient). These are the products behind the matrix-free :math:`F_r v = J^\top \Lambda
 J v` of :mod:`refvpng.curvature.fr_operator`; :func:`refvpng.nn.chain_model` supplies them as
-its ``linearize`` hook, tested against autograd.
+its ``linearize`` hook, tested against autograd. :func:`vae_fisher_operator` builds that operator
+for the VAE of :mod:`refvpng.nn.vae` from the noise of a :func:`refvpng.nn.vae.vae_step`.
 
 Examples
 --------
@@ -38,11 +39,11 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, as_int
 from refvpng.nn.chain import Chain
 from refvpng.nn.mlp import MLP, MLPCache
 
-__all__ = ["ChainLinearization", "chain_linearize"]
+__all__ = ["ChainLinearization", "chain_linearize", "vae_fisher_operator"]
 
 
 class ChainLinearization(NamedTuple):
@@ -135,3 +136,75 @@ def chain_linearize(chain: Chain, eta, x, eps) -> ChainLinearization:
         return np.concatenate([chain.encoder.backward(enc, d_h).params, d.params])
 
     return ChainLinearization(t.reshape(s_count, n, -1), jvp, vjp)
+
+
+def vae_fisher_operator(
+    chain: Chain,
+    eta,
+    x,
+    eps,
+    u=None,
+    *,
+    fisher_samples: int | None = None,
+    damping: float = 0.0,
+    rtol: float = 1e-10,
+    maxiter: int | None = None,
+):
+    r"""The matrix-free :math:`\hat F_r / n + \mu I` of the Bernoulli VAE at a step's noise.
+
+    The matrix whose Kronecker factors :func:`refvpng.nn.vae.vae_step` returns
+    (``curvature="vp"``, per data point): Eq. 16 on the first :math:`M` latent draws
+    :math:`\varepsilon_{si}`, :math:`s < M`, each with the one predictive sample
+    :math:`x'_{si} = [u_{si} < \sigma(t_{si})]`, divided by :math:`n`; or, without ``u``, the
+    exact :math:`F_r / n` over :math:`x'` at the same draws.
+
+    Parameters
+    ----------
+    chain : Chain
+        The VAE (Bernoulli logits out, ``d_out == d_x``).
+    eta : ndarray, shape (P,)
+    x : ndarray, shape (n, d_x)
+    eps : ndarray, shape (S, n, d_z)
+    u : ndarray, shape (S, n, d_x), optional
+        The uniforms of the step's predictive samples; ``None``: exact over :math:`x'`.
+    fisher_samples : int, optional
+        :math:`M \le S` (default :math:`S`).
+    damping : float, default 0.0
+        :math:`\mu`, per data point (the scale of the K-FAC factor damping :math:`\gamma`).
+    rtol, maxiter
+        CG settings of the operator's ``solve`` (:class:`~refvpng.curvature.fr_operator.VPFisherOperator`).
+
+    Returns
+    -------
+    refvpng.curvature.fr_operator.VPFisherOperator
+        Shape ``(P, P)``, ``scale = 1 / n``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument.
+    """
+    from refvpng.curvature.fr_operator import VPFisherOperator
+    from refvpng.models.likelihoods import Bernoulli
+    from refvpng.nn.chain import chain_model
+
+    if not isinstance(chain, Chain):
+        raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
+    x = as_array(x, "x", shape=(None, chain.d_x))
+    eps = as_array(eps, "eps", shape=(None, x.shape[0], chain.d_z))
+    m = eps.shape[0] if fisher_samples is None else as_int(fisher_samples, "fisher_samples")
+    if m > eps.shape[0]:
+        raise ValueError(f"fisher_samples must be in [1, {eps.shape[0]}], got {m}")
+    x_pred = None
+    if u is not None:
+        u_m = as_array(u, "u", shape=eps.shape[:2] + (chain.d_x,))[:m]
+        if u_m.size and not (u_m.min() >= 0.0 and u_m.max() < 1.0):
+            raise ValueError("u must hold uniforms in [0, 1)")
+
+        def x_pred(t):
+            return (u_m < expit(t)).astype(np.float64)[:, None]
+
+    model = chain_model(chain, Bernoulli())
+    return VPFisherOperator(
+        model, eta, x, eps[:m], x_pred, damping=damping, scale=1.0 / x.shape[0], rtol=rtol, maxiter=maxiter
+    )
