@@ -131,7 +131,9 @@ from refvpng.experiments import harness
 from refvpng.experiments.harness import Cell
 from refvpng.experiments.vae_report import headline, markdown, notes, plot  # noqa: F401 - declared below
 from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
+from refvpng.nn.linearize import vae_fisher_operator  # hf_sgvi
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
+from refvpng.optim.hf_direction import hf_direction  # hf_sgvi
 from refvpng.optim.two_step import BlockCurvature, two_step
 
 __all__ = [
@@ -147,7 +149,7 @@ __all__ = [
     "main",
 ]
 
-METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
+METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step", "hf_sgvi")
 """Method names, the keys of the results JSON."""
 
 
@@ -185,6 +187,8 @@ class Settings:
     rule: str = _f("adam", "adam, rmsprop or fixed on every direction")
     encoder_steps: int = _f(1, "two_step: encoder steps per cycle")
     decoder_steps: int = _f(1, "two_step: decoder steps per cycle")
+    hf_iters: int = _f(10, "hf_sgvi: CG iterations per step")
+    hf_warm: float = _f(0.0, "hf_sgvi: warm-start decay zeta in [0, 1]")
     hidden: int = _f(200, "hidden width")
     d_z: int = _f(100, "latent width")
     seed: int = _f(0, "root seed (parameters, batches, noise)")
@@ -311,6 +315,8 @@ def method_optimizer(method: str, lr: float, s: Settings, n_encoder: int) -> tup
             decoder_steps=s.decoder_steps,
         )
         return opt, ("q",) * s.encoder_steps + ("dec",) * s.decoder_steps
+    if method == "hf_sgvi":  # truncated CG on the matrix-free F_r / n + gamma I
+        return chain(hf_direction(s.hf_iters, s.damping, warm_start=s.hf_warm), rule()), ("hf",)
     return member(), ("vp",)
 
 
@@ -366,20 +372,22 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -
         perm = np.random.default_rng([s.seed, 2, epoch]).permutation(n_train)
         x = data.train[perm[j * batch : (j + 1) * batch]]
         eps = rng.standard_normal((s.samples, batch, s.d_z))
-        u = rng.random((s.samples, batch, vae.d_x)) if kind in ("vp", "dec") else None
+        u = rng.random((s.samples, batch, vae.d_x)) if kind in ("vp", "dec", "hf") else None
         st = vae_step(
             vae,
             eta,
             x,
             eps,
             u,
-            curvature=kind,
+            curvature=None if kind == "hf" else kind,
             fisher_samples=s.fisher_samples,
             factor_dtype=dtype,
             cross=method != "vpng_blockdiag",
         )
         box["factors"], box["kind"] = st.factors_per_point, kind
-        box["refresh"] = kind is not None and box["count"][kind] % s.inverse_every == 0
+        if kind == "hf":
+            box["factors"] = vae_fisher_operator(vae, eta, x, eps, u, fisher_samples=s.fisher_samples)
+        box["refresh"] = kind in ("q", "vp", "dec") and box["count"][kind] % s.inverse_every == 0
         box["step"] = k + 1
         return st.value, st.grad
 
@@ -424,7 +432,7 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -
         return None
 
     acct["t0"], acct["w0"] = clock(), wall()
-    run(
+    result = run(
         objective_and_grad,
         eta0,
         GradientTransformation(opt.init, timed_update),
@@ -446,6 +454,8 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -
     }
     if box["refresh_t"]:
         out["refresh_seconds_mean"] = float(np.mean(box["refresh_t"]))
+    if method == "hf_sgvi":  # F_r products per iteration (each about 0.85 of a gradient)
+        out["cg_iterations_mean"] = result.state[0].total_iterations / steps
     return out
 
 
