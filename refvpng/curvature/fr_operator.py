@@ -51,12 +51,11 @@ from __future__ import annotations
 
 import numpy as np
 from autograd import make_jvp, make_vjp
-from scipy.sparse.linalg import LinearOperator
 
 from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar
 from refvpng.curvature.cg import CGResult, cg_solve
 from refvpng.curvature.fisher import _check_x_pred, _prepare
-from refvpng.curvature.operator import InverseCurvature, as_linear_operator
+from refvpng.curvature.operator import EyeDamped
 from refvpng.models.latent import LatentModel, outputs
 
 __all__ = ["VPFisherOperator", "linearize"]
@@ -69,11 +68,8 @@ def linearize(model: LatentModel, eta, x, eps, cov=None):
 
     Parameters
     ----------
-    model : LatentModel
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d)
-    eps : ndarray, shape (S, n, dz) or (S, dz)
-    cov : ndarray, shape (n, c), optional
+    model, eta, x, eps, cov
+        As in :func:`refvpng.curvature.fisher.output_jacobian`.
 
     Returns
     -------
@@ -86,8 +82,8 @@ def linearize(model: LatentModel, eta, x, eps, cov=None):
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     s, n = eps.shape[0], x.shape[0]
     if model.hooks.linearize is not None:
-        t, jvp, vjp = model.hooks.linearize(eta, x, eps, cov)
-        return as_array(t, "hooks.linearize output t", shape=(s, n, None)), jvp, vjp
+        t_h, jvp_h, vjp_h = model.hooks.linearize(eta, x, eps, cov)
+        return as_array(t_h, "hooks.linearize output t", shape=(s, n, None)), jvp_h, vjp_h
 
     def f(e):
         return outputs(model, e, x, eps, cov)
@@ -105,22 +101,20 @@ def linearize(model: LatentModel, eta, x, eps, cov=None):
     return t, jvp, vjp
 
 
-class VPFisherOperator:
+class VPFisherOperator(EyeDamped):
     r"""Matrix-free :math:`c F_r + \mu I` (module docstring) on fixed data and noise.
 
     Parameters
     ----------
-    model : LatentModel
-    eta : ndarray, shape (P,)
-    x : ndarray, shape (n, d)
+    model, eta, x, cov
+        As in :func:`refvpng.curvature.fisher.output_jacobian` (``cov`` after ``x_pred``).
     eps : ndarray, shape (S, n, dz) or (S, dz)
-        Pre-drawn noise.
+        Pre-drawn latent noise.
     x_pred : ndarray, shape (S, M, n, d), or callable, optional
         Pre-drawn predictive samples: Eq. 16's :math:`\hat F_r`; default the exact :math:`F_r`.
         A callable receives the outputs ``t`` ``(S, n, d)`` of the operator's forward pass and
         returns the samples (e.g. :math:`[u < \sigma(t)]` from pre-drawn uniforms ``u``), so
         they need no second forward pass.
-    cov : ndarray, shape (n, c), optional
     damping : float, default 0.0
         :math:`\mu \ge 0` of Eq. 17, in the units of :math:`c F_r`.
     scale : float, default 1.0
@@ -174,13 +168,13 @@ class VPFisherOperator:
         self._weight = self.scale / s
         if callable(x_pred):  # samples from pre-drawn uniforms at the outputs of this forward pass
             x_pred = _check_x_pred(model, x, eps, x_pred(self.t))
+        self._diag = bool(getattr(lik, "diagonal", False))
+        self._r: np.ndarray | None = None  # Eq 16: the scores (S, M, n, d) of the samples
+        self._lam = np.zeros(0)  # exact: the output Fisher
         if x_pred is not None:
-            self._r = np.asarray(lik.score(x_pred, self.t[:, None]), dtype=np.float64)  # (S, M, n, d)
-            self._lam = None
+            self._r = np.asarray(lik.score(x_pred, self.t[:, None]), dtype=np.float64)
         else:
-            self._r = None
             self._lam = np.asarray(lik.output_fisher(self.t), dtype=np.float64)
-            self._diag = bool(getattr(lik, "diagonal", False))
 
     def _apply_lambda(self, u: np.ndarray) -> np.ndarray:
         if self._r is not None:  # (1/M) sum_k r_k (r_k . u)
@@ -196,15 +190,6 @@ class VPFisherOperator:
         self.products += 1
         out = self._vjp(self._apply_lambda(self._jvp(v)))
         return self._weight * np.asarray(out, dtype=np.float64).reshape(-1)
-
-    def _mu(self, damping) -> float:
-        return self.damping if damping is None else as_nonneg_scalar(damping, "damping")
-
-    def _vec(self, v) -> np.ndarray:
-        v = as_array(v, "v", ndim=(1, 2))
-        if v.shape[0] != self.shape[0]:
-            raise ValueError(f"v must have {self.shape[0]} rows, got {v.shape[0]}")
-        return v
 
     def matvec(self, v, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(c F_r + \mu I) v` for ``v`` of shape ``(P,)`` or ``(P, k)``."""
@@ -265,11 +250,3 @@ class VPFisherOperator:
     def to_dense(self, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`c F_r + \mu I`, shape ``(P, P)``, column by column (small models)."""
         return self.matvec(np.eye(self.shape[0]), damping)
-
-    def inverse(self, damping: float | None = None) -> InverseCurvature:
-        """Return the operator whose ``matvec`` is this ``solve``."""
-        return InverseCurvature(self, damping)
-
-    def aslinearoperator(self, damping: float | None = None) -> LinearOperator:
-        r"""Return :math:`c F_r + \mu I` as a :class:`scipy.sparse.linalg.LinearOperator`."""
-        return as_linear_operator(self, damping)

