@@ -13,6 +13,8 @@ from refvpng.nn.vae import (
     bernoulli_terms,
     bernoulli_terms_numba,
     make_vae,
+    poisson_terms,
+    poisson_terms_numba,
     vae_elbo,
     vae_step,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "bernoulli_terms",
     "bernoulli_terms_numba",
     "make_vae",
+    "poisson_terms",
+    "poisson_terms_numba",
     "vae_elbo",
     "vae_step",
 ]
