@@ -1,5 +1,7 @@
-"""Data sets: binarized MNIST for the VAE experiment of Section 5.2 (:mod:`refvpng.data.mnist`) and
-MovieLens ratings for the matrix factorisation of Section 5.3 (:mod:`refvpng.data.movielens`)."""
+"""Data sets: binarized MNIST (Section 5.2) and MovieLens ratings (Section 5.3).
+
+See :mod:`refvpng.data.mnist` and :mod:`refvpng.data.movielens`.
+"""
 
 from refvpng.data.mnist import (
     BinarizedMNIST,

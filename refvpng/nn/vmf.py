@@ -82,7 +82,7 @@ def make_vmf(m: int, hidden: int = 300, d: int = 100, floor: float = 1e-4) -> Ch
 
 
 def vmf_model(chain: Chain) -> LatentModel:
-    r"""The VMF chain as a :class:`~refvpng.models.latent.LatentModel` (softplus Poisson, prior :math:`N(0, I)`).
+    r"""The VMF chain as a :class:`~refvpng.models.latent.LatentModel` (softplus Poisson, prior N(0, I)).
 
     Parameters
     ----------

@@ -31,7 +31,9 @@ def _dat(rows):
 
 
 def _csv(rows):
-    return "userId,movieId,rating,timestamp\n" + "".join(f"{u},{m},{s},1{k}\n" for k, (u, m, s) in enumerate(rows))
+    return "userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{m},{s},1{k}\n" for k, (u, m, s) in enumerate(rows)
+    )
 
 
 def _inter(rows):

@@ -12,7 +12,7 @@ from scipy.stats import poisson
 from refvpng.curvature.fisher import q_fisher, vp_fisher_exact, vp_fisher_mc, vp_kfac_pairs
 from refvpng.curvature.kfac import KFACFactors, kfac_factors
 from refvpng.elbo import elbo, elbo_value_and_grad
-from refvpng.models.latent import draw_eps, without_hooks
+from refvpng.models.latent import without_hooks
 from refvpng.nn import vae_elbo, vae_step
 from refvpng.nn.vmf import VMF_LIKELIHOOD, make_vmf, vmf_model
 from refvpng.testing.tolerances import EXACT
