@@ -248,22 +248,10 @@ def _load_data(s: Settings):
 
 
 def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
-    """Train the VAE with one method and step size: :func:`~refvpng.experiments.chain_training.train_chain`.
+    """Train the VAE with one method and step size (``data`` by default loaded from ``s``).
 
-    Parameters
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    lr : float
-        Step size of the step-size rule.
-    s : Settings
-    data : BinarizedMNIST, optional
-        Default: loaded from ``s``.
-
-    Returns
-    -------
-    dict
-        As :func:`~refvpng.experiments.chain_training.train_chain`.
+    :func:`~refvpng.experiments.chain_training.train_chain` on :func:`refvpng.nn.make_vae` with
+    a Bernoulli likelihood; returns its record.
     """
     data = _load_data(s) if data is None else data
     net = make_vae(data.train.shape[1], s.hidden, s.d_z)

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from scipy.special import gammaln
 
-from refvpng.nn._bernoulli_kernel import check_bernoulli_args
+from refvpng.nn._bernoulli_kernel import check_bernoulli_args, terms_numba
 
 __all__ = ["poisson_terms", "poisson_terms_numba"]
 
@@ -102,55 +102,53 @@ def poisson_terms_numpy(t, x, u, dp_dtype):
     return ll, d, dp
 
 
+@numba.njit(cache=True)
+def _rate_terms(tv):  # pragma: no cover - compiled
+    """Rate, its log, sigmoid and sigmoid / rate of one output, as :func:`_log_rate_and_ratio`."""
+    soft = math.log1p(math.exp(-abs(tv)))
+    r = max(tv, 0.0) + soft
+    log_r = math.log(max(r, 1e-300)) if tv > -30.0 else tv + math.log1p(-0.5 * math.exp(tv))
+    log_sig = -(max(-tv, 0.0) + soft)
+    return r, log_r, math.exp(log_sig), math.exp(log_sig - log_r)
+
+
+@numba.njit(cache=True)
+def _quantile(uv, r):  # pragma: no cover - compiled
+    """:func:`poisson_quantile` of one entry, the same partial sums in the same order."""
+    p = math.exp(-r)
+    cdf, k = p, 0.0
+    for _ in range(_MAX_SEARCH):
+        if not (uv >= cdf and p > 0.0):
+            break
+        k += 1.0
+        p = p * r / k
+        cdf += p
+    return k
+
+
 @numba.njit(parallel=True, cache=True)
 def _kernel(t, x, u, dp, want_dp):  # pragma: no cover - compiled
-    rows, cols = t.shape
-    n = x.shape[0]
-    ll = np.zeros(rows)
-    d = np.empty((rows, cols))
-    for row in numba.prange(rows):
-        acc = 0.0
-        xr = row % n
-        for c in range(cols):
-            tv = t[row, c]
-            r = max(tv, 0.0) + math.log1p(math.exp(-abs(tv)))
-            if tv > -30.0:
-                log_r = math.log(max(r, 1e-300))
-            else:
-                log_r = tv + math.log1p(-0.5 * math.exp(tv))
-            log_sig = -(max(-tv, 0.0) + math.log1p(math.exp(-abs(tv))))
-            sig = math.exp(log_sig)
-            ratio = math.exp(log_sig - log_r)
-            xv = x[xr, c]
-            acc += xv * log_r - r - math.lgamma(xv + 1.0)
-            d[row, c] = xv * ratio - sig
+    n_data = x.shape[0]
+    ll = np.zeros(t.shape[0])
+    d = np.empty_like(t)
+    for row in numba.prange(t.shape[0]):
+        xrow = x[row % n_data]
+        total = 0.0
+        for c in range(t.shape[1]):
+            r, log_r, sig, ratio = _rate_terms(t[row, c])
+            total += xrow[c] * log_r - r - math.lgamma(xrow[c] + 1.0)
+            d[row, c] = xrow[c] * ratio - sig
             if want_dp:
-                p = math.exp(-r)
-                cdf = p
-                k = 0.0
-                uv = u[row, c]
-                for _ in range(10_000):
-                    if not (uv >= cdf and p > 0.0):
-                        break
-                    k += 1.0
-                    p = p * r / k
-                    cdf += p
-                dp[row, c] = k * ratio - sig
-        ll[row] = acc
+                dp[row, c] = _quantile(u[row, c], r) * ratio - sig
+        ll[row] = total
     return ll, d
 
 
 def poisson_terms_numba_checked(t, x, u, dp_dtype):
     """:func:`poisson_terms_numba` on checked arguments (no validation)."""
-    t = np.ascontiguousarray(t, dtype=np.float64)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    want = u is not None
-    if want:
-        _check_rates(np.logaddexp(0.0, t.max(initial=-np.inf)))
-    uu = np.ascontiguousarray(u, dtype=np.float64) if want else np.zeros((1, 1))
-    dp = np.empty(t.shape if want else (0, 0), dtype=dp_dtype)
-    ll, d = _kernel(t, x, uu, dp, want)
-    return ll, d, (dp if want else None)
+    if u is not None:
+        _check_rates(np.logaddexp(0.0, np.max(t, initial=-np.inf)))
+    return terms_numba(t, x, u, dp_dtype, _kernel)
 
 
 def poisson_terms(t, x, u=None, *, dp_dtype=np.float64):
@@ -174,16 +172,14 @@ def poisson_terms(t, x, u=None, *, dp_dtype=np.float64):
     x : ndarray, shape (n, d)
         Counts (non-negative integers); row :math:`r` of ``t`` goes with row :math:`r \bmod n`.
     u : ndarray, shape (R, d), optional
-        Uniforms in [0, 1) for the predictive samples.
+        Uniforms in [0, 1) from which the predictive counts :math:`x'` are inverted.
     dp_dtype : {float64, float32}, default float64
         Precision of ``dp``.
 
     Returns
     -------
-    ll : ndarray, shape (R,)
-    d : ndarray, shape (R, d)
-    dp : ndarray, shape (R, d) or None
-        ``None`` when ``u`` is not given.
+    (ll, d, dp) : tuple of ndarray
+        Shapes ``(R,)``, ``(R, d)`` and ``(R, d)``; ``dp`` is ``None`` without ``u``.
 
     Raises
     ------
