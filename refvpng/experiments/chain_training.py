@@ -201,7 +201,7 @@ def train_chain(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=N
 
     clock, wall = _clock_fn or _clock(s.clock), time.perf_counter
     curve: list[list[float]] = []
-    steps: list[int] = []
+    eval_steps: list[int] = []
     acct = {"eval": 0.0, "eval_wall": 0.0, "next": 0.0}
 
     def evaluate(eta, t_train):
@@ -209,7 +209,7 @@ def train_chain(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=N
         tr = vae_elbo(vae, eta, data.train_eval, eps_tr, likelihood=likelihood)
         te = vae_elbo(vae, eta, data.test, eps_te, likelihood=likelihood)
         curve.append([float(t_train), tr, te])
-        steps.append(box["step"])
+        eval_steps.append(box["step"])
         acct["eval"] += clock() - e0
         acct["eval_wall"] += wall() - w0
 
@@ -246,7 +246,7 @@ def train_chain(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=N
         "final_train_elbo": curve[-1][1],
         "final_test_elbo": curve[-1][2],
         "curve": curve,
-        "curve_steps": steps,
+        "curve_steps": eval_steps,
     }
     if box["refresh_t"]:
         out["refresh_seconds_mean"] = float(np.mean(box["refresh_t"]))
