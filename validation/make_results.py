@@ -118,6 +118,23 @@ def section_vae_speed(r):
     return out + [""]
 
 
+def section_vmf_speed(r):
+    b = _load(r, "bench_vmf.json")
+    out = ["### Speed (`validation/bench/bench_vmf.py`)", ""]
+    if b is None:
+        return out + _missing("python validation/bench/bench_vmf.py")
+    out += [
+        "| method | CPU s / iteration | wall s / iteration | × Adam (CPU) | × Adam (wall) |",
+        "|---|---|---|---|---|",
+    ]
+    for m, v in b["methods"].items():
+        out.append(
+            f"| {m} | {v['sec_per_iter']:.4g} | {v['wall_sec_per_iter']:.4g} | "
+            f"{v['ratio_to_adam_cpu']:.2f} | {v['ratio_to_adam_wall']:.2f} |"
+        )
+    return out + ["", f"Sizes: {b['settings']}.", ""]
+
+
 def _ratio(c, a, b):
     if b not in c["cpu"] or a not in c["cpu"]:
         return "—"
@@ -235,6 +252,8 @@ SECTIONS = (
     section_vae_speed,
     _experiment_section("ppca"),
     section_fisher,
+    _experiment_section("vmf"),
+    section_vmf_speed,
 )
 
 

@@ -3,7 +3,7 @@ r"""The training protocol shared by the chain experiments (Figure 2's VAE, Figur
 A network :class:`refvpng.nn.Chain` with a likelihood (Bernoulli logits or softplus Poisson) is
 trained by :func:`refvpng.nn.vae_step` with one of :data:`METHODS` (a direction then a step-size
 rule, :func:`method_optimizer`) for a budget of CPU (or wall) seconds, evaluated on fixed noise
-:data:`n_evals` times evenly on the training clock (:func:`train_chain`); a grid cell is one
+:data:`n_evals` times evenly on the training clock (:func:`run_training`); a grid cell is one
 (method, step size) (:func:`cells`) and the best step size per method is the one with the best
 final train ELBO (:func:`best_per_method`). The protocol itself is documented in
 :mod:`refvpng.experiments.vae`; :mod:`refvpng.experiments.vmf` states where Figure 3 differs.
@@ -21,13 +21,22 @@ from typing import Any
 
 import numpy as np
 
+from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments.harness import Cell
 from refvpng.nn import vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
 
-__all__ = ["METHODS", "kfac_config", "method_optimizer", "train_chain", "cells", "best_per_method"]
+__all__ = [
+    "METHODS",
+    "kfac_config",
+    "method_optimizer",
+    "run_training",
+    "cells",
+    "run_method_cell",
+    "best_per_method",
+]
 
 METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
 """Method names, the keys of the results JSON."""
@@ -113,7 +122,7 @@ def _clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def train_chain(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=None) -> dict:
+def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=None) -> dict:
     """Train one method with one step size for ``s.budget`` seconds and record its curve.
 
     The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
@@ -204,12 +213,12 @@ def train_chain(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=N
     eval_steps: list[int] = []
     acct = {"eval": 0.0, "eval_wall": 0.0, "next": 0.0}
 
-    def evaluate(eta, t_train):
+    def evaluate(eta, t_train, step):
         e0, w0 = clock(), wall()
         tr = vae_elbo(vae, eta, data.train_eval, eps_tr, likelihood=likelihood)
         te = vae_elbo(vae, eta, data.test, eps_te, likelihood=likelihood)
         curve.append([float(t_train), tr, te])
-        eval_steps.append(box["step"])
+        eval_steps.append(step)  # updates applied so far
         acct["eval"] += clock() - e0
         acct["eval_wall"] += wall() - w0
 
@@ -217,7 +226,7 @@ def train_chain(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=N
         t_train = clock() - acct["t0"] - acct["eval"]
         done = t_train >= s.budget
         if t_train >= acct["next"] or done:
-            evaluate(eta, t_train)
+            evaluate(eta, t_train, step)
             acct["next"] += s.budget / s.n_evals
         if done:
             acct["steps"] = step + 1  # gradient evaluations (the last one is not applied)
@@ -258,8 +267,18 @@ def cells(s) -> list[Cell]:
     return [Cell(f"{m}-lr{lr:g}", {"method": m, "lr": lr}) for m in s.methods for lr in s.lrs]
 
 
+def run_method_cell(run_one, s, cell: Cell) -> dict:
+    """``run_one(method, lr, s)`` of a (method, step size) cell, with ``s.threads`` BLAS/numba threads."""
+    with limit_threads(s.threads):
+        return run_one(cell.params["method"], cell.params["lr"], s)
+
+
 def best_per_method(s, results: dict) -> dict:
-    """Per method the cell with the best final train ELBO, with the whole step-size ``grid``."""
+    """Per method the cell with the best final train ELBO, with the whole step-size ``grid``.
+
+    ``best_at_grid_edge`` says whether the best step size is the smallest or the largest of the
+    grid (then the grid does not bracket it: extend ``lrs``, which reuses the cells already run).
+    """
     doc = {}
     for m in s.methods:
         runs = [results[f"{m}-lr{lr:g}"] for lr in s.lrs]
@@ -269,5 +288,7 @@ def best_per_method(s, results: dict) -> dict:
             {k: r[k] for k in ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")}
             for r in runs
         ]
+        lrs = sorted(s.lrs)
+        entry["best_at_grid_edge"] = len(lrs) > 1 and best["lr"] in (lrs[0], lrs[-1])
         doc[m] = entry
     return doc

@@ -123,7 +123,6 @@ import dataclasses
 
 import numpy as np
 
-from refvpng._threads import limit_threads
 from refvpng.experiments import harness
 from refvpng.experiments.chain_training import (
     METHODS,
@@ -131,7 +130,8 @@ from refvpng.experiments.chain_training import (
     cells,  # noqa: F401 - declared below
     kfac_config,
     method_optimizer,
-    train_chain,
+    run_method_cell,
+    run_training,
 )
 from refvpng.experiments.harness import Cell
 from refvpng.experiments.vae_report import headline, markdown, notes, plot  # noqa: F401 - declared below
@@ -250,18 +250,17 @@ def _load_data(s: Settings):
 def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
     """Train the VAE with one method and step size (``data`` by default loaded from ``s``).
 
-    :func:`~refvpng.experiments.chain_training.train_chain` on :func:`refvpng.nn.make_vae` with
+    :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vae` with
     a Bernoulli likelihood; returns its record.
     """
     data = _load_data(s) if data is None else data
     net = make_vae(data.train.shape[1], s.hidden, s.d_z)
-    return train_chain(method, lr, s, net, Bernoulli(), data, _clock_fn=_clock_fn)
+    return run_training(method, lr, s, net, Bernoulli(), data, _clock_fn=_clock_fn)
 
 
 def run_cell(s: Settings, cell: Cell) -> dict:
     """Train one (method, step size) cell with ``s.threads`` BLAS/numba threads."""
-    with limit_threads(s.threads):
-        return run_one(cell.params["method"], cell.params["lr"], s)
+    return run_method_cell(run_one, s, cell)
 
 
 def summarize(s: Settings, results: dict) -> dict:

@@ -9,7 +9,7 @@ movie vectors :math:`\theta_i` model parameters (one linear layer without bias):
 :func:`refvpng.nn.vae_step` with ``likelihood=Poisson("softplus")``.
 
 Objective, methods and clock are those of Figure 2 (:mod:`refvpng.experiments.vae`, the shared
-loop :func:`refvpng.experiments.chain_training.train_chain`): the per-user ELBO estimate with
+loop :func:`refvpng.experiments.chain_training.run_training`): the per-user ELBO estimate with
 the exact KL, :math:`S` latent samples per user, and every curvature per data point.
 
 ``adam``
@@ -63,25 +63,20 @@ import functools
 
 import numpy as np
 
-from refvpng._threads import limit_threads
 from refvpng.data.movielens import MovieLens, load_movielens
 from refvpng.experiments import harness, vae
-from refvpng.experiments.chain_training import best_per_method, cells, train_chain  # noqa: F401
+from refvpng.experiments.chain_training import (  # noqa: F401 - cells: declared below
+    best_per_method,
+    cells,
+    run_method_cell,
+    run_training,
+)
 from refvpng.experiments.harness import Cell
 from refvpng.experiments.vmf_report import headline, markdown, notes, plot  # noqa: F401 - declared below
 from refvpng.nn.vmf import VMF_LIKELIHOOD, make_vmf
 
-__all__ = [
-    "METHODS",
-    "Settings",
-    "QUICK",
-    "EXPERIMENT",
-    "synthetic_ratings",
-    "load_data",
-    "run_one",
-    "run_experiment",
-    "main",
-]
+__all__ = ["METHODS", "Settings", "QUICK", "EXPERIMENT", "synthetic_ratings", "load_data", "run_one"]
+__all__ += ["run_experiment", "main"]
 
 METHODS = ("adam", "q_natural", "two_step", "vpng_tridiag")
 """The methods of Figure 3 (a subset of :data:`refvpng.experiments.chain_training.METHODS`)."""
@@ -164,18 +159,17 @@ def load_data(s: Settings) -> MovieLens:
 def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
     """Train the VMF network with one method and step size (``data`` by default from ``s``).
 
-    :func:`~refvpng.experiments.chain_training.train_chain` on :func:`refvpng.nn.make_vmf` with
+    :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vmf` with
     the softplus Poisson likelihood; returns its record.
     """
     data = load_data(s) if data is None else data
     net = make_vmf(data.train.shape[1], s.hidden, s.d_z)
-    return train_chain(method, lr, s, net, VMF_LIKELIHOOD, data, _clock_fn=_clock_fn)
+    return run_training(method, lr, s, net, VMF_LIKELIHOOD, data, _clock_fn=_clock_fn)
 
 
 def run_cell(s: Settings, cell: Cell) -> dict:
     """Train one (method, step size) cell with ``s.threads`` BLAS/numba threads."""
-    with limit_threads(s.threads):
-        return run_one(cell.params["method"], cell.params["lr"], s)
+    return run_method_cell(run_one, s, cell)
 
 
 def summarize(s: Settings, results: dict) -> dict:
@@ -192,6 +186,6 @@ def summarize(s: Settings, results: dict) -> dict:
 
 EXPERIMENT, run_experiment, main = harness.declare(
     __name__, name="vmf", result="vmf_figure3", figure="vmf_figure3.png",
-    title="6. Figure 3: variational Poisson matrix factorisation on MovieLens",
+    title="8. Figure 3: variational Poisson matrix factorisation on MovieLens",
     description="Figure 3: Poisson MF on MovieLens, four optimisers, one CPU budget",
 )  # fmt: skip

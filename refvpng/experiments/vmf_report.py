@@ -75,7 +75,7 @@ def claims(doc: dict) -> dict:
         out["gap"] = [[float(t), float(g)] for t, g in zip(grid, gap, strict=True)]
     if "q_natural" in methods and others:
         first = {m: doc[m]["curve"][min(1, len(doc[m]["curve"]) - 1)][1] for m in methods}
-        out["ng_worst_at_start"] = min(first, key=first.get) == "q_natural"
+        out["ng_worst_at_start"] = min(first, key=lambda m: first[m]) == "q_natural"
     return out
 
 
@@ -160,7 +160,9 @@ def markdown(t: dict) -> list[str]:
         f"Here: VPNG ahead at the end on train {_verdict(c['ahead_train'])}, on test "
         f"{_verdict(c['ahead_test'])}; its lead largest in the first half of the budget "
         f"{_verdict(c['gap_largest_early'])}; the traditional NG worst at the first evaluation "
-        f"{_verdict(c['ng_worst_at_start'])}.",
+        f"{_verdict(c['ng_worst_at_start'])}. Best step size at an edge of the grid (not bracketed): "
+        + (", ".join(m for m in t["settings"]["methods"] if t[m].get("best_at_grid_edge")) or "none")
+        + ".",
         "",
         str(t["notes"]),
     ]
