@@ -100,7 +100,7 @@ def section_outer(r):
             else "in this run numba is **not** faster at every size (weighted column), so the rule is due for review."
         )
         + " The two paths agree to rounding (max relative difference in the JSON), and both are bit-identical "
-        "for 1 and 2 threads (section 8)."
+        "for 1 and 2 threads (section 9)."
     )
     return out + [""]
 
@@ -124,6 +124,23 @@ def section_vae_speed(r):
         if isinstance(v, (int, float)):
             out.append(f"| {k} | {v:.4g} |")
     return out + [""]
+
+
+def section_vmf_speed(r):
+    b = _load(r, "bench_vmf.json")
+    out = ["### Speed (`validation/bench/bench_vmf.py`)", ""]
+    if b is None:
+        return out + _missing("python validation/bench/bench_vmf.py")
+    out += [
+        "| method | CPU s / iteration | wall s / iteration | × Adam (CPU) | × Adam (wall) |",
+        "|---|---|---|---|---|",
+    ]
+    for m, v in b["methods"].items():
+        out.append(
+            f"| {m} | {v['sec_per_iter']:.4g} | {v['wall_sec_per_iter']:.4g} | "
+            f"{v['ratio_to_adam_cpu']:.2f} | {v['ratio_to_adam_wall']:.2f} |"
+        )
+    return out + ["", f"Sizes: {b['settings']}.", ""]
 
 
 def _ratio(c, a, b):
@@ -244,7 +261,7 @@ def section_fisher(r):
 
 
 def section_determinism(r):
-    out = ["## 8. Determinism (`validation/determinism.py`)", ""]
+    out = ["## 9. Determinism (`validation/determinism.py`)", ""]
     d = _load(r, "determinism.json")
     if d is None:
         return out + _missing("python validation/determinism.py")
@@ -312,6 +329,8 @@ SECTIONS = (
     section_vae_speed,
     _experiment_section("ppca"),
     section_fisher,
+    _experiment_section("vmf"),
+    section_vmf_speed,
     section_determinism,
 )
 

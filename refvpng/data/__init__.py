@@ -1,4 +1,7 @@
-"""Data sets: binarized MNIST for the VAE experiment of Section 5.2 (:mod:`refvpng.data.mnist`)."""
+"""Data sets: binarized MNIST (Section 5.2) and MovieLens ratings (Section 5.3).
+
+See :mod:`refvpng.data.mnist` and :mod:`refvpng.data.movielens`.
+"""
 
 from refvpng.data.mnist import (
     BinarizedMNIST,
@@ -11,6 +14,7 @@ from refvpng.data.mnist import (
     read_idx,
     write_idx,
 )
+from refvpng.data.movielens import MovieLens, load_movielens, read_ratings
 
 __all__ = [
     "BinarizedMNIST",
@@ -22,4 +26,7 @@ __all__ = [
     "packaged_mnist_path",
     "read_idx",
     "write_idx",
+    "MovieLens",
+    "load_movielens",
+    "read_ratings",
 ]
