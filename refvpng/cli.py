@@ -16,6 +16,7 @@ EXPERIMENTS = {
     "toy": "refvpng.experiments.toy",
     "blr": "refvpng.experiments.blr",
     "vae": "refvpng.experiments.vae",
+    "vmf": "refvpng.experiments.vmf",
     "ppca": "refvpng.experiments.ppca",
 }
 

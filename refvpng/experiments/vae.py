@@ -120,21 +120,23 @@ References
 from __future__ import annotations
 
 import dataclasses
-import time
-from typing import Any
 
 import numpy as np
 
-from refvpng._threads import limit_threads
-from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments import harness
+from refvpng.experiments.chain_training import (
+    METHODS,
+    best_per_method,
+    cells,  # noqa: F401 - declared below
+    kfac_config,
+    method_optimizer,
+    run_method_cell,
+    run_training,
+)
 from refvpng.experiments.harness import Cell
 from refvpng.experiments.vae_report import headline, markdown, notes, plot  # noqa: F401 - declared below
-from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
-from refvpng.nn.linearize import vae_fisher_operator  # hf_sgvi
-from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
-from refvpng.optim.hf_direction import hf_direction  # hf_sgvi
-from refvpng.optim.two_step import BlockCurvature, two_step
+from refvpng.models import Bernoulli
+from refvpng.nn import make_vae
 
 __all__ = [
     "METHODS",
@@ -148,9 +150,6 @@ __all__ = [
     "run_experiment",
     "main",
 ]
-
-METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step", "hf_sgvi")
-"""Method names, the keys of the results JSON."""
 
 
 def _f(default, help_text, grid=False):
@@ -187,8 +186,6 @@ class Settings:
     rule: str = _f("adam", "adam, rmsprop or fixed on every direction")
     encoder_steps: int = _f(1, "two_step: encoder steps per cycle")
     decoder_steps: int = _f(1, "two_step: decoder steps per cycle")
-    hf_iters: int = _f(10, "hf_sgvi: CG iterations per step")
-    hf_warm: float = _f(0.0, "hf_sgvi: warm-start decay zeta in [0, 1]")
     hidden: int = _f(200, "hidden width")
     d_z: int = _f(100, "latent width")
     seed: int = _f(0, "root seed (parameters, batches, noise)")
@@ -250,239 +247,27 @@ def _load_data(s: Settings):
     return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None)
 
 
-def kfac_config(s: Settings, tridiagonal: bool) -> KFACConfig:
-    """The K-FAC hyperparameters of a run (damping per data point, as the factors)."""
-    return KFACConfig(
-        tridiagonal=tridiagonal,
-        factor_damping=s.damping,
-        decay=s.decay,
-        inverse_every=s.inverse_every,
-        lowrank_c=s.lowrank_c,
-        lowrank_threshold=s.lowrank_threshold,
-    )
-
-
-def method_optimizer(method: str, lr: float, s: Settings, n_encoder: int) -> tuple:
-    r"""The optimiser of a method and the curvature kind of each step of a cycle.
-
-    Every K-FAC method is :func:`refvpng.optim.kfac_direction.kfac_direction` (the running
-    K-FAC estimate in the optimiser state, :math:`(\breve F^\gamma)^{-1} g` with the factored
-    damping :math:`\gamma`) followed by the step-size rule ``s.rule``; ``q_natural`` applies it to
-    the encoder block :math:`\lambda` only. ``two_step`` is
-    :func:`refvpng.optim.two_step.two_step` of two such members, the encoder one with the
-    q-Fisher K-FAC (the ``q_natural`` direction on :math:`\lambda`), the decoder one with the
-    decoder blocks of the VPNG K-FAC, each with its own estimate and rule state.
-
-    Parameters
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    lr : float
-        Step size of the rule.
-    s : Settings
-    n_encoder : int
-        Length of :math:`\lambda` (``chain.encoder.num_params``).
-
-    Returns
-    -------
-    optimizer : GradientTransformation
-        Expects this step's :class:`refvpng.curvature.kfac.KFACFactors` (``two_step``: a
-        :class:`refvpng.optim.two_step.BlockCurvature` of them) as ``curvature=``.
-    kinds : tuple of {None, "q", "vp", "dec"}
-        ``kinds[k % len(kinds)]`` is the ``curvature`` of :func:`refvpng.nn.vae.vae_step` at
-        step ``k``.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-
-    def rule() -> GradientTransformation:  # vanilla direction (a copy) then the rule
-        return make_optimizer("gradient", s.rule, lr)
-
-    def member(index=None) -> GradientTransformation:
-        cfg = kfac_config(s, method != "vpng_blockdiag")
-        return chain(kfac_direction(cfg, index=index), rule())
-
-    if method == "adam":
-        return rule(), (None,)
-    if method == "q_natural":
-        return member(slice(0, n_encoder)), ("q",)
-    if method == "two_step":
-        opt = two_step(
-            member(),
-            member(),
-            n_encoder,
-            encoder_steps=s.encoder_steps,
-            decoder_steps=s.decoder_steps,
-        )
-        return opt, ("q",) * s.encoder_steps + ("dec",) * s.decoder_steps
-    if method == "hf_sgvi":  # truncated CG on the matrix-free F_r / n + gamma I
-        return chain(hf_direction(s.hf_iters, s.damping, warm_start=s.hf_warm), rule()), ("hf",)
-    return member(), ("vp",)
-
-
-def _clock(kind: str):
-    return time.process_time if kind == "cpu" else time.perf_counter
-
-
 def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
-    """Train one method with one step size for ``s.budget`` seconds and record its curve.
+    """Train the VAE with one method and step size (``data`` by default loaded from ``s``).
 
-    The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
-    optimiser state (step-size rule and running K-FAC estimates) is the ``state`` it returns
-    and checkpoints.
-
-    Parameters
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    lr : float
-        Step size of the step-size rule.
-    s : Settings
-    data : BinarizedMNIST, optional
-        Default: loaded from ``s``.
-
-    Returns
-    -------
-    dict
-        ``method, lr, steps, sec_per_iter, wall_sec_per_iter, final_train_elbo,
-        final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``), and, for
-        K-FAC methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
-        refreshes the decompositions (EMA, decompositions, solve and step-size rule;
-        ``two_step``: over both blocks' refreshes). ``steps`` counts iterations, for
-        ``two_step`` inner steps (one block each).
+    :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vae` with
+    a Bernoulli likelihood; returns its record.
     """
     data = _load_data(s) if data is None else data
-    vae = make_vae(data.train.shape[1], s.hidden, s.d_z)
-    eta0 = vae.init(np.random.default_rng([s.seed, 0]))
-    n_train, batch = data.train.shape[0], min(s.batch, data.train.shape[0])
-    per_epoch = n_train // batch
-    opt, kinds = method_optimizer(method, lr, s, vae.encoder.num_params)
-    dtype = np.dtype(s.factor_dtype)
-    bernoulli_terms_numba(np.zeros((2, 2)), np.zeros((1, 2)), np.zeros((2, 2)))  # compile now
-    eval_rng = np.random.default_rng([s.seed, 1])
-    eps_tr = eval_rng.standard_normal((s.eval_samples, data.train_eval.shape[0], s.d_z))
-    eps_te = eval_rng.standard_normal((s.eval_samples, data.test.shape[0], s.d_z))
-    # per-kind factor batches so far: a K-FAC update refreshes when its count % T3 == 0
-    box: dict[str, Any] = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
-
-    def objective_and_grad(eta, rng):
-        k = box["step"]
-        kind = kinds[k % len(kinds)]
-        epoch, j = divmod(k, per_epoch)
-        perm = np.random.default_rng([s.seed, 2, epoch]).permutation(n_train)
-        x = data.train[perm[j * batch : (j + 1) * batch]]
-        eps = rng.standard_normal((s.samples, batch, s.d_z))
-        u = rng.random((s.samples, batch, vae.d_x)) if kind in ("vp", "dec", "hf") else None
-        st = vae_step(
-            vae,
-            eta,
-            x,
-            eps,
-            u,
-            curvature=None if kind == "hf" else kind,
-            fisher_samples=s.fisher_samples,
-            factor_dtype=dtype,
-            cross=method != "vpng_blockdiag",
-        )
-        box["factors"], box["kind"] = st.factors_per_point, kind
-        if kind == "hf":
-            box["factors"] = vae_fisher_operator(vae, eta, x, eps, u, fisher_samples=s.fisher_samples)
-        box["refresh"] = kind in ("q", "vp", "dec") and box["count"][kind] % s.inverse_every == 0
-        box["step"] = k + 1
-        return st.value, st.grad
-
-    def curvature_fn(eta, rng):
-        f, kind = box["factors"], box["kind"]
-        if method == "two_step":
-            return BlockCurvature(f if kind == "q" else None, f if kind == "dec" else None)
-        return f
-
-    def timed_update(grads, state, params=None, **extra):
-        t0 = time.perf_counter()
-        out = opt.update(grads, state, params, **extra)
-        if box["kind"] is not None:
-            box["count"][box["kind"]] += 1
-            if box["refresh"]:
-                box["refresh_t"].append(time.perf_counter() - t0)
-        return out
-
-    clock, wall = _clock_fn or _clock(s.clock), time.perf_counter
-    curve: list[list[float]] = []
-    acct = {"eval": 0.0, "eval_wall": 0.0, "next": 0.0}
-
-    def evaluate(eta, t_train):
-        e0, w0 = clock(), wall()
-        tr = vae_elbo(vae, eta, data.train_eval, eps_tr)
-        te = vae_elbo(vae, eta, data.test, eps_te)
-        curve.append([float(t_train), tr, te])
-        acct["eval"] += clock() - e0
-        acct["eval_wall"] += wall() - w0
-
-    def callback(step, eta, state, value):
-        t_train = clock() - acct["t0"] - acct["eval"]
-        done = t_train >= s.budget
-        if t_train >= acct["next"] or done:
-            evaluate(eta, t_train)
-            acct["next"] += s.budget / s.n_evals
-        if done:
-            acct["steps"] = step + 1  # gradient evaluations (the last one is not applied)
-            acct["t_train"] = t_train
-            acct["wall"] = wall() - acct["w0"] - acct["eval_wall"]
-            return True
-        return None
-
-    acct["t0"], acct["w0"] = clock(), wall()
-    result = run(
-        objective_and_grad,
-        eta0,
-        GradientTransformation(opt.init, timed_update),
-        10**12,
-        seed=s.seed,
-        curvature_fn=None if kinds == (None,) else curvature_fn,
-        callback=callback,
-    )
-    steps = max(acct["steps"], 1)
-    out = {
-        "method": method,
-        "lr": lr,
-        "steps": acct["steps"],
-        "sec_per_iter": acct["t_train"] / steps,
-        "wall_sec_per_iter": acct["wall"] / steps,
-        "final_train_elbo": curve[-1][1],
-        "final_test_elbo": curve[-1][2],
-        "curve": curve,
-    }
-    if box["refresh_t"]:
-        out["refresh_seconds_mean"] = float(np.mean(box["refresh_t"]))
-    if method == "hf_sgvi":  # F_r products per iteration (each about 0.85 of a gradient)
-        out["cg_iterations_mean"] = result.state[0].total_iterations / steps
-    return out
-
-
-def cells(s: Settings) -> list[Cell]:
-    """One cell per (method, step size)."""
-    return [Cell(f"{m}-lr{lr:g}", {"method": m, "lr": lr}) for m in s.methods for lr in s.lrs]
+    net = make_vae(data.train.shape[1], s.hidden, s.d_z)
+    return run_training(method, lr, s, net, Bernoulli(), data, _clock_fn=_clock_fn)
 
 
 def run_cell(s: Settings, cell: Cell) -> dict:
     """Train one (method, step size) cell with ``s.threads`` BLAS/numba threads."""
-    with limit_threads(s.threads):
-        return run_one(cell.params["method"], cell.params["lr"], s)
+    return run_method_cell(run_one, s, cell)
 
 
 def summarize(s: Settings, results: dict) -> dict:
     """The best step size per method by final train ELBO, with the grid."""
     source = _load_data(s).source
     doc = {"data_source": source, "notes": notes(s, source)}
-    for m in s.methods:
-        runs = [results[f"{m}-lr{lr:g}"] for lr in s.lrs]
-        best = max(runs, key=lambda r: r["final_train_elbo"])
-        entry = dict(best)
-        entry["grid"] = [
-            {k: r[k] for k in ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")}
-            for r in runs
-        ]
-        doc[m] = entry
+    doc.update(best_per_method(s, results))
     return doc
 
 

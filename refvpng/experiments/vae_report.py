@@ -11,7 +11,7 @@ from refvpng.experiments import harness
 
 __all__ = ["LABELS", "PAPER_CLAIM", "notes", "headline", "plot", "markdown"]
 
-METHOD_ORDER = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step", "hf_sgvi")
+METHOD_ORDER = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
 
 
 def notes(s, source: str) -> str:
@@ -51,12 +51,6 @@ def notes(s, source: str) -> str:
             if "two_step" in s.methods
             else ""
         )
-        + (
-            f" HF-SGVI: {getattr(s, 'hf_iters', 0)} CG iterations per step on the matrix-free "
-            "F_r / n + damping I of the step's minibatch, noise and predictive samples."
-            if "hf_sgvi" in s.methods
-            else ""
-        )
     )
 
 
@@ -66,7 +60,6 @@ LABELS = {
     "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
     "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
     "two_step": "two-step NG (enc q-Fisher / dec Fisher)",
-    "hf_sgvi": "HF-SGVI (truncated CG on F_r)",
 }
 
 PAPER_CLAIM = (

@@ -3,7 +3,8 @@
 See :mod:`refvpng.nn.mlp` for the parameter packing (column-major ``vec`` of ``[W, b]``) and
 the Kronecker ordering (``A ⊗ G``, input factor left) used throughout,
 :func:`refvpng.nn.chain_model` for the chain as a :class:`~refvpng.models.latent.LatentModel`,
-and :mod:`refvpng.nn.vae` for the fused VAE training step of Figure 2.
+and :mod:`refvpng.nn.vae` for the fused VAE training step of Figure 2, which also trains the
+variational Poisson matrix factorisation of Figure 3 (:mod:`refvpng.nn.vmf`).
 """
 
 from refvpng.nn.chain import Chain, ChainCache, ChainGrads, chain_model
@@ -13,9 +14,12 @@ from refvpng.nn.vae import (
     bernoulli_terms,
     bernoulli_terms_numba,
     make_vae,
+    poisson_terms,
+    poisson_terms_numba,
     vae_elbo,
     vae_step,
 )
+from refvpng.nn.vmf import VMF_LIKELIHOOD, make_vmf, vmf_model
 
 __all__ = [
     "ACTIVATIONS",
@@ -31,6 +35,11 @@ __all__ = [
     "bernoulli_terms",
     "bernoulli_terms_numba",
     "make_vae",
+    "poisson_terms",
+    "poisson_terms_numba",
     "vae_elbo",
     "vae_step",
+    "VMF_LIKELIHOOD",
+    "make_vmf",
+    "vmf_model",
 ]

@@ -100,14 +100,17 @@ def _kernel(t, x, u, dp, want_dp):  # pragma: no cover - compiled
     return ll, d
 
 
-def terms_numba(t, x, u, dp_dtype):
-    """:func:`bernoulli_terms_numba` on checked arguments (no validation)."""
+def terms_numba(t, x, u, dp_dtype, kernel=None):
+    """:func:`bernoulli_terms_numba` on checked arguments (no validation).
+
+    ``kernel`` is another compiled row kernel of the same signature (default the Bernoulli one).
+    """
     t = np.ascontiguousarray(t, dtype=np.float64)
     x = np.ascontiguousarray(x, dtype=np.float64)
     want = u is not None
     uu = np.ascontiguousarray(u, dtype=np.float64) if want else np.zeros((1, 1))
     dp = np.empty(t.shape if want else (0, 0), dtype=dp_dtype)
-    ll, d = _kernel(t, x, uu, dp, want)
+    ll, d = (_kernel if kernel is None else kernel)(t, x, uu, dp, want)
     return ll, d, (dp if want else None)
 
 

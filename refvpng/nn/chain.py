@@ -157,6 +157,7 @@ class Chain:
         decoder_sizes,
         activation: str = "relu",
         floor: float = 1e-4,
+        decoder_bias: bool = True,
     ) -> Chain:
         r"""Build from widths: ``encoder_sizes[-1]`` must be ``2 * decoder_sizes[0]``.
 
@@ -168,12 +169,14 @@ class Chain:
             Hidden activation of both MLPs.
         floor : float, default 1e-4
             Lower bound added to :math:`\sigma`.
+        decoder_bias : bool, default True
+            ``False`` for a decoder without biases (see :class:`refvpng.nn.MLP`).
 
         Returns
         -------
         Chain
         """
-        return cls(MLP(encoder_sizes, activation), MLP(decoder_sizes, activation), floor)
+        return cls(MLP(encoder_sizes, activation), MLP(decoder_sizes, activation, decoder_bias), floor)
 
     @property
     def d_x(self) -> int:
@@ -197,7 +200,7 @@ class Chain:
 
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
-        r"""Shapes :math:`(d_l, d_{l-1} + 1)` of all :math:`\bar W_l` in chain order."""
+        r"""Shapes :math:`(d_l, d_{l-1} + 1)` (no bias: :math:`d_{l-1}` columns) of all :math:`\bar W_l`."""
         return self.encoder.layer_shapes + self.decoder.layer_shapes
 
     def split(self, eta) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,10 @@ Layer :math:`l = 1, \dots, L` maps its input :math:`a_{l-1}` (with :math:`a_0 = 
     \bar W_l = [W_l, b_l] \in \mathbb{R}^{d_l \times (d_{l-1} + 1)},
 
 followed by :math:`a_l = \phi(s_l)` for hidden layers (``relu``, ``tanh`` or ``identity``);
-the last layer is linear, the network output is :math:`s_L`.
+the last layer is linear, the network output is :math:`s_L`. An MLP built with ``bias=False``
+has no biases: :math:`s_l = W_l a_{l-1}`, :math:`\bar a_{l-1} = a_{l-1}` and
+:math:`\bar W_l = W_l` (the generative layer :math:`\theta` of the Poisson matrix factorisation of
+Section 5.3 of Tang & Ranganath 2019); everything below holds with the bias column dropped.
 
 Parameter packing and Kronecker ordering
 ----------------------------------------
@@ -124,12 +127,17 @@ class MLP:
         Widths :math:`(d_0, d_1, \dots, d_L)`: input, hidden layers, output.
     activation : {"relu", "tanh", "identity"}, default "relu"
         Activation of the hidden layers; the last layer is always linear.
+    bias : bool, default True
+        Whether every layer has a bias (the last column of :math:`\bar W_l`); without it
+        :math:`\bar W_l = W_l` and :math:`\bar a_{l-1} = a_{l-1}`.
 
     Raises
     ------
     ValueError
         If ``sizes`` has fewer than two entries or a non-positive width, or ``activation`` is
         unknown.
+    TypeError
+        If ``bias`` is not a bool.
 
     Examples
     --------
@@ -145,10 +153,13 @@ class MLP:
     >>> grads = net.backward(cache, np.ones((5, 2)))
     >>> grads.params.shape, grads.input.shape
     ((26,), (5, 3))
+    >>> MLP((3, 4, 2), bias=False).num_params  # 3 * 4 + 4 * 2
+    20
     """
 
     sizes: tuple[int, ...]
     activation: str = "relu"
+    bias: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__len__"):
@@ -158,7 +169,10 @@ class MLP:
             raise ValueError(f"sizes must have at least 2 entries, got {len(sizes)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not isinstance(self.bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be a bool, got {type(self.bias).__name__}")
         object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "bias", bool(self.bias))
 
     @property
     def num_layers(self) -> int:
@@ -167,8 +181,9 @@ class MLP:
 
     @property
     def layer_shapes(self) -> tuple[tuple[int, int], ...]:
-        r"""Shapes :math:`(d_l, d_{l-1} + 1)` of the :math:`\bar W_l`."""
-        return tuple((o, i + 1) for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        r"""Shapes :math:`(d_l, d_{l-1} + 1)` of the :math:`\bar W_l` (no bias: :math:`(d_l, d_{l-1})`)."""
+        extra = int(self.bias)
+        return tuple((o, i + extra) for i, o in zip(self.sizes[:-1], self.sizes[1:], strict=True))
 
     @property
     def num_params(self) -> int:
@@ -227,7 +242,7 @@ class MLP:
         )
 
     def init(self, rng: np.random.Generator, *, bias_scale: float = 0.1) -> np.ndarray:
-        r"""Draw :math:`W_l \sim N(0, 1/d_{l-1})` and :math:`b_l \sim N(0, s_b^2)`.
+        r"""Draw :math:`W_l \sim N(0, 1/d_{l-1})` and :math:`b_l \sim N(0, s_b^2)` (if biased).
 
         Parameters
         ----------
@@ -241,10 +256,11 @@ class MLP:
         ndarray, shape (P,)
         """
         ws = []
-        for o, i in self.layer_shapes:
-            w = np.empty((o, i))
-            w[:, :-1] = rng.standard_normal((o, i - 1)) / np.sqrt(i - 1)
-            w[:, -1] = bias_scale * rng.standard_normal(o)
+        for (o, _), i in zip(self.layer_shapes, self.sizes[:-1], strict=True):
+            w = np.empty((o, i + self.bias))
+            w[:, :i] = rng.standard_normal((o, i)) / np.sqrt(i)
+            if self.bias:
+                w[:, -1] = bias_scale * rng.standard_normal(o)
             ws.append(w)
         return self.pack(ws)
 
@@ -268,7 +284,7 @@ class MLP:
         for layer, (o, i) in enumerate(self.layer_shapes):
             w = anp.transpose(anp.reshape(params[k : k + o * i], (i, o)))
             k += o * i
-            s = anp.dot(a, anp.transpose(w[:, :-1])) + w[:, -1]
+            s = anp.dot(a, anp.transpose(w[:, :-1])) + w[:, -1] if self.bias else anp.dot(a, anp.transpose(w))
             if layer == self.num_layers - 1:
                 a = s
             elif self.activation == "relu":
@@ -305,7 +321,7 @@ class MLP:
         a = as_array(x, "x", shape=(None, self.sizes[0]))
         a_bars, ss = [], []
         for k, w in enumerate(weights):
-            a_bar = np.concatenate([a, np.ones((a.shape[0], 1))], axis=1)
+            a_bar = np.concatenate([a, np.ones((a.shape[0], 1))], axis=1) if self.bias else a
             s = a_bar @ w.T
             a_bars.append(a_bar)
             ss.append(s)
@@ -346,7 +362,7 @@ class MLP:
         for k in range(self.num_layers - 1, -1, -1):
             gs[k] = g
             grads[k] = g.T @ cache.a_bar[k]
-            da = g @ cache.weights[k][:, :-1]
+            da = g @ cache.weights[k][:, : self.sizes[k]]
             if k > 0:
                 g = da * _act_grad(cache.activation, cache.s[k - 1])
         pairs = tuple(zip(cache.a_bar, gs, strict=True))

@@ -1,8 +1,11 @@
-r"""The fused VAE training step of Section 5.2: ELBO, gradient and K-FAC factors in one pass.
+r"""The fused VAE training step of Sections 5.2-5.3: ELBO, gradient and K-FAC factors in one pass.
 
 The VAE is a :class:`refvpng.nn.Chain` (:func:`make_vae`) with Bernoulli logits out and prior
-:math:`p(z) = N(0, I)`. For a minibatch :math:`x_{1:n}` and noise :math:`\varepsilon_{si}`,
-:math:`s = 1..S`, :func:`vae_step` returns the **per-data-point** ELBO estimate
+:math:`p(z) = N(0, I)`; the same step serves the variational Poisson matrix factorisation of
+Section 5.3 (:func:`refvpng.nn.vmf.make_vmf`: a chain whose decoder is one linear layer without
+bias, a softplus-link Poisson likelihood, ``likelihood=Poisson("softplus")``).
+For a minibatch :math:`x_{1:n}` and noise :math:`\varepsilon_{si}`, :math:`s = 1..S`,
+:func:`vae_step` returns the **per-data-point** ELBO estimate
 
 .. math::
     \hat{\mathcal L} = \frac{1}{n} \sum_{i=1}^n \Big[\frac{1}{S} \sum_{s=1}^S
@@ -38,6 +41,7 @@ from scipy.special import expit
 
 from refvpng._checks import as_int
 from refvpng.curvature.kfac import KFACFactors
+from refvpng.models.likelihoods import Bernoulli, Poisson
 from refvpng.nn._bernoulli_kernel import (
     bernoulli_terms,
     bernoulli_terms_numba,
@@ -45,6 +49,12 @@ from refvpng.nn._bernoulli_kernel import (
     real_array,
     terms_numba,
     terms_numpy,
+)
+from refvpng.nn._poisson_kernel import (
+    poisson_terms,
+    poisson_terms_numba,
+    poisson_terms_numba_checked,
+    poisson_terms_numpy,
 )
 from refvpng.nn.chain import Chain
 
@@ -56,6 +66,8 @@ __all__ = [
     "cross_gram",
     "gram",
     "make_vae",
+    "poisson_terms",
+    "poisson_terms_numba",
     "vae_elbo",
     "vae_step",
 ]
@@ -63,7 +75,14 @@ __all__ = [
 CURVATURES = (None, "vp", "q", "dec")
 """Values of ``curvature`` in :func:`vae_step`."""
 
-_TERMS = {"numba": terms_numba, "numpy": terms_numpy}
+_TERMS = {
+    ("bernoulli", "numba"): terms_numba,
+    ("bernoulli", "numpy"): terms_numpy,
+    ("poisson", "numba"): poisson_terms_numba_checked,
+    ("poisson", "numpy"): poisson_terms_numpy,
+}
+KERNELS = ("numba", "numpy")
+"""Values of ``kernel`` in :func:`vae_step`: the fused numba terms or their NumPy specification."""
 
 
 def make_vae(d_x: int = 784, hidden: int = 200, d_z: int = 100, floor: float = 1e-4) -> Chain:
@@ -123,10 +142,21 @@ def _check_chain(chain) -> Chain:
         raise TypeError(f"chain must be a refvpng.nn.Chain, got {type(chain).__name__}")
     if chain.d_out != chain.d_x:
         raise ValueError(
-            f"chain must output one Bernoulli logit per input pixel, got d_out = {chain.d_out} "
+            f"chain must output one likelihood parameter per input entry, got d_out = {chain.d_out} "
             f"for d_x = {chain.d_x}"
         )
+    if not chain.encoder.bias or chain.encoder.activation != "relu" or chain.decoder.activation != "relu":
+        raise ValueError("the fused step needs a biased ReLU encoder and a ReLU decoder")
     return chain
+
+
+def _family(likelihood) -> str:
+    """``"bernoulli"`` or ``"poisson"`` for the likelihoods the fused step supports."""
+    if likelihood is None or isinstance(likelihood, Bernoulli):
+        return "bernoulli"
+    if isinstance(likelihood, Poisson) and likelihood.link == "softplus":
+        return "poisson"
+    raise TypeError(f"likelihood must be Bernoulli() or Poisson('softplus'), got {likelihood!r}")
 
 
 def _check_data(chain: Chain, eta, x, eps):
@@ -141,24 +171,26 @@ def _check_data(chain: Chain, eta, x, eps):
     return eta, x, eps
 
 
-def _check_bernoulli(bernoulli: str) -> str:
-    if bernoulli not in _TERMS:
-        raise ValueError(f"bernoulli must be 'numba' or 'numpy', got {bernoulli!r}")
-    return bernoulli
+def _check_kernel(kernel: str) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be 'numba' or 'numpy', got {kernel!r}")
+    return kernel
 
 
-def _with_ones(a):
+def _with_ones(a, bias=True):
+    if not bias:
+        return a
     out = np.empty((a.shape[0], a.shape[1] + 1))
     out[:, :-1] = a
     out[:, -1] = 1.0
     return out
 
 
-def _mlp_forward(weights, a):
-    """Affine layers with ReLU between them; return the inputs ``[a, 1]`` and pre-activations."""
+def _mlp_forward(weights, a, bias=True):
+    """Affine layers with ReLU between them; return the inputs ``[a, 1]`` (or ``a``) and pre-activations."""
     ins, pre = [], []
     for k, w in enumerate(weights):
-        ab = _with_ones(a)
+        ab = _with_ones(a, bias)
         s = ab @ w.T
         ins.append(ab)
         pre.append(s)
@@ -176,18 +208,18 @@ def _forward(chain: Chain, eta, x, eps):
     mu, sraw = h[:, :dz], h[:, dz:]
     sigma = np.logaddexp(0.0, sraw) + chain.floor
     z = (mu[None] + sigma[None] * eps).reshape(eps.shape[0] * n, dz)
-    dec_in, dec_s, t = _mlp_forward(w_dec, z)
+    dec_in, dec_s, t = _mlp_forward(w_dec, z, chain.decoder.bias)
     return w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t
 
 
-def _dec_backprop(w_dec, dec_s, g_out, want_input=True):
-    """Per-layer g of the decoder (chain order) and dL/dz, in the dtype of ``g_out``."""
+def _dec_backprop(w_dec, dec_s, g_out, sizes, want_input=True):
+    """Per-layer g of the decoder (chain order) and dL/dz, in the dtype of ``g_out``; ``sizes``: widths."""
     gs = [None] * len(w_dec)
     g = g_out
     dt = g_out.dtype
     for k in range(len(w_dec) - 1, -1, -1):
         gs[k] = g
-        w = w_dec[k][:, :-1].astype(dt, copy=False)
+        w = w_dec[k][:, : sizes[k]].astype(dt, copy=False)
         if k > 0:
             g = g @ w
             g *= dec_s[k - 1] > 0.0
@@ -229,10 +261,19 @@ def cross_gram(a, b, scale: float, dtype) -> np.ndarray:
     return (a.astype(dtype, copy=False).T @ b.astype(dtype, copy=False)).astype(np.float64) * scale
 
 
-def _check_step_args(chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, bernoulli):
+def _check_counts(family: str, x) -> None:
+    if family == "poisson" and (x.min() < 0.0 or np.any(x != np.floor(x))):
+        raise ValueError("x must hold non-negative integer counts for a Poisson likelihood")
+
+
+def _check_step_args(
+    chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, kernel, likelihood
+):
     """Validate every argument of :func:`vae_step` before any computation."""
     chain = _check_chain(chain)
+    family = _family(likelihood)
     eta, x, eps = _check_data(chain, eta, x, eps)
+    _check_counts(family, x)
     if curvature not in CURVATURES:
         raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
     s_count, n = eps.shape[:2]
@@ -248,7 +289,7 @@ def _check_step_args(chain, eta, x, eps, u, curvature, fisher_samples, factor_dt
     fdt = np.dtype(factor_dtype) if isinstance(factor_dtype, (type, np.dtype, str)) else None
     if fdt is None or fdt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"factor_dtype must be float32 or float64, got {factor_dtype!r}")
-    return chain, eta, x, eps, u, m, fdt, _check_bernoulli(bernoulli)
+    return chain, eta, x, eps, u, m, fdt, (family, _check_kernel(kernel))
 
 
 def vae_step(
@@ -262,18 +303,21 @@ def vae_step(
     fisher_samples: int | None = None,
     factor_dtype=np.float64,
     cross: bool = True,
-    bernoulli: str = "numba",
+    kernel: str = "numba",
+    likelihood: Bernoulli | Poisson | None = None,
 ) -> VAEStep:
     r"""ELBO estimate, its gradient and (optionally) per-point K-FAC factors, one forward pass.
 
     Parameters
     ----------
     chain : Chain
-        The VAE (see :func:`make_vae`); Bernoulli logits out (``d_out == d_x``).
+        The VAE (see :func:`make_vae`, :func:`refvpng.nn.vmf.make_vmf`): a biased ReLU encoder,
+        a ReLU decoder with or without biases, one likelihood parameter per input entry
+        (``d_out == d_x``).
     eta : ndarray, shape (P,)
         :math:`(\lambda, \theta)`.
     x : ndarray, shape (n, d_x)
-        Binary minibatch.
+        Minibatch: binary (Bernoulli) or counts (Poisson).
     eps : ndarray, shape (S, n, d_z)
         Standard normal noise, :math:`S` draws per data point.
     u : ndarray, shape (S, n, d_x), optional
@@ -293,8 +337,13 @@ def vae_step(
         halves their cost; the factors are returned in float64).
     cross : bool, default True
         Also compute the cross factors (block-tridiagonal K-FAC); ``False`` for block-diagonal.
-    bernoulli : {"numba", "numpy"}, default "numba"
-        :func:`bernoulli_terms_numba` or its specification :func:`bernoulli_terms`.
+    kernel : {"numba", "numpy"}, default "numba"
+        The likelihood terms' fused numba kernel (:func:`bernoulli_terms_numba`,
+        :func:`poisson_terms_numba`) or its NumPy specification (:func:`bernoulli_terms`,
+        :func:`poisson_terms`).
+    likelihood : Bernoulli or Poisson, optional
+        ``Bernoulli()`` (the default, logits out) or ``Poisson("softplus")`` (rates
+        :math:`\operatorname{softplus}(t)`, predictive samples by CDF inversion of ``u``).
 
     Returns
     -------
@@ -303,11 +352,13 @@ def vae_step(
     Raises
     ------
     ValueError, TypeError
-        Naming the argument, before any computation: ``chain`` not a Bernoulli-output
-        :class:`Chain`; ``eta``, ``x``, ``eps`` or ``u`` of the wrong shape or not finite
-        (``u`` also outside [0, 1)); ``u`` missing for ``"vp"``/``"dec"``; an unknown
-        ``curvature`` or ``bernoulli``; ``fisher_samples`` outside :math:`[1, S]`;
-        ``factor_dtype`` not float32/float64.
+        Naming the argument, before any computation: ``chain`` not a :class:`Chain` of the
+        kind above; ``eta``, ``x``, ``eps`` or ``u`` of the wrong shape or not finite
+        (``u`` also outside [0, 1); ``x`` not counts for a Poisson); ``u`` missing for
+        ``"vp"``/``"dec"``; an unknown ``curvature``, ``kernel`` or ``likelihood``;
+        ``fisher_samples`` outside :math:`[1, S]`; ``factor_dtype`` not float32/float64.
+    FloatingPointError
+        Poisson with ``u``: a rate above 700 (the CDF inversion would underflow).
 
     Notes
     -----
@@ -328,20 +379,21 @@ def vae_step(
     >>> st.grad.shape, len(st.factors_per_point.A)
     ((130,), 6)
     """
-    chain, eta, x, eps, u, m, fdt, bern = _check_step_args(
-        chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, bernoulli
+    chain, eta, x, eps, u, m, fdt, terms = _check_step_args(
+        chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, kernel, likelihood
     )
     s_count, n = eps.shape[0], x.shape[0]
     rows = s_count * n
     dz = chain.d_z
     w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t = _forward(chain, eta, x, eps)
     want_vp = curvature in ("vp", "dec")
-    ll, d, dp = _TERMS[bern](t, x, u.reshape(rows, -1) if want_vp else None, fdt)
+    ll, d, dp = _TERMS[terms](t, x, u.reshape(rows, -1) if want_vp else None, fdt)
     kl = np.sum(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma), axis=1)
     value = float(ll.sum() / rows - kl.sum() / n)
 
     # ---- gradient of the per-data-point ELBO
-    gs_dec, d_z = _dec_backprop(w_dec, dec_s, d / rows)
+    sizes = chain.decoder.sizes
+    gs_dec, d_z = _dec_backprop(w_dec, dec_s, d / rows, sizes)
     d_z = d_z.reshape(s_count, n, dz)
     sig_sraw = expit(sraw)
     d_mu = d_z.sum(axis=0) - mu / n
@@ -366,7 +418,9 @@ def vae_step(
     want_enc = curvature != "dec"
     a_f, g_f, a_c, g_c = [], [], [], []
     if want_vp:
-        g_dec, dzp = _dec_backprop(w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], want_input=want_enc)
+        g_dec, dzp = _dec_backprop(
+            w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], sizes, want_input=want_enc
+        )
         dec_in = [ab[:mrows] for ab in dec_in]
     if want_enc:
         eps_m = eps[:m].astype(fdt, copy=False)
@@ -400,27 +454,38 @@ def vae_step(
     return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f), tuple(a_c), tuple(g_c)))
 
 
-def vae_elbo(chain: Chain, eta, x, eps, *, batch: int = 1000, bernoulli: str = "numba") -> float:
+def vae_elbo(
+    chain: Chain,
+    eta,
+    x,
+    eps,
+    *,
+    batch: int = 1000,
+    kernel: str = "numba",
+    likelihood: Bernoulli | Poisson | None = None,
+) -> float:
     r"""Per-data-point ELBO estimate :math:`\hat{\mathcal L}` on a data set, in batches.
 
     Parameters
     ----------
     chain : Chain
-        The VAE (Bernoulli logits out).
+        The VAE, as in :func:`vae_step`.
     eta : ndarray, shape (P,)
     x : ndarray, shape (N, d_x)
     eps : ndarray, shape (S, N, d_z)
         Fixed noise (common random numbers make curves comparable across methods).
     batch : int, default 1000
         Data points per forward pass.
-    bernoulli : {"numba", "numpy"}, default "numba"
+    kernel : {"numba", "numpy"}, default "numba"
         As in :func:`vae_step`.
+    likelihood : Bernoulli or Poisson, optional
+        As in :func:`vae_step` (default Bernoulli).
 
     Returns
     -------
     float
         Mean over the :math:`N` points of the :math:`S`-sample ELBO estimate; equals
-        ``vae_step(chain, eta, x, eps).value``.
+        ``vae_step(chain, eta, x, eps, likelihood=likelihood).value``.
 
     Raises
     ------
@@ -428,9 +493,11 @@ def vae_elbo(chain: Chain, eta, x, eps, *, batch: int = 1000, bernoulli: str = "
         Naming the argument, as :func:`vae_step`; ``batch`` not a positive integer.
     """
     chain = _check_chain(chain)
+    family = _family(likelihood)
     eta, x, eps = _check_data(chain, eta, x, eps)
+    _check_counts(family, x)
     batch = as_int(batch, "batch")
-    terms = _TERMS[_check_bernoulli(bernoulli)]
+    terms = _TERMS[family, _check_kernel(kernel)]
     total = 0.0
     n_all = x.shape[0]
     for start in range(0, n_all, batch):

@@ -240,3 +240,16 @@ def test_bench_fisher_quick_writes_json(tmp_path):
         assert max(cell["agreement"].values()) <= 10 * EXACT
     assert doc["summary"]["ratios"]["kron/jacobian"]
     assert doc["summary"]["ratios"]["kron/curvlinops"]
+
+
+def test_bench_fisher_largest_quick_checks_its_matrix(tmp_path):
+    """validation/bench/bench_fisher_largest.py at tiny size: rows agree with the Jacobian's Gram rows."""
+    bench = Path(__file__).resolve().parents[2] / "validation" / "bench" / "bench_fisher_largest.py"
+    spec = importlib.util.spec_from_file_location("bench_fisher_largest", bench)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "largest.json"
+    assert mod.main(["--quick", "--check-rows", "40", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())["largest"]
+    assert rec["checked_rows"] == 40 and rec["finite"]
+    assert rec["agreement_rows_vs_jacobian"] <= 10 * EXACT and rec["max_asymmetry"] == 0.0

@@ -41,6 +41,8 @@ MODELS = [
     ("bernoulli-relu", (4, 3, 4), (2, 3, 4), "relu", Bernoulli(), 1e-4),
     ("gaussian-tanh", (3, 5, 2), (1, 4, 3), "tanh", Gaussian(_gaussian_cov(3)), 0.05),
     ("poisson-identity", (3, 4), (2, 3), "identity", Poisson("softplus"), 0.0),
+    # Section 5.3: three encoder layers, one decoder layer without bias, softplus Poisson
+    ("poisson-vmf-nobias", (5, 4, 3, 4), (2, 5), "relu", Poisson("softplus"), 1e-3, False),
 ]
 
 
@@ -53,9 +55,9 @@ def _data(lik, rng, n, d):
 
 
 def _problem(spec, seed=0, n=3, s=2, m=3):
-    _, enc, dec, act, lik, floor = spec
+    _, enc, dec, act, lik, floor, *bias = spec
     rng = np.random.default_rng(seed)
-    chain = Chain.from_sizes(enc, dec, act, floor=floor)
+    chain = Chain.from_sizes(enc, dec, act, floor=floor, decoder_bias=bias[0] if bias else True)
     model = chain_model(chain, lik, prior_std=1.3)
     eta = 0.6 * rng.standard_normal(chain.num_params)
     x = _data(lik, rng, n, chain.d_x)

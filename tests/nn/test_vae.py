@@ -8,7 +8,7 @@ from scipy.special import expit
 
 from refvpng.curvature.kfac import KFACFactors, kfac_factors
 from refvpng.elbo import elbo_value_and_grad
-from refvpng.models import Bernoulli
+from refvpng.models import Bernoulli, Poisson
 from refvpng.nn import chain_model, make_vae, vae_elbo, vae_step
 from refvpng.testing.tolerances import EXACT
 
@@ -48,7 +48,7 @@ def _vp_sum_factors(chain, eta, x, eps, u):
 def test_step_matches_reference_chain(problem, bern):
     chain, eta, x, eps, u = problem
     """Value and gradient equal refvpng.elbo on the chain model divided by n (per data point)."""
-    st = vae_step(chain, eta, x, eps, u, curvature="vp", bernoulli=bern)
+    st = vae_step(chain, eta, x, eps, u, curvature="vp", kernel=bern)
     n = x.shape[0]
     value, grad = elbo_value_and_grad(chain_model(chain, Bernoulli()), eta, x, eps)
     assert abs(st.value - value / n) <= EXACT * abs(value / n)
@@ -120,7 +120,7 @@ def test_vae_elbo_batches_agree(problem):
     whole = vae_elbo(chain, eta, x, eps, batch=100)
     assert whole == pytest.approx(vae_elbo(chain, eta, x, eps, batch=4), rel=EXACT)
     assert whole == pytest.approx(vae_step(chain, eta, x, eps).value, rel=EXACT)
-    assert whole == pytest.approx(vae_elbo(chain, eta, x, eps, bernoulli="numpy"), rel=EXACT)
+    assert whole == pytest.approx(vae_elbo(chain, eta, x, eps, kernel="numpy"), rel=EXACT)
 
 
 def _bad_step_args(chain, eta, x, eps, u):
@@ -148,7 +148,8 @@ def _bad_step_args(chain, eta, x, eps, u):
         ("factor_dtype", TypeError, {"factor_dtype": np.int64}),
         ("factor_dtype", TypeError, {"factor_dtype": None}),
         ("cross", TypeError, {"cross": "yes"}),
-        ("bernoulli", ValueError, {"bernoulli": "fortran"}),
+        ("kernel", ValueError, {"kernel": "fortran"}),
+        ("likelihood", TypeError, {"likelihood": Poisson("log")}),
     ]
 
 

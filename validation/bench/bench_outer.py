@@ -1,4 +1,4 @@
-"""Benchmark of the outer-product kernel F = sum_k b_k b_k^T against BLAS.
+r"""Benchmark of the outer-product kernel F = sum_k b_k b_k^T against BLAS.
 
 ``python validation/bench/bench_outer.py [--quick] [--out PATH] [--repeat N]``
 
@@ -8,9 +8,10 @@ For each ``(rows, P)`` it times, in the same run,
 - :func:`refvpng.curvature.outer.outer_sum_numba` (the streaming numba kernel),
 - :func:`refvpng.curvature.outer.outer_sum` with ``method="auto"``,
 
-and the same three with weights (``B.T @ (w[:, None] * B)``, the NumPy specification's weighted
-path, against the two refvpng paths), printing time / BLAS time. The numba kernel is compiled
-and warmed up first. Each method is timed in a block of ``--repeat`` calls, the blocks are
+and the same three with weights (the NumPy path :func:`refvpng.curvature.outer.outer_sum_numpy`,
+one ``syrk`` of the rows scaled by :math:`\sqrt{w}`, as the baseline), printing time / baseline
+time. The numba kernel is compiled and warmed up first. Each method is timed in a block of
+``--repeat`` calls, the blocks are
 separated by a short pause (both OpenBLAS's and numba's thread pools spin for a while after a
 call, and a pool still spinning steals a core from the next one), the whole round is repeated
 ``--rounds`` times and the median of all calls is kept (the minimum is recorded too). Other
