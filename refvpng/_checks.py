@@ -84,8 +84,7 @@ def as_array(
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
             raise ValueError(
-                f"{name} must have {' or '.join(map(str, allowed))} dimension(s), "
-                f"got shape {arr.shape}"
+                f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}"
             )
     if shape is not None:
         ok = arr.ndim == len(shape) and all(
@@ -103,8 +102,7 @@ def check_rng(rng, name: str = "rng") -> np.random.Generator:
     """Require a :class:`numpy.random.Generator` (never global state, a ``RandomState`` or a seed)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
-            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
+            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
         )
     return rng
 
@@ -203,6 +201,5 @@ def check_same_length(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) ->
     """Require two arrays to have the same leading dimension."""
     if a.shape[0] != b.shape[0]:
         raise ValueError(
-            f"{name_a} and {name_b} must have the same number of rows, "
-            f"got {a.shape[0]} and {b.shape[0]}"
+            f"{name_a} and {name_b} must have the same number of rows, got {a.shape[0]} and {b.shape[0]}"
         )

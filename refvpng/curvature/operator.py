@@ -55,7 +55,7 @@ from scipy.sparse.linalg import LinearOperator
 from refvpng._checks import as_array, as_nonneg_scalar
 from refvpng.curvature.solve import check_symmetric, damped_solve
 
-__all__ = ["Curvature", "DenseCurvature", "InverseCurvature", "as_linear_operator"]
+__all__ = ["Curvature", "DenseCurvature", "EyeDamped", "InverseCurvature", "as_linear_operator"]
 
 
 @runtime_checkable
@@ -107,7 +107,37 @@ def as_linear_operator(curvature: Curvature, damping=None) -> LinearOperator:
     return LinearOperator(curvature.shape, matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
 
 
-class DenseCurvature:
+class EyeDamped:
+    r"""What operators damped as in Eq. 17 (:math:`C = F + \mu I`, ``damping`` :math:`= \mu`) share.
+
+    Subclasses set ``shape`` and ``damping`` and define ``matvec``, ``solve`` and ``to_dense``;
+    this base validates ``v`` and the damping argument and provides ``inverse`` and
+    ``aslinearoperator`` (:class:`DenseCurvature`,
+    :class:`~refvpng.curvature.fr_operator.VPFisherOperator`).
+    """
+
+    shape: tuple[int, int]
+    damping: float
+
+    def _mu(self, damping) -> float:
+        return self.damping if damping is None else as_nonneg_scalar(damping, "damping")
+
+    def _vec(self, v) -> np.ndarray:
+        v = as_array(v, "v", ndim=(1, 2))
+        if v.shape[0] != self.shape[0]:
+            raise ValueError(f"v must have {self.shape[0]} rows, got {v.shape[0]}")
+        return v
+
+    def inverse(self, damping: float | None = None) -> InverseCurvature:
+        r"""Return :math:`(F + \mu I)^{-1}` as an operator (``damping`` overrides :math:`\mu`)."""
+        return InverseCurvature(self, damping)  # type: ignore[arg-type]
+
+    def aslinearoperator(self, damping: float | None = None) -> LinearOperator:
+        r"""Return :math:`F + \mu I` as a :class:`scipy.sparse.linalg.LinearOperator`."""
+        return as_linear_operator(self, damping)  # type: ignore[arg-type]
+
+
+class DenseCurvature(EyeDamped):
     r"""A dense Fisher with the damping of Eq. 17: :math:`C = F + \mu I`.
 
     ``solve`` is :func:`refvpng.curvature.solve.damped_solve` (Cholesky of :math:`F + \mu I`),
@@ -144,15 +174,6 @@ class DenseCurvature:
         self.damping = as_nonneg_scalar(damping, "damping")
         self.shape: tuple[int, int] = (f.shape[0], f.shape[1])
 
-    def _mu(self, damping) -> float:
-        return self.damping if damping is None else as_nonneg_scalar(damping, "damping")
-
-    def _vec(self, v) -> np.ndarray:
-        v = as_array(v, "v", ndim=(1, 2))
-        if v.shape[0] != self.shape[0]:
-            raise ValueError(f"v must have {self.shape[0]} rows, got {v.shape[0]}")
-        return v
-
     def matvec(self, v, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(F + \mu I) v` for ``v`` of shape ``(P,)`` or ``(P, k)``."""
         v = self._vec(v)
@@ -171,14 +192,6 @@ class DenseCurvature:
     def to_dense(self, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`F + \mu I`, shape ``(P, P)``."""
         return self.fisher + self._mu(damping) * np.eye(self.shape[0])
-
-    def inverse(self, damping: float | None = None) -> InverseCurvature:
-        r"""Return :math:`(F + \mu I)^{-1}` as an operator (``damping`` overrides :math:`\mu`)."""
-        return InverseCurvature(self, damping)
-
-    def aslinearoperator(self, damping: float | None = None) -> LinearOperator:
-        r"""Return :math:`F + \mu I` as a :class:`scipy.sparse.linalg.LinearOperator`."""
-        return as_linear_operator(self, damping)
 
 
 class InverseCurvature:

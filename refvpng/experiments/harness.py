@@ -71,7 +71,6 @@ __all__ = [
 ]
 
 
-
 class Cell(NamedTuple):
     """One cell of an experiment's grid.
 
@@ -373,8 +372,7 @@ def results_section(exp: Experiment, folder) -> list[str]:
         )
     else:
         cost = (
-            f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells "
-            "(summed over resumes)."
+            f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells (summed over resumes)."
         )
     figure = [f"![{exp.title}](results/{exp.figure})", ""] if exp.figure else []
     return head + exp.markdown(doc) + ["", cost, ""] + figure

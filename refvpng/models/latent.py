@@ -63,6 +63,10 @@ the shapes below (an ``S`` axis on ``eps`` always):
   the ``M`` predictive scores for Eq 16) and build the dense matrix from these factors with
   :func:`refvpng.curvature.kron_fisher.kron_outer_sum` at :math:`SnP^2` flops instead of
   :math:`SnKP^2`.
+- ``linearize(eta, x, eps, cov) -> (t, jvp, vjp)``: the outputs ``t`` ``(S, n, d)`` after one
+  forward pass, and the products :math:`v \mapsto J v` (``(P,)`` to ``(S, n, d)``) and
+  :math:`u \mapsto \sum_{s,i} J_{si}^\top u_{si}` (``(S, n, d)`` to ``(P,)``) at those
+  fixed inputs, for the matrix-free :math:`F_r v` of :mod:`refvpng.curvature.fr_operator`.
 
 The arrays a hook returns belong to the caller, which may overwrite them (e.g. whiten ``J`` in
 place).
@@ -120,6 +124,9 @@ class ModelHooks(NamedTuple):
     layer_pairs : callable or None
         ``(eta, x, eps, cov, seed) -> (a_bars, gs)``, per-layer factors of seeded backward
         passes, for the dense Fishers of layered networks.
+    linearize : callable or None
+        ``(eta, x, eps, cov) -> (t, jvp, vjp)``, Jacobian-vector and vector-Jacobian products
+        after one forward pass, for matrix-free Fishers.
     """
 
     jacobian: Callable | None = None
@@ -127,6 +134,7 @@ class ModelHooks(NamedTuple):
     kfac_pairs: Callable | None = None
     elbo_value_and_grad: Callable | None = None
     layer_pairs: Callable | None = None
+    linearize: Callable | None = None
 
 
 @dataclass(frozen=True)

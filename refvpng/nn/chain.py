@@ -382,8 +382,9 @@ def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentMo
     LatentModel
         Local latents, ``obs_dim = chain.d_out`` (the observations must live in the decoder's
         output space, which is also the encoder's input space: ``chain.d_x == chain.d_out``),
-        hooks ``jacobian``, ``predictive_scores``, ``kfac_pairs``, ``elbo_value_and_grad`` and
-        ``layer_pairs`` (the dense :math:`F_r` and Eq 16 at :math:`n P^2` flops, through
+        hooks ``jacobian``, ``predictive_scores``, ``kfac_pairs``, ``elbo_value_and_grad``,
+        ``linearize`` (:func:`refvpng.nn.linearize.chain_linearize`) and ``layer_pairs`` (the
+        dense :math:`F_r` and Eq 16 at :math:`n P^2` flops, through
         :func:`refvpng.curvature.kron_fisher.kron_outer_sum`).
 
     Raises
@@ -466,6 +467,11 @@ def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentMo
         grads, sm = _score_backward(eta, x, eps, x_pred)
         return grads.pairs, np.full(grads.pairs[0][0].shape[0], 1.0 / sm)
 
+    def linearize(eta, x, eps, cov):
+        from refvpng.nn.linearize import chain_linearize
+
+        return chain_linearize(chain, eta, x, eps)
+
     def elbo_value_and_grad(eta, x, eps, cov):
         s, n = eps.shape[:2]
         x_rows, eps_rows = _rows(x, eps)
@@ -493,5 +499,7 @@ def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentMo
         encode=encode,
         decode=decode,
         prior_std=tau,
-        hooks=ModelHooks(jacobian, predictive_scores, kfac_pairs, elbo_value_and_grad, layer_pairs),
+        hooks=ModelHooks(
+            jacobian, predictive_scores, kfac_pairs, elbo_value_and_grad, layer_pairs, linearize
+        ),
     )

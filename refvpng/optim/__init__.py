@@ -41,6 +41,7 @@ from refvpng.optim.directions import (
     natural_direction,
     resolve_index,
 )
+from refvpng.optim.hf_direction import HFDirectionState, hf_direction
 from refvpng.optim.kfac_direction import KFACDirectionState, kfac_direction
 from refvpng.optim.loop import RunResult, make_optimizer, resume, run, step_rngs
 from refvpng.optim.stepsize import (
@@ -58,6 +59,7 @@ __all__ = [
     "Checkpoint",
     "EmptyState",
     "GradientTransformation",
+    "HFDirectionState",
     "KFACDirectionState",
     "LMDampingState",
     "RMSPropState",
@@ -68,6 +70,7 @@ __all__ = [
     "check_grads",
     "check_params",
     "damped_solve",
+    "hf_direction",
     "identity_direction",
     "kfac_direction",
     "lm_adjust",

@@ -1,0 +1,47 @@
+"""Conjugate gradients against the dense solve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refvpng.curvature.cg import cg_solve
+from refvpng.testing.compare import assert_close
+from refvpng.testing.tolerances import SOLVE
+
+
+@given(st.integers(1, 40), st.integers(0, 10_000), st.floats(1e-3, 10.0))
+def test_cg_matches_dense_solve(p, seed, mu):
+    rng = np.random.default_rng(seed)
+    b_rows = rng.standard_normal((max(p // 3, 1), p))
+    a = b_rows.T @ b_rows + mu * np.eye(p)
+    b = rng.standard_normal(p)
+    res = cg_solve(lambda v: a @ v, b, rtol=1e-13, maxiter=20 * p)
+    assert res.converged and res.residual <= 1e-11
+    assert_close(res.x, np.linalg.solve(a, b), SOLVE * np.linalg.cond(a) / 10)
+
+
+def test_cg_counts_and_limits():
+    a = np.diag([1.0, 2.0, 3.0, 5.0, 7.0])
+    b = np.ones(5)
+    full = cg_solve(lambda v: a @ v, b, rtol=1e-14)
+    assert full.iterations == 5 and full.converged  # distinct eigenvalues: P steps in exact arithmetic
+    part = cg_solve(lambda v: a @ v, b, maxiter=2)
+    assert part.iterations == 2 and not part.converged
+    assert part.residual == pytest.approx(np.linalg.norm(b - a @ part.x) / np.linalg.norm(b))
+    assert cg_solve(lambda v: a @ v, np.zeros(5)).iterations == 0
+    warm = cg_solve(lambda v: a @ v, b, x0=b / np.diag(a), rtol=1e-12)
+    assert warm.iterations == 0
+
+
+def test_cg_errors():
+    with pytest.raises(ValueError, match="positive definite"):
+        cg_solve(lambda v: -v, np.ones(3))
+    with pytest.raises(ValueError, match="shape"):
+        cg_solve(lambda v: v[:2], np.ones(3))
+    with pytest.raises(ValueError, match="rtol"):
+        cg_solve(lambda v: v, np.ones(3), rtol=-1.0)
+    with pytest.raises(ValueError, match="x0"):
+        cg_solve(lambda v: v, np.ones(3), x0=np.ones(2))
