@@ -19,6 +19,10 @@ __all__ = [
     "as_nonneg_scalar",
     "as_finite_scalar",
     "as_int",
+    "is_traced",
+    "as_array_or_traced",
+    "check_trailing",
+    "check_samples",
     "check_psd",
     "check_same_length",
 ]
@@ -84,8 +88,7 @@ def as_array(
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
             raise ValueError(
-                f"{name} must have {' or '.join(map(str, allowed))} dimension(s), "
-                f"got shape {arr.shape}"
+                f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}"
             )
     if shape is not None:
         ok = arr.ndim == len(shape) and all(
@@ -103,8 +106,7 @@ def check_rng(rng, name: str = "rng") -> np.random.Generator:
     """Require a :class:`numpy.random.Generator` (never global state, a ``RandomState`` or a seed)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
-            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
+            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
         )
     return rng
 
@@ -203,6 +205,36 @@ def check_same_length(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) ->
     """Require two arrays to have the same leading dimension."""
     if a.shape[0] != b.shape[0]:
         raise ValueError(
-            f"{name_a} and {name_b} must have the same number of rows, "
-            f"got {a.shape[0]} and {b.shape[0]}"
+            f"{name_a} and {name_b} must have the same number of rows, got {a.shape[0]} and {b.shape[0]}"
         )
+
+
+def is_traced(x) -> bool:
+    """Whether ``x`` is an autograd box (a value being differentiated), not a plain array."""
+    return not isinstance(x, np.ndarray) and hasattr(x, "_value")
+
+
+def as_array_or_traced(x, name: str, **kwargs):
+    """:func:`as_array` for plain input; an autograd box passes unchanged (validated upstream).
+
+    For the helpers that estimators also call inside autograd tracing: a user's plain array is
+    checked, a traced value costs nothing.
+    """
+    return x if is_traced(x) else as_array(x, name, **kwargs)
+
+
+def check_trailing(x, name: str, size: int, *, ndim_min: int = 1):
+    """Require ``x`` (array or autograd box) to have at least ``ndim_min`` axes and ``size`` columns."""
+    shape = np.shape(x)
+    if len(shape) < ndim_min or shape[-1] != size:
+        raise ValueError(f"{name} must have shape (..., {size}), got {shape}")
+    return x
+
+
+def check_samples(arr: np.ndarray, name: str, *, axis: int = 0, what: str = "S") -> np.ndarray:
+    """Require at least one Monte Carlo sample along ``axis`` of ``arr`` (``S >= 1``, ``M >= 1``)."""
+    if arr.ndim <= axis or arr.shape[axis] < 1:
+        raise ValueError(
+            f"{name} must have at least one sample along axis {axis} ({what} >= 1), got shape {arr.shape}"
+        )
+    return arr

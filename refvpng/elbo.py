@@ -17,7 +17,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, check_finite_output, check_samples
 from refvpng.models.latent import (
     LatentModel,
     check_data,
@@ -60,13 +60,13 @@ def kl_term(model: LatentModel, lam, x) -> float:
     check_model(model)
     lam = as_array(lam, "lam", shape=(model.n_lambda,))
     x, _ = check_data(model, x, None) if not model.n_cov else (as_array(x, "x", ndim=2), None)
-    return float(_kl(model, lam, x))
+    return check_finite_output(float(_kl(model, lam, x)), "kl_term")
 
 
 def _prepare(model, eta, x, eps, cov):
     check_model(model)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     eta = as_array(eta, "eta", ndim=1)
     split_params(model, eta)
     return eta, x, eps, cov
@@ -93,7 +93,7 @@ def elbo_per_sample(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
         Unbiased, independent estimates of Eq 1; their mean is :func:`elbo`.
     """
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
-    return np.asarray(_elbo_samples(model, eta, x, eps, cov))
+    return check_finite_output(np.asarray(_elbo_samples(model, eta, x, eps, cov)), "elbo_per_sample")
 
 
 def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
@@ -111,7 +111,7 @@ def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
     >>> bool(abs(elbo(model, lam, x, eps) - gm.elbo_closed(lam, x, eps_corr=0.1, sigma=0.5)) < 5 * se)
     True
     """
-    return float(np.mean(elbo_per_sample(model, eta, x, eps, cov)))
+    return check_finite_output(float(np.mean(elbo_per_sample(model, eta, x, eps, cov))), "elbo")
 
 
 def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[float, np.ndarray]:
@@ -137,9 +137,12 @@ def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[floa
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     if model.hooks.elbo_value_and_grad is not None:
         v, g = model.hooks.elbo_value_and_grad(eta, x, eps, cov)
-        return float(v), as_array(g, "hooks.elbo_value_and_grad gradient", shape=eta.shape)
-    v, g = value_and_grad(lambda e: anp.mean(_elbo_samples(model, e, x, eps, cov)))(eta)
-    return float(v), np.asarray(g, dtype=np.float64)
+        g = as_array(g, "hooks.elbo_value_and_grad gradient", shape=eta.shape, finite=False)
+    else:
+        v, g = value_and_grad(lambda e: anp.mean(_elbo_samples(model, e, x, eps, cov)))(eta)
+    v, g = float(v), np.asarray(g, dtype=np.float64)
+    check_finite_output(v, "elbo_value_and_grad", "ELBO")
+    return v, check_finite_output(g, "elbo_value_and_grad", "gradient")
 
 
 def elbo_grad(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
@@ -151,4 +154,7 @@ def elbo_grad(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     -------
     ndarray, shape (P,)
     """
-    return elbo_value_and_grad(model, eta, x, eps, cov)[1]
+    try:
+        return elbo_value_and_grad(model, eta, x, eps, cov)[1]
+    except FloatingPointError as exc:
+        raise FloatingPointError(str(exc).replace("elbo_value_and_grad", "elbo_grad")) from None

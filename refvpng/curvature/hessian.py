@@ -25,12 +25,13 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import hessian
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, check_finite_output, check_samples
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.elbo import _elbo_samples
 from refvpng.models.latent import (
     LatentModel,
     check_data,
+    check_model,
     check_eps,
     latents,
     outputs,
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 
-def _hessians(fun_batch, eta, n_samples, batches):
+def _hessians(fun_batch, eta, n_samples, batches, func):
     """Mean over samples of the Hessians of ``fun_batch(eta, sl)`` (mean over the slice ``sl``).
 
     With ``batches=None`` one vectorised Hessian over all samples is returned. With an integer,
@@ -54,7 +55,9 @@ def _hessians(fun_batch, eta, n_samples, batches):
     returned as well: their mean is the overall mean and their spread gives a standard error.
     """
     if batches is None:
-        return np.asarray(hessian(lambda e: fun_batch(e, slice(0, n_samples)))(eta))
+        return check_finite_output(
+            np.asarray(hessian(lambda e: fun_batch(e, slice(0, n_samples)))(eta)), func
+        )
     if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 2:
         raise ValueError(f"batches must be None or an integer >= 2, got {batches!r}")
     if batches > n_samples:
@@ -67,6 +70,7 @@ def _hessians(fun_batch, eta, n_samples, batches):
         ]
     )
     sizes = np.diff(edges).astype(float)
+    check_finite_output(per, func, "batch Hessians")
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
 
 
@@ -87,10 +91,11 @@ def elbo_hessian(
     batches : int, optional
         Also return this many i.i.d. batch-mean Hessians, for a standard error.
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     if wrt not in ("lambda", "eta"):
         raise ValueError(f"wrt must be 'lambda' or 'eta', got {wrt!r}")
 
@@ -99,12 +104,12 @@ def elbo_hessian(
         def f(e, sl):
             return anp.mean(_elbo_samples(model, e, x, eps[sl], cov))
 
-        return _hessians(f, eta, eps.shape[0], batches)
+        return _hessians(f, eta, eps.shape[0], batches, "elbo_hessian")
 
     def f(lv, sl):
         return anp.mean(_elbo_samples(model, anp.concatenate([lv, theta]), x, eps[sl], cov))
 
-    return _hessians(f, lam, eps.shape[0], batches)
+    return _hessians(f, lam, eps.shape[0], batches, "elbo_hessian")
 
 
 def eq3_integral_term_mc(
@@ -144,12 +149,15 @@ def eq3_integral_term_mc(
     mean : ndarray, shape (n_lambda, n_lambda)
     batch_means : ndarray, shape (batches, n_lambda, n_lambda)
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
     x = as_array(x, "x", ndim=2)
     dz = model.latent_dim
-    z = as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz))
+    z = check_samples(as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz)), "z")
     s_count = z.shape[0]
+    if not callable(log_posterior):
+        raise TypeError(f"log_posterior must be callable, got {type(log_posterior).__name__}")
 
     def logq_each(lv):  # (S,) log q(z_s | x; lv)
         m, rho = model.encode(lv, x)
@@ -162,7 +170,7 @@ def eq3_integral_term_mc(
     def f(lv, sl):
         return anp.mean(w[sl] * logq_each(lv)[sl])
 
-    _, hess_b = _hessians(f, lam, s_count, batches)
+    _, hess_b = _hessians(f, lam, s_count, batches, "eq3_integral_term_mc")
     edges = np.linspace(0, s_count, batches + 1).astype(int)
     outer_b = np.stack(
         [
@@ -172,6 +180,7 @@ def eq3_integral_term_mc(
     )
     per = hess_b + outer_b
     sizes = np.diff(edges).astype(float)
+    check_finite_output(per, "eq3_integral_term_mc", "batch terms")
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
 
 
@@ -185,16 +194,17 @@ def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | 
 
     This is the matrix whose curvature VPNG imitates; it is not positive semi-definite in general.
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
 
     def f(e, sl):
         t = outputs(model, e, x, eps[sl], cov)
         return -anp.mean(anp.sum(model.likelihood.log_prob(x, t), axis=-1))
 
-    return _hessians(f, eta, eps.shape[0], batches)
+    return _hessians(f, eta, eps.shape[0], batches, "ll_neg_hessian")
 
 
 def eq9_matrix(
@@ -231,11 +241,14 @@ def eq9_matrix(
     x_pred : ndarray, shape (S, n, d), optional
         Independent predictive draws given ``z_tilde`` (Eq 11).
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
     dz, d = model.latent_dim, model.obs_dim
-    z_tilde = as_array(z_tilde, "z_tilde", ndim=3)
+    z_tilde = check_samples(as_array(z_tilde, "z_tilde", ndim=3), "z_tilde")
     s_count, n = z_tilde.shape[:2]
+    if n < 1:
+        raise ValueError(f"z_tilde must have at least one data slot, got shape {z_tilde.shape}")
     if z_tilde.shape[2] != dz:
         raise ValueError(f"z_tilde must have shape (S, n, {dz}), got {z_tilde.shape}")
     x_tilde = as_array(x_tilde, "x_tilde", shape=(s_count, n, d))
@@ -246,9 +259,7 @@ def eq9_matrix(
     # Local encoders see every (s, i) point, so the samples are flattened to rows.
     xt_rows = x_tilde.reshape(s_count * n, d)
     m, rho = model.encode(lam, xt_rows)
-    eps_t = np.asarray(model.family.inverse(z_tilde.reshape(s_count * n, dz), m, rho)).reshape(
-        s_count, n, dz
-    )
+    eps_t = np.asarray(model.family.inverse(z_tilde.reshape(s_count * n, dz), m, rho)).reshape(s_count, n, dz)
 
     def f(e, sl):
         lv, th = e[: model.n_lambda], e[model.n_lambda :]
@@ -262,12 +273,10 @@ def eq9_matrix(
         t = model.decode(th, z, cov)
         return -anp.sum(model.likelihood.log_prob(target[sl], t)) / k
 
-    return _hessians(f, eta, s_count, batches)
+    return _hessians(f, eta, s_count, batches, "eq9_matrix")
 
 
-def vp_fisher_hessian_form(
-    model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None
-):
+def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None):
     r"""The Hessian form of the variational predictive Fisher (Eq 12).
 
     .. math::
@@ -283,16 +292,15 @@ def vp_fisher_hessian_form(
     ----------
     x_pred : ndarray, shape (S, M, n, d)
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     s_count, n = eps.shape[0], x.shape[0]
-    x_pred = as_array(x_pred, "x_pred", ndim=4)
+    x_pred = check_samples(as_array(x_pred, "x_pred", ndim=4), "x_pred", axis=1, what="M")
     if x_pred.shape[0] != s_count or x_pred.shape[2:] != (n, model.obs_dim):
-        raise ValueError(
-            f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}"
-        )
+        raise ValueError(f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}")
 
     def f(e, sl):
         lv, th = e[: model.n_lambda], e[model.n_lambda :]
@@ -300,4 +308,4 @@ def vp_fisher_hessian_form(
         lp = model.likelihood.log_prob(x_pred[sl], t[:, None])  # (k, M, n)
         return -anp.mean(anp.sum(lp, axis=-1))
 
-    return _hessians(f, eta, s_count, batches)
+    return _hessians(f, eta, s_count, batches, "vp_fisher_hessian_form")

@@ -52,7 +52,16 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import (
+    as_array,
+    as_array_or_traced,
+    as_int,
+    check_finite_output,
+    check_rng,
+    check_samples,
+    check_trailing,
+    is_traced,
+)
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.models.latent import LatentModel, check_data, check_eps, check_model, latents, split_params
 
@@ -73,8 +82,35 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _check_rng(rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
+
+
+def _check_z(model: LatentModel, z):
+    z = as_array_or_traced(z, "z")
+    return check_trailing(z, "z", model.latent_dim)
+
+
+def _check_joint(model: LatentModel, theta, x, z, cov):
+    """Validate the arguments of :func:`log_joint` (plain arrays; autograd boxes pass)."""
+    check_model(model)
+    theta = as_array_or_traced(theta, "theta", shape=(model.n_theta,))
+    x = check_trailing(as_array_or_traced(x, "x"), "x", model.obs_dim, ndim_min=2)
+    z = check_trailing(as_array_or_traced(z, "z"), "z", model.latent_dim, ndim_min=2 if model.local else 1)
+    n = np.shape(x)[-2]
+    if n < 1:
+        raise ValueError(f"x must have at least one data point, got shape {np.shape(x)}")
+    lead_x, lead_z = (
+        (np.shape(x)[:-1], np.shape(z)[:-1]) if model.local else (np.shape(x)[:-2], np.shape(z)[:-1])
+    )
+    try:
+        np.broadcast_shapes(lead_x, lead_z)
+    except ValueError:
+        raise ValueError(f"x of shape {np.shape(x)} and z of shape {np.shape(z)} do not broadcast") from None
+    if model.n_cov:
+        cov = as_array(cov, "cov", shape=(n, model.n_cov))
+    elif cov is not None:
+        raise ValueError(f"model {model.name!r} takes no covariates; cov must be None")
+    return theta, x, z, cov
 
 
 def _check_theta(model: LatentModel, theta) -> np.ndarray:
@@ -98,9 +134,12 @@ def log_prior(model: LatentModel, z):
     -------
     ndarray, shape (...)
     """
+    check_model(model)
+    z = _check_z(model, z)
     tau = model.prior_std
     dz = model.latent_dim
-    return -0.5 * anp.sum(z * z, axis=-1) / tau**2 - dz * (np.log(tau) + 0.5 * _LOG_2PI)
+    out = -0.5 * anp.sum(z * z, axis=-1) / tau**2 - dz * (np.log(tau) + 0.5 * _LOG_2PI)
+    return out if is_traced(z) else check_finite_output(out, "log_prior")
 
 
 def log_joint(model: LatentModel, theta, x, z, cov=None):
@@ -125,13 +164,18 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
     ndarray
         Local: shape ``(..., n)``; global: shape ``(...,)``.
     """
+    theta, x, z, cov = _check_joint(model, theta, x, z, cov)
     if model.local:
         t = model.decode(theta, z, cov)
-        return log_prior(model, z) + model.likelihood.log_prob(x, t)
-    n = np.shape(x)[-2]
-    zb = anp.expand_dims(z, -2) * anp.ones((n, 1))
-    t = model.decode(theta, zb, cov)
-    return log_prior(model, z) + anp.sum(model.likelihood.log_prob(x, t), axis=-1)
+        out = log_prior(model, z) + model.likelihood.log_prob(x, t)
+    else:
+        n = np.shape(x)[-2]
+        zb = anp.expand_dims(z, -2) * anp.ones((n, 1))
+        t = model.decode(theta, zb, cov)
+        out = log_prior(model, z) + anp.sum(model.likelihood.log_prob(x, t), axis=-1)
+    if any(is_traced(a) for a in (theta, x, z)):
+        return out
+    return check_finite_output(out, "log_joint")
 
 
 def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
@@ -156,9 +200,9 @@ def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
     >>> joint_score(ppca.make_model(spec), theta, np.array([[2.0]]), np.array([[0.5]])).tolist()
     [[0.75, 1.5, 0.625]]
     """
-    theta = _check_theta(model, theta)
+    theta, x, z, cov = _check_joint(model, theta, x, z, cov)
     _, jac = jacobian_fwd(lambda th: log_joint(model, th, x, z, cov), theta)
-    return jac
+    return check_finite_output(jac, "joint_score")
 
 
 def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
@@ -185,6 +229,7 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
     z : ndarray, shape (S, n, dz) or (S, dz)
     """
     _check_rng(rng)
+    check_model(model)
     theta = _check_theta(model, theta)
     n = as_int(n, "n")
     s = as_int(n_samples, "n_samples")
@@ -195,7 +240,7 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
         z = model.prior_std * rng.standard_normal((s, model.latent_dim))
         zb = np.broadcast_to(z[:, None, :], (s, n, model.latent_dim))
     t = np.asarray(model.decode(theta, zb, cov))
-    return model.likelihood.sample(rng, t), z
+    return check_finite_output(model.likelihood.sample(rng, t), "draw_joint", "x"), z
 
 
 def _per_sample_outer(scores: np.ndarray, local: bool) -> np.ndarray:
@@ -257,6 +302,7 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
     x, z = draw_joint(rng, model, theta, n, s, cov)
     scores = joint_score(model, theta, x, z, cov)
     per = _per_sample_outer(scores, model.local)
+    check_finite_output(per, "joint_fisher_mc")
     return per.mean(axis=0), per
 
 
@@ -297,7 +343,7 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     if not model.local and eps.ndim != 2:
         raise ValueError(f"eps must have shape (K, {model.latent_dim}) for a global latent")
     m, rho = model.encode(lam, x)
@@ -307,6 +353,7 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     log_q = np.asarray(model.family.log_density(z, m, rho))
     log_p = np.asarray(log_joint(model, theta, x, z, cov))
     log_w = log_p - log_q
+    check_finite_output(log_w, "log_importance_weights")
     return (log_w if model.local else log_w[:, None]), z
 
 
@@ -355,6 +402,7 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
     shape = (K, x.shape[0], model.latent_dim) if model.local else (K, model.latent_dim)
     log_w, _ = log_importance_weights(model, eta, x, rng.standard_normal(shape), cov)
     w = np.exp(log_w)
+    check_finite_output(w, "marginal_likelihood_is")
     return w.mean(axis=0), w
 
 
@@ -398,7 +446,8 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     scores = joint_score(model, theta, x, z, cov)  # (K, n, P) or (K, P)
     if not model.local:
         scores = scores[:, None, :]
-    return _self_normalised(log_w, scores), log_w
+    check_finite_output(scores, "marginal_score_is", "score")
+    return check_finite_output(_self_normalised(log_w, scores), "marginal_score_is"), log_w
 
 
 def marginal_fisher_is(
@@ -496,6 +545,7 @@ def marginal_fisher_is(
     b = scores[-1]
     per = np.einsum("sup,suq->spq", a, b)
     per = 0.5 * (per + np.swapaxes(per, 1, 2))
+    check_finite_output(per, "marginal_fisher_is")
     return per.mean(axis=0), per
 
 
@@ -547,7 +597,7 @@ def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     if model.hooks.jacobian is not None:  # the theta columns of the model's fast Jacobian
         t, jac = model.hooks.jacobian(eta, x, eps, cov)
         jac = np.asarray(jac)[..., model.n_lambda :]
@@ -556,4 +606,4 @@ def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
         t, jac = jacobian_fwd(lambda th: model.decode(th, z, cov), theta)
     rows = model.likelihood.whiten(jac, t).reshape(-1, model.n_theta)
     f = rows.T @ rows / eps.shape[0]
-    return 0.5 * (f + f.T)
+    return check_finite_output(0.5 * (f + f.T), "decoder_fisher")

@@ -119,8 +119,12 @@ def variants(value) -> list[tuple[str, Any]]:
     if value is None:
         return [("str", "bogus"), ("opaque", _Opaque())]
     if isinstance(value, Path):
-        return [("missing-file", value.parent / "no-such-file"), ("garbage-file", _garbage()),
-                ("empty-file", _garbage(0)), ("directory", value.parent if value.is_file() else value / "x")] + common
+        return [
+            ("missing-file", value.parent / "no-such-file"),
+            ("garbage-file", _garbage()),
+            ("empty-file", _garbage(0)),
+            ("directory", value.parent if value.is_file() else value / "x"),
+        ] + common
     if isinstance(value, np.random.Generator):
         return [("RandomState", np.random.RandomState(0)), ("np.random", np.random), ("seed", 0)] + common
     if isinstance(value, str):

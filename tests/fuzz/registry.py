@@ -263,7 +263,9 @@ REGISTRY: dict[str, Entry] = {
     # ---- cli / verify / testing (other helpers' files: not fuzzed where they are drivers)
     R + "cli.main": not_fuzzed(CLI),
     R + "verify.Check": not_fuzzed(RECORD),
-    R + "verify.run_checks": not_fuzzed("runs the whole verification table (seconds); tested by tests/test_verify.py"),
+    R + "verify.run_checks": not_fuzzed(
+        "runs the whole verification table (seconds); tested by tests/test_verify.py"
+    ),
     R + "verify.format_table": not_fuzzed(PLOT),
     R + "verify.write_json": not_fuzzed("file writer of a finished verification table"),
     R + "testing.invariants.assert_symmetric_psd": Entry(lambda: dict(m=_spd(3))),
@@ -280,7 +282,9 @@ REGISTRY: dict[str, Entry] = {
     # ---- curvature.fisher
     R + "curvature.fisher.output_jacobian": Entry(_mex()),
     R + "curvature.fisher.q_fisher": Entry(lambda: dict(model=_small()[0], lam=_lam(), x=_small()[2])),
-    R + "curvature.fisher.q_fisher_mc": Entry(lambda: dict(model=_small()[0], lam=_lam(), x=_small()[2], z=_z())),
+    R + "curvature.fisher.q_fisher_mc": Entry(
+        lambda: dict(model=_small()[0], lam=_lam(), x=_small()[2], z=_z())
+    ),
     R + "curvature.fisher.vp_fisher_exact": Entry(_mex()),
     R + "curvature.fisher.vp_fisher_mc": Entry(_mexp()),
     R + "curvature.fisher.vp_scores": Entry(_mexp()),
@@ -289,13 +293,20 @@ REGISTRY: dict[str, Entry] = {
     R + "curvature.hessian.elbo_hessian": Entry(_mex()),
     R + "curvature.hessian.eq3_integral_term_mc": Entry(
         lambda: dict(
-            model=_small()[0], eta=_small()[1], x=_small()[2], z=_z(), log_posterior=lambda z: -0.5 * np.sum(z**2), batches=2
+            model=_small()[0],
+            eta=_small()[1],
+            x=_small()[2],
+            z=_z(),
+            log_posterior=lambda z: -0.5 * np.sum(z**2),
+            batches=2,
         ),
         fixed=("log_posterior",),
     ),
     R + "curvature.hessian.ll_neg_hessian": Entry(_mex()),
     R + "curvature.hessian.eq9_matrix": Entry(
-        lambda: dict(model=_small()[0], eta=_small()[1], z_tilde=_z(), x_tilde=_rng(13).standard_normal((2, 4, 3)))
+        lambda: dict(
+            model=_small()[0], eta=_small()[1], z_tilde=_z(), x_tilde=_rng(13).standard_normal((2, 4, 3))
+        )
     ),
     R + "curvature.hessian.vp_fisher_hessian_form": Entry(_mexp()),
     # ---- curvature.kfac
@@ -313,14 +324,20 @@ REGISTRY: dict[str, Entry] = {
         lambda: dict(a=_spd(2, 1), b=_spd(3, 2), c=0.1 * _spd(2, 3), d=0.1 * _spd(3, 4), v=np.ones(6))
     ),
     R + "curvature.kfac.operators.KroneckerBlock": not_fuzzed(RECORD),
-    R + "curvature.kfac.operators.KroneckerBlock.shifts": Entry(lambda: dict(gamma=0.1), call=_method(_kblock, "shifts")),
-    R + "curvature.kfac.operators.KroneckerBlock.damped": Entry(lambda: dict(gamma=0.1), call=_method(_kblock, "damped")),
+    R + "curvature.kfac.operators.KroneckerBlock.shifts": Entry(
+        lambda: dict(gamma=0.1), call=_method(_kblock, "shifts")
+    ),
+    R + "curvature.kfac.operators.KroneckerBlock.damped": Entry(
+        lambda: dict(gamma=0.1), call=_method(_kblock, "damped")
+    ),
     R + "curvature.kfac.operators.KroneckerBlock.solve": Entry(
         lambda: dict(x=np.ones((2, 3)), gamma=0.1), call=_method(_kblock, "solve")
     ),
     R + "curvature.kfac.operators.KFACCache": not_fuzzed(RECORD),
     R + "curvature.kfac.operators.BlockDiagKFAC": Entry(lambda: dict(factors=_factors(), factor_damping=0.1)),
-    R + "curvature.kfac.operators.BlockTridiagKFAC": Entry(lambda: dict(factors=_factors(), factor_damping=0.1)),
+    R + "curvature.kfac.operators.BlockTridiagKFAC": Entry(
+        lambda: dict(factors=_factors(), factor_damping=0.1)
+    ),
     R + "curvature.kfac.state.KFACConfig": not_fuzzed(RECORD),
     R + "curvature.kfac.state.KFACState": not_fuzzed(RECORD),
     R + "curvature.kfac.state.kfac_init": Entry(lambda: dict(factors=_factors())),
@@ -363,15 +380,21 @@ REGISTRY: dict[str, Entry] = {
     R + "curvature.metric_check.MetricReport": not_fuzzed(RECORD),
     R + "curvature.metric_check.SingularMetricError": not_fuzzed("an exception class"),
     # ---- curvature.operator / outer / solve
-    R + "curvature.operator.Curvature": not_fuzzed("typing.Protocol: no implementation; its implementations are fuzzed"),
+    R + "curvature.operator.Curvature": not_fuzzed(
+        "typing.Protocol: no implementation; its implementations are fuzzed"
+    ),
     **{
-        f"{R}curvature.operator.Curvature.{m}": not_fuzzed("typing.Protocol method; the implementations are fuzzed")
+        f"{R}curvature.operator.Curvature.{m}": not_fuzzed(
+            "typing.Protocol method; the implementations are fuzzed"
+        )
         for m in ("matvec", "solve", "to_dense", "inverse", "aslinearoperator")
     },
     R + "curvature.operator.DenseCurvature": Entry(lambda: dict(fisher=_spd(3), damping=0.1)),
     R + "curvature.operator.InverseCurvature": Entry(lambda: dict(curvature=_dense(), damping=0.1)),
     R + "curvature.operator.as_linear_operator": Entry(lambda: dict(curvature=_dense(), damping=0.1)),
-    R + "curvature.outer.outer_sum": Entry(lambda: dict(B=_rng(14).standard_normal((5, 3)), weights=np.full(5, 0.2))),
+    R + "curvature.outer.outer_sum": Entry(
+        lambda: dict(B=_rng(14).standard_normal((5, 3)), weights=np.full(5, 0.2))
+    ),
     R + "curvature.outer.outer_sum_numpy": Entry(
         lambda: dict(B=_rng(14).standard_normal((5, 3)), weights=np.full(5, 0.2))
     ),
@@ -388,12 +411,16 @@ REGISTRY: dict[str, Entry] = {
     R + "data.mnist.MNISTArrays": not_fuzzed(RECORD),
     R + "data.mnist.BinarizedMNIST": not_fuzzed(RECORD),
     R + "data.mnist.read_idx": Entry(lambda: dict(path=_idx_file())),
-    R + "data.mnist.write_idx": not_fuzzed("file writer; its round trip and bad arrays are tested in tests/data"),
+    R + "data.mnist.write_idx": not_fuzzed(
+        "file writer; its round trip and bad arrays are tested in tests/data"
+    ),
     R + "data.mnist.load_mnist_idx": Entry(lambda: dict(directory=_idx_dir())),
     R + "data.mnist.packaged_mnist_path": Entry(),
     R + "data.mnist.load_mnist_packaged": not_fuzzed("no arguments; loads the packaged data (tests/data)"),
     R + "data.mnist.binarize": Entry(lambda: dict(images=_rng(15).random((2, 4)), threshold=0.5)),
-    R + "data.mnist.load_binarized_mnist": not_fuzzed("loads the full data set (seconds); tests/data covers its arguments"),
+    R + "data.mnist.load_binarized_mnist": not_fuzzed(
+        "loads the full data set (seconds); tests/data covers its arguments"
+    ),
     # ---- elbo
     R + "elbo.elbo": Entry(_mex()),
     R + "elbo.elbo_per_sample": Entry(_mex()),
@@ -411,32 +438,46 @@ REGISTRY: dict[str, Entry] = {
     R + "experiments.harness.OutputLockedError": not_fuzzed("an exception class"),
     R + "experiments.harness.build_parser": not_fuzzed(CLI),
     R + "experiments.harness.settings_from_args": not_fuzzed(CLI),
-    R + "experiments.harness.output_dir": not_fuzzed("creates folders on disk (tests/experiments/test_harness.py)"),
-    R + "experiments.harness.output_lock": not_fuzzed("takes a lock file on disk (tests/experiments/test_resume.py)"),
+    R + "experiments.harness.output_dir": not_fuzzed(
+        "creates folders on disk (tests/experiments/test_harness.py)"
+    ),
+    R + "experiments.harness.output_lock": not_fuzzed(
+        "takes a lock file on disk (tests/experiments/test_resume.py)"
+    ),
     R + "experiments.harness.machine_info": Entry(),
     R + "experiments.harness.run_experiment": not_fuzzed(DRIVER),
     R + "experiments.harness.declare": not_fuzzed("module-level declaration of an experiment (import time)"),
     R + "experiments.harness.results_section": not_fuzzed(PLOT),
     R + "experiments.harness.fmt": Entry(lambda: dict(v=1.5, nd=3)),
     R + "experiments.harness.main": not_fuzzed(CLI),
-    R + "experiments.metrics.roc_auc": Entry(lambda: dict(y=np.array([0.0, 1.0, 0.0, 1.0]), score=np.array([0.1, 0.8, 0.3, 0.6]))),
+    R + "experiments.metrics.roc_auc": Entry(
+        lambda: dict(y=np.array([0.0, 1.0, 0.0, 1.0]), score=np.array([0.1, 0.8, 0.3, 0.6]))
+    ),
     R + "experiments.ppca.Settings": not_fuzzed(RECORD),
     R + "experiments.ppca.make_problem": Entry(lambda: dict(d=3, k=1, n=20, seed=0)),
     R + "experiments.ppca.initial_eta": Entry(lambda: dict(problem=_ppca_problem(), seed=1)),
     R + "experiments.ppca.method_grid": Entry(lambda: dict(method="two_step", quick=True)),
-    R + "experiments.ppca.build_method": not_fuzzed("wiring of one experiment configuration (tests/experiments)"),
+    R + "experiments.ppca.build_method": not_fuzzed(
+        "wiring of one experiment configuration (tests/experiments)"
+    ),
     R + "experiments.ppca.run_method": not_fuzzed("benchmark run of one configuration (seconds)"),
     R + "experiments.ppca.run_experiment": not_fuzzed(DRIVER),
     R + "experiments.ppca.main": not_fuzzed(CLI),
     R + "experiments.toy.Settings": not_fuzzed(RECORD),
     R + "experiments.toy.setup": Entry(lambda: dict(n=5, eps_corr=0.01, sigma=0.5, seed=0)),
-    R + "experiments.toy.directions_at": Entry(lambda: dict(s=_toy(), lam=np.array([0.2, -0.1]), damping=0.0)),
+    R + "experiments.toy.directions_at": Entry(
+        lambda: dict(s=_toy(), lam=np.array([0.2, -0.1]), damping=0.0)
+    ),
     R + "experiments.toy.steps_to_tol": not_fuzzed("benchmark run to a tolerance (up to 1e5 steps)"),
     R + "experiments.toy.run_experiment": not_fuzzed(DRIVER),
     R + "experiments.toy.main": not_fuzzed(CLI),
     R + "experiments.vae.Settings": not_fuzzed(RECORD),
-    R + "experiments.vae.kfac_config": not_fuzzed("wiring of one experiment configuration (tests/experiments)"),
-    R + "experiments.vae.method_optimizer": not_fuzzed("wiring of one experiment configuration (tests/experiments)"),
+    R + "experiments.vae.kfac_config": not_fuzzed(
+        "wiring of one experiment configuration (tests/experiments)"
+    ),
+    R + "experiments.vae.method_optimizer": not_fuzzed(
+        "wiring of one experiment configuration (tests/experiments)"
+    ),
     R + "experiments.vae.synthetic_data": Entry(lambda: dict(seed=0, n_train=5, n_test=3, d=6)),
     R + "experiments.vae.run_one": not_fuzzed("benchmark run of one configuration (seconds)"),
     R + "experiments.vae.run_experiment": not_fuzzed(DRIVER),
@@ -453,14 +494,20 @@ REGISTRY: dict[str, Entry] = {
     R + "models.gaussian_mean.elbo_closed": Entry(
         lambda: dict(lam=np.array([0.2, -0.1]), x=_gm_x(), eps_corr=0.1, sigma=1.0, scale="fixed")
     ),
-    R + "models.gaussian_mean.elbo_grad_closed": Entry(lambda: dict(lam=np.array([0.2, -0.1]), x=_gm_x(), eps_corr=0.1)),
+    R + "models.gaussian_mean.elbo_grad_closed": Entry(
+        lambda: dict(lam=np.array([0.2, -0.1]), x=_gm_x(), eps_corr=0.1)
+    ),
     R + "models.gaussian_mean.elbo_hessian_closed": Entry(lambda: dict(n=4, eps_corr=0.1)),
     R + "models.gaussian_mean.q_fisher_closed": Entry(lambda: dict(sigma=0.5)),
     R + "models.gaussian_mean.vp_fisher_closed": Entry(lambda: dict(n=4, eps_corr=0.1)),
     R + "models.gaussian_mean.eq3_integral_closed": Entry(lambda: dict(n=4, eps_corr=0.1, sigma=0.5)),
-    R + "models.gaussian_mean.log_posterior": Entry(lambda: dict(z=np.array([0.3, 0.1]), x=_gm_x(), eps_corr=0.1)),
+    R + "models.gaussian_mean.log_posterior": Entry(
+        lambda: dict(z=np.array([0.3, 0.1]), x=_gm_x(), eps_corr=0.1)
+    ),
     # ---- models.latent
-    R + "models.latent.LatentModel": not_fuzzed("a bundle of callables built by the make_model functions, which are fuzzed"),
+    R + "models.latent.LatentModel": not_fuzzed(
+        "a bundle of callables built by the make_model functions, which are fuzzed"
+    ),
     R + "models.latent.ModelHooks": not_fuzzed(RECORD),
     R + "models.latent.without_hooks": Entry(lambda: dict(model=_small()[0])),
     R + "models.latent.check_model": Entry(lambda: dict(model=_small()[0])),
@@ -468,7 +515,9 @@ REGISTRY: dict[str, Entry] = {
     R + "models.latent.check_data": Entry(lambda: dict(model=_small()[0], x=_small()[2])),
     R + "models.latent.check_eps": Entry(lambda: dict(model=_small()[0], eps=_small()[3], n=4)),
     R + "models.latent.draw_eps": Entry(lambda: dict(rng=_rng(), model=_small()[0], n=4, n_samples=2)),
-    R + "models.latent.latents": Entry(lambda: dict(model=_small()[0], lam=_lam(), x=_small()[2], eps=_small()[3])),
+    R + "models.latent.latents": Entry(
+        lambda: dict(model=_small()[0], lam=_lam(), x=_small()[2], eps=_small()[3])
+    ),
     R + "models.latent.outputs": Entry(_mex()),
     R + "models.latent.draw_predictive": Entry(
         lambda: dict(rng=_rng(), model=_small()[0], eta=_small()[1], x=_small()[2], eps=_small()[3], n_pred=2)
@@ -489,12 +538,18 @@ REGISTRY: dict[str, Entry] = {
     R + "models.linear_gaussian.make_data": Entry(lambda: dict(rng=_rng(), n=4, theta=1.0)),
     R + "models.linear_gaussian.eq9_closed": Entry(lambda: dict(theta=1.3, n=4)),
     R + "models.linear_gaussian.eq11_closed": Entry(lambda: dict(theta=1.3, n=4)),
-    R + "models.linear_gaussian.vp_fisher_closed": Entry(lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)),
+    R + "models.linear_gaussian.vp_fisher_closed": Entry(
+        lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)
+    ),
     R + "models.linear_gaussian.ll_neg_hessian_closed": Entry(
         lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)
     ),
-    R + "models.linear_gaussian.elbo_closed": Entry(lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)),
-    R + "models.linear_gaussian.elbo_grad_closed": Entry(lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)),
+    R + "models.linear_gaussian.elbo_closed": Entry(
+        lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)
+    ),
+    R + "models.linear_gaussian.elbo_grad_closed": Entry(
+        lambda: dict(eta=np.array([0.4, 0.3]), x=_lg_x(), sigma=0.7)
+    ),
     R + "models.linear_gaussian.posterior": Entry(lambda: dict(theta=1.3, x=_lg_x())),
     R + "models.linear_gaussian.log_posterior": Entry(lambda: dict(z=_lg_x() * 0.5, theta=1.3, x=_lg_x())),
     R + "models.linear_gaussian.q_fisher_closed": Entry(lambda: dict(x=_lg_x(), sigma=0.7)),
@@ -503,29 +558,43 @@ REGISTRY: dict[str, Entry] = {
     # ---- models.linear_vae
     R + "models.linear_vae.elbo.sigma_point_eps": Entry(lambda: dict(n=4, k=2)),
     R + "models.linear_vae.elbo.elbo_closed": Entry(lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())),
-    R + "models.linear_vae.elbo.elbo_closed_grad": Entry(lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())),
+    R + "models.linear_vae.elbo.elbo_closed_grad": Entry(
+        lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())
+    ),
     R + "models.linear_vae.elbo.elbo_closed_value_and_grad": Entry(
         lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())
     ),
     R + "models.linear_vae.elbo.optimal_encoder": Entry(lambda: dict(spec=_spec(), theta=_ppca_theta())),
     R + "models.linear_vae.elbo.mle_eta": Entry(lambda: dict(spec=_spec(), x=_ppca_x())),
-    R + "models.linear_vae.fishers.q_fisher_closed": Entry(lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())),
+    R + "models.linear_vae.fishers.q_fisher_closed": Entry(
+        lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())
+    ),
     R + "models.linear_vae.fishers.decoder_fisher_closed": Entry(
         lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())
     ),
-    R + "models.linear_vae.fishers.vp_fisher_closed": Entry(lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())),
+    R + "models.linear_vae.fishers.vp_fisher_closed": Entry(
+        lambda: dict(spec=_spec(), eta=_ppca_eta(), x=_ppca_x())
+    ),
     # ---- models.logistic
     R + "models.logistic.make_model": Entry(lambda: dict(dim=3, prior_std=10.0, scale="softplus")),
     R + "models.logistic.make_data": Entry(lambda: dict(rng=_rng(), n=6, noise=0.005)),
     R + "models.logistic.add_bias": Entry(lambda: dict(x=_rng(17).standard_normal((4, 2)))),
     R + "models.logistic.train_test_split": Entry(lambda: dict(rng=_rng(), n=10, train_fraction=0.8)),
     R + "models.logistic.predict_mean": Entry(
-        lambda: dict(lam=0.3 * _rng(18).standard_normal(6), design=np.c_[_rng(17).standard_normal((4, 2)), np.ones(4)])
+        lambda: dict(
+            lam=0.3 * _rng(18).standard_normal(6), design=np.c_[_rng(17).standard_normal((4, 2)), np.ones(4)]
+        )
     ),
     # ---- models.ppca
-    R + "models.ppca.closed.log_marginal_closed": Entry(lambda: dict(spec=_spec(), theta=_ppca_theta(), x=_ppca_x())),
-    R + "models.ppca.closed.posterior_closed": Entry(lambda: dict(spec=_spec(), theta=_ppca_theta(), x=_ppca_x())),
-    R + "models.ppca.closed.marginal_score_closed": Entry(lambda: dict(spec=_spec(), theta=_ppca_theta(), x=_ppca_x())),
+    R + "models.ppca.closed.log_marginal_closed": Entry(
+        lambda: dict(spec=_spec(), theta=_ppca_theta(), x=_ppca_x())
+    ),
+    R + "models.ppca.closed.posterior_closed": Entry(
+        lambda: dict(spec=_spec(), theta=_ppca_theta(), x=_ppca_x())
+    ),
+    R + "models.ppca.closed.marginal_score_closed": Entry(
+        lambda: dict(spec=_spec(), theta=_ppca_theta(), x=_ppca_x())
+    ),
     R + "models.ppca.closed.joint_fisher_closed": Entry(lambda: dict(spec=_spec(), theta=_ppca_theta())),
     R + "models.ppca.closed.marginal_fisher_closed": Entry(lambda: dict(spec=_spec(), theta=_ppca_theta())),
     R + "models.ppca.closed.missing_information_closed": Entry(
@@ -534,7 +603,10 @@ REGISTRY: dict[str, Entry] = {
     R + "models.ppca.mle.mle_closed": Entry(lambda: dict(spec=_spec(), x=_ppca_x())),
     R + "models.ppca.mle.max_loglik_closed": Entry(lambda: dict(spec=_spec(), x=_ppca_x())),
     R + "models.ppca.mle.principal_angles": Entry(
-        lambda: dict(U=np.linalg.qr(_rng(19).standard_normal((4, 2)))[0], V=np.linalg.qr(_rng(20).standard_normal((4, 2)))[0])
+        lambda: dict(
+            U=np.linalg.qr(_rng(19).standard_normal((4, 2)))[0],
+            V=np.linalg.qr(_rng(20).standard_normal((4, 2)))[0],
+        )
     ),
     R + "models.ppca.model.make_model": Entry(lambda: dict(spec=_spec())),
     R + "models.ppca.model.n_lambda": Entry(lambda: dict(spec=_spec())),
@@ -544,7 +616,13 @@ REGISTRY: dict[str, Entry] = {
     R + "models.ppca.model.unpack_encoder": Entry(lambda: dict(spec=_spec(), lam=_ppca_eta()[: _nl()])),
     R + "models.ppca.model.pack_eta": Entry(
         lambda: dict(
-            spec=_spec(), A=np.ones((2, 3)), c=np.zeros(2), rho=np.zeros(2), W=np.ones((3, 2)), b=np.zeros(3), psi=np.array([0.5])
+            spec=_spec(),
+            A=np.ones((2, 3)),
+            c=np.zeros(2),
+            rho=np.zeros(2),
+            W=np.ones((3, 2)),
+            b=np.zeros(3),
+            psi=np.array([0.5]),
         )
     ),
     R + "models.ppca.model.unpack_eta": Entry(lambda: dict(spec=_spec(), eta=_ppca_eta())),
@@ -553,16 +631,28 @@ REGISTRY: dict[str, Entry] = {
     R + "models.ppca.spec.PPCASpec.pack": Entry(
         lambda: dict(W=np.ones((3, 2)), b=np.zeros(3), psi=np.array([0.5])), call=_method(_spec, "pack")
     ),
-    R + "models.ppca.spec.PPCASpec.check": Entry(lambda: dict(theta=_ppca_theta()), call=_method(_spec, "check")),
-    R + "models.ppca.spec.PPCASpec.unpack": Entry(lambda: dict(theta=_ppca_theta()), call=_method(_spec, "unpack")),
-    R + "models.ppca.spec.PPCASpec.psi_diag": Entry(lambda: dict(theta=_ppca_theta()), call=_method(_spec, "psi_diag")),
+    R + "models.ppca.spec.PPCASpec.check": Entry(
+        lambda: dict(theta=_ppca_theta()), call=_method(_spec, "check")
+    ),
+    R + "models.ppca.spec.PPCASpec.unpack": Entry(
+        lambda: dict(theta=_ppca_theta()), call=_method(_spec, "unpack")
+    ),
+    R + "models.ppca.spec.PPCASpec.psi_diag": Entry(
+        lambda: dict(theta=_ppca_theta()), call=_method(_spec, "psi_diag")
+    ),
     R + "models.ppca.spec.PPCASpec.decoder_parts": Entry(
         lambda: dict(theta=_ppca_theta()), call=_method(_spec, "decoder_parts")
     ),
-    R + "models.ppca.spec.PPCASpec.pullback": Entry(lambda: dict(theta=_ppca_theta()), call=_method(_spec, "pullback")),
-    R + "models.ppca.spec.PPCASpec.check_data": Entry(lambda: dict(x=_ppca_x()), call=_method(_spec, "check_data")),
+    R + "models.ppca.spec.PPCASpec.pullback": Entry(
+        lambda: dict(theta=_ppca_theta()), call=_method(_spec, "pullback")
+    ),
+    R + "models.ppca.spec.PPCASpec.check_data": Entry(
+        lambda: dict(x=_ppca_x()), call=_method(_spec, "check_data")
+    ),
     # ---- models.small / variational
-    R + "models.small.make_small_model": Entry(lambda: dict(likelihood="gaussian", local=True, scale="exp", dz=2, d=3, sigma=0.7)),
+    R + "models.small.make_small_model": Entry(
+        lambda: dict(likelihood="gaussian", local=True, scale="exp", dz=2, d=3, sigma=0.7)
+    ),
     R + "models.variational.MeanFieldGaussian": Entry(lambda: dict(scale="exp", sigma=None, floor=0.0)),
     # ---- nn
     R + "nn.chain.Chain": not_fuzzed("built from validated MLPs; Chain.from_sizes is fuzzed"),
@@ -574,22 +664,33 @@ REGISTRY: dict[str, Entry] = {
     R + "nn.chain.Chain.split": Entry(lambda: dict(eta=_chain().init(_rng())), call=_method(_chain, "split")),
     R + "nn.chain.Chain.init": Entry(lambda: dict(rng=_rng()), call=_method(_chain, "init")),
     R + "nn.chain.Chain.forward": Entry(
-        lambda: dict(eta=_chain().init(_rng()), x=_rng(21).standard_normal((2, 3)), eps=_rng(22).standard_normal((2, 1))),
+        lambda: dict(
+            eta=_chain().init(_rng()),
+            x=_rng(21).standard_normal((2, 3)),
+            eps=_rng(22).standard_normal((2, 1)),
+        ),
         call=_method(_chain, "forward"),
     ),
     R + "nn.chain.Chain.backward": Entry(
-        lambda: dict(cache=_chain_cache(), d_t=_rng(23).standard_normal((2, 3))), call=_method(_chain, "backward")
+        lambda: dict(cache=_chain_cache(), d_t=_rng(23).standard_normal((2, 3))),
+        call=_method(_chain, "backward"),
     ),
     R + "nn.chain.Chain.jacobian": Entry(
-        lambda: dict(eta=_chain().init(_rng()), x_i=_rng(21).standard_normal(3), eps_i=_rng(22).standard_normal(1)),
+        lambda: dict(
+            eta=_chain().init(_rng()), x_i=_rng(21).standard_normal(3), eps_i=_rng(22).standard_normal(1)
+        ),
         call=_method(_chain, "jacobian"),
     ),
-    R + "nn.chain.chain_model": Entry(lambda: dict(chain=_chain(), likelihood=_lik("bernoulli"), prior_std=1.0)),
+    R + "nn.chain.chain_model": Entry(
+        lambda: dict(chain=_chain(), likelihood=_lik("bernoulli"), prior_std=1.0)
+    ),
     R + "nn.mlp.MLP": Entry(lambda: dict(sizes=(3, 4, 2), activation="tanh")),
     R + "nn.mlp.MLPCache": not_fuzzed(RECORD),
     R + "nn.mlp.MLPGrads": not_fuzzed(RECORD),
     R + "nn.mlp.MLP.unpack": Entry(lambda: dict(params=_mlp_params()), call=_method(_mlp, "unpack")),
-    R + "nn.mlp.MLP.pack": Entry(lambda: dict(weights=_mlp().unpack(_mlp_params())), call=_method(_mlp, "pack")),
+    R + "nn.mlp.MLP.pack": Entry(
+        lambda: dict(weights=_mlp().unpack(_mlp_params())), call=_method(_mlp, "pack")
+    ),
     R + "nn.mlp.MLP.init": Entry(lambda: dict(rng=_rng(), bias_scale=0.1), call=_method(_mlp, "init")),
     R + "nn.mlp.MLP.apply": Entry(
         lambda: dict(params=_mlp_params(), x=_rng(24).standard_normal((4, 3))), call=_method(_mlp, "apply")
@@ -598,13 +699,20 @@ REGISTRY: dict[str, Entry] = {
         lambda: dict(params=_mlp_params(), x=_rng(24).standard_normal((4, 3))), call=_method(_mlp, "forward")
     ),
     R + "nn.mlp.MLP.backward": Entry(
-        lambda: dict(cache=_mlp().forward(_mlp_params(), _rng(24).standard_normal((4, 3)))[1], d_out=np.ones((4, 2))),
+        lambda: dict(
+            cache=_mlp().forward(_mlp_params(), _rng(24).standard_normal((4, 3)))[1], d_out=np.ones((4, 2))
+        ),
         call=_method(_mlp, "backward"),
     ),
     R + "nn.mlp.per_example_gradients": Entry(lambda: dict(pairs=_pairs())),
     R + "nn.vae.VAEStep": not_fuzzed(RECORD),
     R + "nn.vae.cross_gram": Entry(
-        lambda: dict(a=_rng(25).standard_normal((4, 3)), b=_rng(26).standard_normal((4, 2)), scale=0.5, dtype=np.float64)
+        lambda: dict(
+            a=_rng(25).standard_normal((4, 3)),
+            b=_rng(26).standard_normal((4, 2)),
+            scale=0.5,
+            dtype=np.float64,
+        )
     ),
     R + "nn.vae.gram": Entry(lambda: dict(a=_rng(25).standard_normal((4, 3)), scale=0.5, dtype=np.float64)),
     R + "nn.vae.make_vae": Entry(lambda: dict(d_x=5, hidden=4, d_z=2, floor=1e-4)),
@@ -616,12 +724,16 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.base.EmptyState": not_fuzzed(RECORD),
     R + "optim.base.GradientTransformation": not_fuzzed(RECORD),
     R + "optim.base.apply_updates": Entry(lambda: dict(params=np.ones(3), updates=np.full(3, 0.1))),
-    R + "optim.base.chain": Entry(lambda: dict(transforms=(_grad_tx(),)), call=lambda transforms: _chain_tx(*transforms)),
+    R + "optim.base.chain": Entry(
+        lambda: dict(transforms=(_grad_tx(),)), call=lambda transforms: _chain_tx(*transforms)
+    ),
     R + "optim.base.check_grads": Entry(lambda: dict(grads=np.ones(3), params=np.ones(3))),
     R + "optim.base.check_params": Entry(lambda: dict(params=np.ones(3))),
     R + "optim.checkpoint.Checkpoint": not_fuzzed(RECORD),
     R + "optim.checkpoint.load_checkpoint": Entry(lambda: dict(path=_checkpoint_file())),
-    R + "optim.checkpoint.save_checkpoint": not_fuzzed("file writer; round trip and bad states in tests/optim"),
+    R + "optim.checkpoint.save_checkpoint": not_fuzzed(
+        "file writer; round trip and bad states in tests/optim"
+    ),
     R + "optim.damping.LMDampingState": not_fuzzed(RECORD),
     R + "optim.damping.lm_adjust": Entry(lambda: dict(damping=0.1, rho=0.5, omega=0.9)),
     R + "optim.damping.lm_damping": Entry(lambda: dict(inner=_grad_tx(), damping=0.1)),
@@ -635,8 +747,12 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.kfac_direction.KFACDirectionState": not_fuzzed(RECORD),
     R + "optim.kfac_direction.kfac_direction": Entry(lambda: dict(config=_kfac_config())),
     R + "optim.loop.RunResult": not_fuzzed(RECORD),
-    R + "optim.loop.make_optimizer": Entry(lambda: dict(direction="gradient", rule="fixed", lr=0.1, damping=0.1)),
-    R + "optim.loop.resume": not_fuzzed("resumes a run from a checkpoint file (tests/optim/test_optim_loop.py)"),
+    R + "optim.loop.make_optimizer": Entry(
+        lambda: dict(direction="gradient", rule="fixed", lr=0.1, damping=0.1)
+    ),
+    R + "optim.loop.resume": not_fuzzed(
+        "resumes a run from a checkpoint file (tests/optim/test_optim_loop.py)"
+    ),
     R + "optim.loop.run": Entry(
         lambda: dict(objective_and_grad=_quadratic, params0=np.ones(2), optimizer=_sgd(), n_steps=2, seed=0),
         fixed=("objective_and_grad",),
@@ -651,26 +767,48 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.stepsize.rmsprop": Entry(lambda: dict(lr=0.1, decay=0.9, eps=1e-8)),
     R + "optim.two_step.BlockCurvature": not_fuzzed(RECORD),
     R + "optim.two_step.TwoStepState": not_fuzzed(RECORD),
-    R + "optim.two_step.current_phase": Entry(lambda: dict(state=_two_step_state(), encoder_steps=1, decoder_steps=1)),
+    R + "optim.two_step.current_phase": Entry(
+        lambda: dict(state=_two_step_state(), encoder_steps=1, decoder_steps=1)
+    ),
     R + "optim.two_step.make_two_step": Entry(lambda: dict(n_encoder=2, encoder_lr=0.1, decoder_lr=0.1)),
     R + "optim.two_step.two_step": Entry(lambda: dict(encoder_opt=_sgd(), decoder_opt=_sgd(), n_encoder=1)),
-    R + "optim.two_step.two_step_curvature": Entry(lambda: dict(model=_small()[0], x=_small()[2], n_samples=1)),
+    R + "optim.two_step.two_step_curvature": Entry(
+        lambda: dict(model=_small()[0], x=_small()[2], n_samples=1)
+    ),
 }
 
 
 # likelihood methods: one entry per (family, method)
-for _kind, _cls in (("gaussian", "Gaussian"), ("bernoulli", "Bernoulli"), ("poisson", "Poisson"), ("glv", "GaussianLearnedVariance")):
+for _kind, _cls in (
+    ("gaussian", "Gaussian"),
+    ("bernoulli", "Bernoulli"),
+    ("poisson", "Poisson"),
+    ("glv", "GaussianLearnedVariance"),
+):
     _f = functools.partial(_lik, _kind)
     _p = f"{R}models.likelihoods.{_cls}."
-    REGISTRY[_p + "log_prob"] = Entry(functools.partial(lambda k: dict(x=_xobs(k), t=_t(k)), _kind), call=_method(_f, "log_prob"))
-    REGISTRY[_p + "score"] = Entry(functools.partial(lambda k: dict(x=_xobs(k), t=_t(k)), _kind), call=_method(_f, "score"))
-    REGISTRY[_p + "sample"] = Entry(functools.partial(lambda k: dict(rng=_rng(), t=_t(k)), _kind), call=_method(_f, "sample"))
-    REGISTRY[_p + "output_fisher"] = Entry(functools.partial(lambda k: dict(t=_t(k)), _kind), call=_method(_f, "output_fisher"))
-    REGISTRY[_p + "whiten"] = Entry(
-        functools.partial(lambda k: dict(jac=np.ones(_t(k).shape + (2,)), t=_t(k)), _kind), call=_method(_f, "whiten")
+    REGISTRY[_p + "log_prob"] = Entry(
+        functools.partial(lambda k: dict(x=_xobs(k), t=_t(k)), _kind), call=_method(_f, "log_prob")
     )
-REGISTRY[R + "models.likelihoods.Poisson.log_rate"] = Entry(lambda: dict(t=_t("poisson")), call=_method(functools.partial(_lik, "poisson"), "log_rate"))
-REGISTRY[R + "models.likelihoods.Poisson.rate"] = Entry(lambda: dict(t=_t("poisson")), call=_method(functools.partial(_lik, "poisson"), "rate"))
+    REGISTRY[_p + "score"] = Entry(
+        functools.partial(lambda k: dict(x=_xobs(k), t=_t(k)), _kind), call=_method(_f, "score")
+    )
+    REGISTRY[_p + "sample"] = Entry(
+        functools.partial(lambda k: dict(rng=_rng(), t=_t(k)), _kind), call=_method(_f, "sample")
+    )
+    REGISTRY[_p + "output_fisher"] = Entry(
+        functools.partial(lambda k: dict(t=_t(k)), _kind), call=_method(_f, "output_fisher")
+    )
+    REGISTRY[_p + "whiten"] = Entry(
+        functools.partial(lambda k: dict(jac=np.ones(_t(k).shape + (2,)), t=_t(k)), _kind),
+        call=_method(_f, "whiten"),
+    )
+REGISTRY[R + "models.likelihoods.Poisson.log_rate"] = Entry(
+    lambda: dict(t=_t("poisson")), call=_method(functools.partial(_lik, "poisson"), "log_rate")
+)
+REGISTRY[R + "models.likelihoods.Poisson.rate"] = Entry(
+    lambda: dict(t=_t("poisson")), call=_method(functools.partial(_lik, "poisson"), "rate")
+)
 
 
 def _mfg():
@@ -689,9 +827,15 @@ REGISTRY.update(
         _P + "log_std": Entry(lambda: dict(rho=_RHO()), call=_method(_mfg, "log_std")),
         _P + "reparam": Entry(lambda: dict(m=_M(), rho=_RHO(), eps=_z()), call=_method(_mfg, "reparam")),
         _P + "inverse": Entry(lambda: dict(z=_z(), m=_M(), rho=_RHO()), call=_method(_mfg, "inverse")),
-        _P + "log_density": Entry(lambda: dict(z=_z(), m=_M(), rho=_RHO()), call=_method(_mfg, "log_density")),
-        _P + "kl_to_normal": Entry(lambda: dict(m=_M(), rho=_RHO(), prior_std=1.5), call=_method(_mfg, "kl_to_normal")),
-        _P + "fisher_diag": Entry(lambda: dict(rho=_RHO(), m_shape=(4, 2)), call=_method(_mfg, "fisher_diag")),
+        _P + "log_density": Entry(
+            lambda: dict(z=_z(), m=_M(), rho=_RHO()), call=_method(_mfg, "log_density")
+        ),
+        _P + "kl_to_normal": Entry(
+            lambda: dict(m=_M(), rho=_RHO(), prior_std=1.5), call=_method(_mfg, "kl_to_normal")
+        ),
+        _P + "fisher_diag": Entry(
+            lambda: dict(rho=_RHO(), m_shape=(4, 2)), call=_method(_mfg, "fisher_diag")
+        ),
     }
 )
 
@@ -702,11 +846,17 @@ for _name, _make in (("operator.DenseCurvature", _dense), ("operator.InverseCurv
     REGISTRY[_p + "solve"] = Entry(lambda: dict(v=np.ones(3), damping=0.1), call=_method(_make, "solve"))
     REGISTRY[_p + "to_dense"] = Entry(lambda: dict(damping=0.1), call=_method(_make, "to_dense"))
     REGISTRY[_p + "inverse"] = Entry(lambda: dict(damping=0.1), call=_method(_make, "inverse"))
-    REGISTRY[_p + "aslinearoperator"] = Entry(lambda: dict(damping=0.1), call=_method(_make, "aslinearoperator"))
+    REGISTRY[_p + "aslinearoperator"] = Entry(
+        lambda: dict(damping=0.1), call=_method(_make, "aslinearoperator")
+    )
 for _name, _make in (("BlockDiagKFAC", _blockdiag), ("BlockTridiagKFAC", _tridiag)):
     _p = f"{R}curvature.kfac.operators.{_name}."
-    REGISTRY[_p + "matvec"] = Entry(lambda: dict(v=np.ones(_n_kfac()), factor_damping=0.1), call=_method(_make, "matvec"))
-    REGISTRY[_p + "solve"] = Entry(lambda: dict(v=np.ones(_n_kfac()), factor_damping=0.1), call=_method(_make, "solve"))
+    REGISTRY[_p + "matvec"] = Entry(
+        lambda: dict(v=np.ones(_n_kfac()), factor_damping=0.1), call=_method(_make, "matvec")
+    )
+    REGISTRY[_p + "solve"] = Entry(
+        lambda: dict(v=np.ones(_n_kfac()), factor_damping=0.1), call=_method(_make, "solve")
+    )
     for _m in ("factor_shifts", "to_dense", "inverse", "aslinearoperator"):
         REGISTRY[_p + _m] = Entry(lambda: dict(factor_damping=0.1), call=_method(_make, _m))
 REGISTRY[R + "curvature.kfac.operators.BlockTridiagKFAC.solver"] = Entry(

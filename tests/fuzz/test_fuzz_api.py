@@ -81,7 +81,9 @@ def run_variant(key: str, entry: Entry, arg: str, label: str) -> str | None:
 
 def test_registry_is_complete():
     missing = sorted(set(PUBLIC) - set(REGISTRY))
-    assert not missing, f"public names without a fuzz registry entry (add them to tests/fuzz/registry.py): {missing}"
+    assert not missing, (
+        f"public names without a fuzz registry entry (add them to tests/fuzz/registry.py): {missing}"
+    )
     stale = sorted(set(REGISTRY) - set(PUBLIC))
     assert not stale, f"registry entries for names that are no longer public: {stale}"
 
@@ -169,7 +171,12 @@ def _good(x):
 
 @pytest.mark.parametrize(
     "func,expected",
-    [(_returns_nan, "silent"), (_unclear_error, "unclear"), (_wrong_type, "ZeroDivisionError"), (_float32, "float32")],
+    [
+        (_returns_nan, "silent"),
+        (_unclear_error, "unclear"),
+        (_wrong_type, "ZeroDivisionError"),
+        (_float32, "float32"),
+    ],
 )
 def test_oracle_catches_a_broken_function(func, expected):
     entry = Entry(lambda: dict(x=np.ones(3)), call=func)
@@ -186,4 +193,6 @@ def test_oracle_checks_namedtuple_leaves():
     from refvpng.curvature.kfac.linalg import FactorEig
 
     assert harness.bad_leaves(FactorEig(np.ones(2), np.eye(2))) == []
-    assert harness.bad_leaves((1.0, FactorEig(np.array([1.0, np.inf]), np.eye(2)))) == ["result[1].values has NaN/inf"]
+    assert harness.bad_leaves((1.0, FactorEig(np.array([1.0, np.inf]), np.eye(2)))) == [
+        "result[1].values has NaN/inf"
+    ]
