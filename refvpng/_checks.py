@@ -7,6 +7,7 @@ instead of a NaN three calls later.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -23,6 +24,9 @@ __all__ = [
     "as_array_or_traced",
     "check_trailing",
     "check_samples",
+    "finite_output",
+    "as_real_scalar",
+    "check_symmetric",
     "check_psd",
     "check_same_length",
 ]
@@ -238,3 +242,52 @@ def check_samples(arr: np.ndarray, name: str, *, axis: int = 0, what: str = "S")
             f"{name} must have at least one sample along axis {axis} ({what} >= 1), got shape {arr.shape}"
         )
     return arr
+
+
+def _nonfinite_leaf(value) -> bool:
+    if isinstance(value, (float, np.floating, np.ndarray)):
+        arr = np.asarray(value)
+        return arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
+    if isinstance(value, (tuple, list)):
+        return any(_nonfinite_leaf(v) for v in value)
+    return False
+
+
+def finite_output(func):
+    """Decorator: the function's float/array result (also inside tuples) must be finite.
+
+    For closed forms and other pure functions of validated inputs: a result that overflows
+    (inf/NaN, or Python's ``OverflowError`` from ``math`` or float powers) raises
+    ``FloatingPointError`` naming the function instead of being returned.
+    """
+    name = func.__name__
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            out = func(*args, **kwargs)
+        except OverflowError:
+            raise FloatingPointError(
+                f"{name}: the result overflows float64 at the magnitude of the inputs"
+            ) from None
+        if _nonfinite_leaf(out):
+            check_finite_output(np.nan, name)
+        return out
+
+    return wrapper
+
+
+def as_real_scalar(x, name: str) -> float:
+    """Return ``x`` as a float, requiring a real number (NaN and inf allowed; bool, complex, arrays not)."""
+    return _real_scalar(x, name)
+
+
+def check_symmetric(m, name: str, *, rtol: float = 1e-10) -> np.ndarray:
+    """Require a finite real square matrix symmetric to ``rtol`` relative to its largest entry."""
+    m = as_array(m, name, ndim=2)
+    if m.shape[0] != m.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {m.shape}")
+    scale = np.max(np.abs(m)) if m.size else 0.0
+    if m.size and np.max(np.abs(m - m.T)) > rtol * max(scale, np.finfo(float).tiny) * 10:
+        raise ValueError(f"{name} must be symmetric")
+    return m

@@ -31,8 +31,8 @@ from refvpng.elbo import _elbo_samples
 from refvpng.models.latent import (
     LatentModel,
     check_data,
-    check_model,
     check_eps,
+    check_model,
     latents,
     outputs,
     split_params,

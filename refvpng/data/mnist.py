@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from refvpng._checks import as_int
+from refvpng._checks import as_array, as_finite_scalar, as_int
 
 __all__ = [
     "IDX_FILES",
@@ -155,8 +155,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
         raise ValueError(f"{name}: too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
         raise ValueError(
-            f"{name}: not an IDX file (magic number must start with two zero bytes, "
-            f"got {raw[:4].hex()})"
+            f"{name}: not an IDX file (magic number must start with two zero bytes, got {raw[:4].hex()})"
         )
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
@@ -171,9 +170,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
     want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     got = len(raw) - header
     if got != want:
-        raise ValueError(
-            f"{name}: payload has {got} bytes, the header {dims} of {dtype.name} needs {want}"
-        )
+        raise ValueError(f"{name}: payload has {got} bytes, the header {dims} of {dtype.name} needs {want}")
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
 
@@ -344,8 +341,7 @@ def packaged_mnist_path() -> Path:
     path = Path(str(dist.locate_file(PACKAGED_FILE)))
     if not path.is_file():
         raise ModuleNotFoundError(
-            f"{PACKAGED_DISTRIBUTION} {dist.version} is installed but has no {PACKAGED_FILE}: "
-            f"{INSTALL_HINT}",
+            f"{PACKAGED_DISTRIBUTION} {dist.version} is installed but has no {PACKAGED_FILE}: {INSTALL_HINT}",
             name=PACKAGED_DISTRIBUTION,
         )
     return path
@@ -400,7 +396,8 @@ def binarize(images, threshold: float = 0.5) -> np.ndarray:
     ValueError
         If a value lies outside 0-255.
     """
-    arr = np.asarray(images)
+    arr = as_array(images, "images")
+    threshold = as_finite_scalar(threshold, "threshold")
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ValueError("images must hold pixel values in 0..255")
     return (arr / 255.0 > threshold).astype(np.float64)
