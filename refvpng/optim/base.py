@@ -189,7 +189,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """
     for i, t in enumerate(transforms):
         if not isinstance(t, GradientTransformation):
-            raise TypeError(f"transforms[{i}] must be a GradientTransformation, got {type(t).__name__}")
+            raise TypeError(
+                f"transforms[{i}] must be a GradientTransformation, got {type(t).__name__}"
+            )
     transforms = tuple(transforms)
 
     def init(params) -> tuple:

@@ -157,7 +157,8 @@ class KronDiffEig(NamedTuple):
 def _check_kron_diff(s_a: np.ndarray, s_b: np.ndarray) -> None:
     if np.min(1.0 - np.outer(s_b, s_a)) <= 0:
         raise ValueError(
-            "a kron b - c kron d is not positive definite (1 - s_a s_b <= 0): c and d are too large for a and b"
+            "a kron b - c kron d is not positive definite (1 - s_a s_b <= 0): "
+            "c and d are too large for a and b"
         )
 
 
