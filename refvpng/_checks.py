@@ -256,9 +256,10 @@ def _nonfinite_leaf(value) -> bool:
 def finite_output(func):
     """Decorator: the function's float/array result (also inside tuples) must be finite.
 
-    For closed forms and other pure functions of validated inputs: a result that overflows
-    (inf/NaN, or Python's ``OverflowError`` from ``math`` or float powers) raises
-    ``FloatingPointError`` naming the function instead of being returned.
+    For estimators, closed forms and other pure functions of validated inputs: a result that
+    overflows (inf/NaN, or Python's ``OverflowError`` from ``math`` or float powers) raises
+    ``FloatingPointError`` naming the function instead of being returned; one raised by a
+    helper inside it is re-raised with the public function's name in front.
     """
     name = func.__name__
 
@@ -266,6 +267,10 @@ def finite_output(func):
     def wrapper(*args, **kwargs):
         try:
             out = func(*args, **kwargs)
+        except FloatingPointError as exc:
+            if str(exc).startswith(f"{name}:"):
+                raise
+            raise FloatingPointError(f"{name}: {exc}") from None
         except OverflowError:
             raise FloatingPointError(
                 f"{name}: the result overflows float64 at the magnitude of the inputs"

@@ -25,7 +25,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import hessian
 
-from refvpng._checks import as_array, check_finite_output, check_samples
+from refvpng._checks import as_array, check_finite_output, check_samples, finite_output
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.elbo import _elbo_samples
 from refvpng.models.latent import (
@@ -74,6 +74,7 @@ def _hessians(fun_batch, eta, n_samples, batches, func):
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
 
 
+@finite_output
 def elbo_hessian(
     model: LatentModel, eta, x, eps, cov=None, *, wrt: str = "lambda", batches: int | None = None
 ):
@@ -112,6 +113,7 @@ def elbo_hessian(
     return _hessians(f, lam, eps.shape[0], batches, "elbo_hessian")
 
 
+@finite_output
 def eq3_integral_term_mc(
     model: LatentModel, eta, x, z, log_posterior, *, baseline: float = 0.0, batches: int = 20
 ):
@@ -184,6 +186,7 @@ def eq3_integral_term_mc(
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
 
 
+@finite_output
 def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | None = None):
     r"""Negative Hessian of the expected log-likelihood on the observed data (Eq 7).
 
@@ -207,6 +210,7 @@ def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | 
     return _hessians(f, eta, eps.shape[0], batches, "ll_neg_hessian")
 
 
+@finite_output
 def eq9_matrix(
     model: LatentModel, eta, z_tilde, x_tilde, cov=None, *, x_pred=None, batches: int | None = None
 ):
@@ -276,6 +280,7 @@ def eq9_matrix(
     return _hessians(f, eta, s_count, batches, "eq9_matrix")
 
 
+@finite_output
 def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None):
     r"""The Hessian form of the variational predictive Fisher (Eq 12).
 

@@ -60,6 +60,7 @@ from refvpng._checks import (
     check_rng,
     check_samples,
     check_trailing,
+    finite_output,
     is_traced,
 )
 from refvpng.curvature._autodiff import jacobian_fwd
@@ -122,6 +123,7 @@ def _check_theta(model: LatentModel, theta) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def log_prior(model: LatentModel, z):
     r""":math:`\log N(z \mid 0, \tau^2 I)` summed over the last axis (autograd-friendly).
 
@@ -142,6 +144,7 @@ def log_prior(model: LatentModel, z):
     return out if is_traced(z) else check_finite_output(out, "log_prior")
 
 
+@finite_output
 def log_joint(model: LatentModel, theta, x, z, cov=None):
     r"""Log joint :math:`\log p(z) + \log p(x \mid z; \theta)` per unit (autograd-friendly).
 
@@ -178,6 +181,7 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
     return check_finite_output(out, "log_joint")
 
 
+@finite_output
 def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
     r"""Joint score :math:`\nabla_\theta \log p(x, z; \theta)` per unit, by forward-mode autograd.
 
@@ -205,6 +209,7 @@ def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
     return check_finite_output(jac, "joint_score")
 
 
+@finite_output
 def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
     r"""Draw ``n_samples`` data sets :math:`(x, z) \sim p(x, z; \theta)` of ``n`` points each.
 
@@ -250,6 +255,7 @@ def _per_sample_outer(scores: np.ndarray, local: bool) -> np.ndarray:
     return np.einsum("sp,sq->spq", scores, scores)
 
 
+@finite_output
 def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
     r"""Monte Carlo joint Fisher of a data set of ``n`` points, with :math:`(x, z)` from the model.
 
@@ -311,6 +317,7 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     r"""Log importance weights :math:`\log p(x, z_k) - \log q(z_k \mid x; \phi)` at pre-drawn noise.
 
@@ -340,6 +347,7 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     ValueError
         On inconsistent shapes (naming the argument).
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
@@ -357,6 +365,7 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     return (log_w if model.local else log_w[:, None]), z
 
 
+@finite_output
 def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x, K: int, cov=None):
     r"""Importance-sampling estimate of :math:`p(x)` per unit, with the encoder as proposal.
 
@@ -396,6 +405,7 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
     >>> bool(np.allclose(w, np.exp(ppca.log_marginal_closed(spec, theta, x))))  # zero variance
     True
     """
+    check_model(model)
     _check_rng(rng)
     K = as_int(K, "K")
     x, cov = check_data(model, x, cov)
@@ -413,6 +423,7 @@ def _self_normalised(log_w: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.einsum("ku,kup->up", w, scores)
 
 
+@finite_output
 def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     r"""Estimate the marginal score :math:`\nabla_\theta\log p(x)` per unit by self-normalised IS.
 
@@ -439,6 +450,7 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     log_w : ndarray, shape (K, U)
         The log weights (their log-mean-exp is :math:`\log\hat p(x)`).
     """
+    check_model(model)
     log_w, z = log_importance_weights(model, eta, x, eps, cov)
     eta = as_array(eta, "eta", ndim=1)
     _, theta = split_params(model, eta)
@@ -450,6 +462,7 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     return check_finite_output(_self_normalised(log_w, scores), "marginal_score_is"), log_w
 
 
+@finite_output
 def marginal_fisher_is(
     rng: np.random.Generator,
     model: LatentModel,
@@ -507,6 +520,7 @@ def marginal_fisher_is(
     ValueError
         If ``n_samples < 2`` or inputs have inconsistent shapes.
     """
+    check_model(model)
     _check_rng(rng)
     eta = as_array(eta, "eta", ndim=1)
     _, theta = split_params(model, eta)
@@ -554,6 +568,7 @@ def marginal_fisher_is(
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     r"""Fisher of :math:`p(x \mid z; \theta)` in :math:`\theta` at :math:`z \sim q(z \mid x; \phi)`.
 
@@ -593,6 +608,7 @@ def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     >>> bool(np.allclose(F, lv.decoder_fisher_closed(spec, eta, x)))
     True
     """
+    check_model(model)
     check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)

@@ -57,6 +57,9 @@ def sigmoid(t):
     return anp.exp(log_sigmoid(t))
 
 
+_NO_X = object()
+
+
 def _xt(x, t, d=None, *, counts=False):
     """Validate the output parameter ``t`` (..., d) and observations ``x`` against it.
 
@@ -68,7 +71,7 @@ def _xt(x, t, d=None, *, counts=False):
         raise ValueError(f"t must have shape (..., d), got shape {np.shape(t)}")
     if d is not None:
         check_trailing(t, "t", d)
-    if x is None:
+    if x is _NO_X:
         return None, t
     x = as_array_or_traced(x, "x")
     if np.shape(x)[-1:] != np.shape(t)[-1:]:
@@ -91,10 +94,14 @@ def _checked(value, func, *inputs):
     return check_finite_output(value, func)
 
 
-def _jac(jac, n_out):
+def _jac(jac, t_shape):
     jac = as_array(jac, "jac")
-    if jac.ndim < 2 or jac.shape[-2] != n_out:
-        raise ValueError(f"jac must have shape (..., {n_out}, P), got {jac.shape}")
+    if jac.ndim < 2 or jac.shape[-2] != t_shape[-1]:
+        raise ValueError(f"jac must have shape (..., {t_shape[-1]}, P), got {jac.shape}")
+    try:
+        np.broadcast_shapes(jac.shape[:-1], t_shape)
+    except ValueError:
+        raise ValueError(f"jac of shape {jac.shape} does not match t of shape {t_shape}") from None
     return jac
 
 
@@ -175,12 +182,12 @@ class Gaussian:
     def sample(self, rng: np.random.Generator, t):
         """Draw ``x' = t + L z`` with ``cov = L L^T`` and ``z`` standard normal."""
         check_rng(rng)
-        _, t = _xt(None, t, self.dim)
+        _, t = _xt(_NO_X, t, self.dim)
         return check_finite_output(t + rng.standard_normal(t.shape) @ self._chol.T, "sample")
 
     def output_fisher(self, t):
         r""":math:`\Lambda = \Sigma^{-1}`, shape (d, d), independent of ``t`` (still validated)."""
-        _xt(None, t, self.dim)
+        _xt(_NO_X, t, self.dim)
         return self._prec
 
     def whiten(self, jac, t):
@@ -190,8 +197,8 @@ class Gaussian:
         """
         from scipy.linalg import solve_triangular
 
-        _xt(None, t, self.dim)
-        jac = _jac(jac, self.dim)
+        _, t = _xt(_NO_X, t, self.dim)
+        jac = _jac(jac, t.shape)
         flat = np.moveaxis(jac, -2, 0).reshape(self.dim, -1)
         out = solve_triangular(self._chol, flat, lower=True)
         return np.moveaxis(out.reshape((self.dim,) + jac.shape[:-2] + jac.shape[-1:]), 0, -2)
@@ -220,18 +227,18 @@ class Bernoulli:
     def sample(self, rng: np.random.Generator, t):
         """Draw ``x' ~ Bernoulli(sigmoid(t))`` as float64 zeros and ones."""
         check_rng(rng)
-        _, t = _xt(None, t)
+        _, t = _xt(_NO_X, t)
         return (rng.random(t.shape) < sigmoid(t)).astype(np.float64)
 
     def output_fisher(self, t):
         r"""Diagonal :math:`\sigma(t)\sigma(-t)`, same shape as ``t``."""
-        _, t = _xt(None, t)
+        _, t = _xt(_NO_X, t)
         return np.exp(log_sigmoid(t) + log_sigmoid(-t))
 
     def whiten(self, jac, t):
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
         lam = self.output_fisher(t)
-        return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape[-1]), "whiten")
+        return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape), "whiten")
 
 
 @dataclass(frozen=True)
@@ -299,7 +306,7 @@ class Poisson:
     def sample(self, rng: np.random.Generator, t):
         """Draw ``x' ~ Poisson(rate(t))`` as float64."""
         check_rng(rng)
-        _, t = _xt(None, t)
+        _, t = _xt(_NO_X, t)
         self._check_t(t)
         rate = self.rate(t)
         if np.any(rate > 1e15):
@@ -308,7 +315,7 @@ class Poisson:
 
     def output_fisher(self, t):
         r""":math:`e^t` (log link) or :math:`\sigma(t)^2/\operatorname{softplus}(t)` (softplus)."""
-        _, t = _xt(None, t)
+        _, t = _xt(_NO_X, t)
         self._check_t(t)
         if self.link == "log":
             return np.exp(t)
@@ -317,7 +324,7 @@ class Poisson:
     def whiten(self, jac, t):
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
         lam = self.output_fisher(t)
-        return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape[-1]), "whiten")
+        return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape), "whiten")
 
 
 def _plain(a):
@@ -411,6 +418,7 @@ class GaussianLearnedVariance:
         r"""Log density summed over the ``dim`` data columns (autograd-friendly in ``t``)."""
         x = self._check_x(x)
         mu, s = self._split(t)
+        _xt(x, mu)
         r = x - mu
         # a shared s (..., 1) broadcasts over the dim columns
         return _checked(-0.5 * anp.sum(_LOG_2PI + s + anp.exp(-s) * r * r, axis=-1), "log_prob", x, t)
@@ -419,6 +427,7 @@ class GaussianLearnedVariance:
         r""":math:`\nabla_t \log p(x \mid t)`, shape ``(..., n_out)``."""
         x = self._check_x(x)
         mu, s = self._split(t)
+        _xt(x, mu)
         r = x - mu
         inv = np.exp(-s)
         ds = 0.5 * (inv * r * r - 1.0)
@@ -442,7 +451,7 @@ class GaussianLearnedVariance:
 
     def whiten(self, jac, t):
         r"""Return :math:`\sqrt{\Lambda} J` for ``jac`` of shape ``(..., n_out, P)``."""
-        jac = _jac(jac, self.n_out)
+        jac = _jac(jac, np.shape(t))
         return check_finite_output(np.sqrt(self.output_fisher(t))[..., None] * jac, "whiten")
 
 

@@ -37,6 +37,7 @@ from refvpng._checks import (
     as_nonneg_scalar,
     as_positive_scalar,
     check_finite_output,
+    finite_output,
     is_traced,
 )
 from refvpng.models.likelihoods import log_sigmoid, sigmoid, softplus
@@ -49,7 +50,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 def _arrays(**named):
     """Validate plain array arguments (autograd boxes pass) and require that they broadcast."""
-    out = [None if v is None else as_array_or_traced(v, k) for k, v in named.items()]
+    out = [None if (v is None and k == "rho") else as_array_or_traced(v, k) for k, v in named.items()]
     shapes = [np.shape(v) for v in out if v is not None]
     try:
         np.broadcast_shapes(*shapes)
@@ -65,6 +66,12 @@ def _checked(value, func, *inputs):
     if any(is_traced(a) for a in inputs):
         return value
     return check_finite_output(value, func)
+
+
+def _rho(rho):
+    if rho is None:
+        raise TypeError("rho must be a numeric array for a learned scale ('exp' or 'softplus'), got None")
+    return rho
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ class MeanFieldGaussian:
         r""":math:`\sigma(\rho)`; ``rho`` is ignored (may be ``None``) for ``"fixed"``."""
         if self.scale == "fixed":
             return self.sigma
-        (rho,) = _arrays(rho=rho)
+        (rho,) = _arrays(rho=_rho(rho))
         s = anp.exp(rho) if self.scale == "exp" else softplus(rho)
         return _checked(s + self.floor if self.floor else s, "std", rho)
 
@@ -122,7 +129,7 @@ class MeanFieldGaussian:
         r""":math:`d\sigma/d\rho`."""
         if self.scale == "fixed":
             raise ValueError("dstd is undefined for scale='fixed'")
-        (rho,) = _arrays(rho=rho)
+        (rho,) = _arrays(rho=_rho(rho))
         if self.scale == "exp":
             return _checked(np.exp(rho), "dstd", rho)
         if self.scale == "softplus":
@@ -133,7 +140,7 @@ class MeanFieldGaussian:
         r""":math:`\log\sigma`, stable."""
         if self.scale == "fixed":
             return float(np.log(self.sigma))
-        (rho,) = _arrays(rho=rho)
+        (rho,) = _arrays(rho=_rho(rho))
         if self.floor:
             return anp.log(self.std(rho))  # >= log(floor): no underflow
         if self.scale == "exp":
@@ -144,17 +151,17 @@ class MeanFieldGaussian:
 
     def reparam(self, m, rho, eps):
         r""":math:`z = g(\varepsilon; m, \rho) = m + \sigma(\rho)\,\varepsilon` (Eq 6)."""
-        m, rho, eps = _arrays(m=m, rho=rho, eps=eps)
+        m, rho, eps = _arrays(m=m, rho=_rho(rho) if self.has_scale_params else rho, eps=eps)
         return _checked(m + self.std(rho) * eps, "reparam", m, rho, eps)
 
     def inverse(self, z, m, rho):
         r""":math:`\varepsilon = g^{-1}(z; m, \rho) = (z - m)/\sigma(\rho)`."""
-        z, m, rho = _arrays(z=z, m=m, rho=rho)
+        z, m, rho = _arrays(z=z, m=m, rho=_rho(rho) if self.has_scale_params else rho)
         return _checked((z - m) / self.std(rho), "inverse", z, m, rho)
 
     def log_density(self, z, m, rho):
         r""":math:`\log q(z)`, summed over the last axis."""
-        z, m, rho = _arrays(z=z, m=m, rho=rho)
+        z, m, rho = _arrays(z=z, m=m, rho=_rho(rho) if self.has_scale_params else rho)
         if np.ndim(z) < 1:
             raise ValueError(f"z must have shape (..., dz), got {np.shape(z)}")
         ls = self.log_std(rho)
@@ -168,6 +175,7 @@ class MeanFieldGaussian:
             )
         return _checked(out, "log_density", z, m, rho)
 
+    @finite_output
     def kl_to_normal(self, m, rho, prior_std: float):
         r""":math:`\mathrm{KL}(q \,\|\, N(0, \tau^2 I))`, summed over the last axis.
 
@@ -182,6 +190,8 @@ class MeanFieldGaussian:
             raise ValueError(f"m must have shape (..., dz), got {np.shape(m)}")
         if not is_traced(prior_std):
             prior_std = as_positive_scalar(prior_std, "prior_std")
+        if self.has_scale_params:
+            _rho(rho)
         s = self.std(rho)
         ls = self.log_std(rho)
         tau2 = prior_std**2
@@ -206,7 +216,7 @@ class MeanFieldGaussian:
             if np.log(self.sigma) < -350.0:
                 raise ValueError("sigma is so small that 1/sigma^2 overflows float64 (log sigma < -350)")
             return np.full(m_shape, 1.0 / self.sigma**2), None
-        (rho,) = _arrays(rho=rho)
+        (rho,) = _arrays(rho=_rho(rho))
         if np.shape(rho) != m_shape:
             raise ValueError(f"rho must have shape m_shape {m_shape}, got {np.shape(rho)}")
         log_s = np.asarray(self.log_std(rho))

@@ -39,6 +39,10 @@ class Entry:
         and plain records).
     fixed : tuple of str
         Arguments not replaced (e.g. callbacks whose misuse is the caller's program).
+    raises : tuple of exception types
+        Further exceptions that are the documented outcome (``AssertionError`` of a test helper).
+    nan_result : str, optional
+        Why a NaN result is the documented answer (e.g. a sentinel meaning "no information").
     aliases : dict
         Other names an error may use for an argument (``{"x": ("eps",)}``: a wrong ``x`` may be
         reported as an ``eps`` that does not match it).
@@ -48,6 +52,8 @@ class Entry:
     call: Callable | None = None
     skip: str | None = None
     fixed: tuple = ()
+    raises: tuple = ()
+    nan_result: str | None = None
     aliases: dict = field(default_factory=dict)
 
 
@@ -191,7 +197,16 @@ def bad_leaves(out, where="result") -> list[str]:
     return []
 
 
-def judge(func: Callable, kwargs: dict, arg: str, names: tuple[str, ...], func_name: str) -> str | None:
+def judge(
+    func: Callable,
+    kwargs: dict,
+    arg: str,
+    names: tuple[str, ...],
+    func_name: str,
+    *,
+    raises: tuple = (),
+    nan_ok: bool = False,
+) -> str | None:
     """Call ``func(**kwargs)`` (``arg`` replaced by a bad variant) and describe a bad outcome.
 
     Returns ``None`` when the outcome is acceptable (module docstring), else a short description.
@@ -200,6 +215,8 @@ def judge(func: Callable, kwargs: dict, arg: str, names: tuple[str, ...], func_n
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             out = func(**kwargs)
+    except raises:
+        return None
     except (ValueError, TypeError) as exc:
         msg = str(exc)
         if any(n in msg for n in names):
@@ -216,6 +233,8 @@ def judge(func: Callable, kwargs: dict, arg: str, names: tuple[str, ...], func_n
     except Exception as exc:  # noqa: BLE001 - the point is to classify every exception
         return f"{type(exc).__name__}: {str(exc)[:120]}"
     bad = bad_leaves(out)
+    if nan_ok and isinstance(out, float) and np.isnan(out):
+        bad = []
     if bad:
         return "silent: " + "; ".join(bad[:3])
     return None

@@ -268,12 +268,19 @@ REGISTRY: dict[str, Entry] = {
     ),
     R + "verify.format_table": not_fuzzed(PLOT),
     R + "verify.write_json": not_fuzzed("file writer of a finished verification table"),
-    R + "testing.invariants.assert_symmetric_psd": Entry(lambda: dict(m=_spd(3))),
-    R + "testing.invariants.assert_operator_matches_dense": Entry(lambda: dict(op=_dense())),
-    R + "testing.invariants.assert_trees_bit_equal": Entry(lambda: dict(a=np.ones(3), b=np.ones(3))),
+    R + "testing.invariants.assert_symmetric_psd": Entry(
+        raises=(AssertionError,), args=lambda: dict(m=_spd(3))
+    ),
+    R + "testing.invariants.assert_operator_matches_dense": Entry(
+        raises=(AssertionError,), args=lambda: dict(op=_dense())
+    ),
+    R + "testing.invariants.assert_trees_bit_equal": Entry(
+        raises=(AssertionError,), args=lambda: dict(a=np.ones(3), b=np.ones(3))
+    ),
     R + "testing.mc.mc_mean_and_se": Entry(lambda: dict(samples=_rng(12).standard_normal((50, 2)))),
     R + "testing.mc.assert_mc_close": Entry(
-        lambda: dict(samples=_rng(12).standard_normal((400, 2)) * 0.01, truth=np.zeros(2))
+        raises=(AssertionError,),
+        args=lambda: dict(samples=_rng(12).standard_normal((400, 2)) * 0.01, truth=np.zeros(2)),
     ),
     R + "testing.strategies.Problem": not_fuzzed(RECORD),
     R + "testing.strategies.small_models": not_fuzzed("returns a hypothesis strategy (test helper)"),
@@ -740,7 +747,11 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.damping.predicted_improvement": Entry(
         lambda: dict(grads=np.ones(3), updates=np.full(3, -0.1), curvature=_dense(), damping=0.1)
     ),
-    R + "optim.damping.reduction_ratio": Entry(lambda: dict(value_new=1.1, value_old=1.0, predicted=0.2)),
+    R + "optim.damping.reduction_ratio": Entry(
+        lambda: dict(value_new=1.1, value_old=1.0, predicted=0.2),
+        nan_result="documented: NaN means 'no information' (a non-finite value or predicted <= 0); "
+        "lm_adjust then keeps the damping",
+    ),
     R + "optim.directions.identity_direction": Entry(),
     R + "optim.directions.natural_direction": Entry(lambda: dict(damping=0.1)),
     R + "optim.directions.resolve_index": Entry(lambda: dict(index=slice(0, 2), size=3)),

@@ -76,7 +76,15 @@ def run_variant(key: str, entry: Entry, arg: str, label: str) -> str | None:
     names = (arg, *entry.aliases.get(arg, ()))
     if isinstance(bad, (str, Path)):
         names += (str(bad),)
-    return judge(_target(key, entry), kwargs, arg, names, key.rsplit(".", 1)[-1])
+    return judge(
+        _target(key, entry),
+        kwargs,
+        arg,
+        names,
+        key.rsplit(".", 1)[-1],
+        raises=entry.raises,
+        nan_ok=entry.nan_result is not None,
+    )
 
 
 def test_registry_is_complete():
