@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from refvpng._checks import finite_output
+
 from refvpng.models.ppca.spec import PPCASpec
 
 __all__ = [
@@ -69,6 +71,7 @@ def _colmajor(wk: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def log_marginal_closed(spec: PPCASpec, theta, x):
     r"""Log marginal density :math:`\log p(x; \theta) = \log N(x; b, C)`, per row.
 
@@ -115,6 +118,7 @@ def _posterior_core(W, psi_d):
     return Sigma, M, Sigma @ Wp.T
 
 
+@finite_output
 def posterior_closed(spec: PPCASpec, theta, x):
     r"""Exact posterior :math:`p(z \mid x; \theta) = N(\mu, \Sigma)` (Tipping & Bishop, Eq 6).
 
@@ -153,6 +157,7 @@ def posterior_closed(spec: PPCASpec, theta, x):
     return (mean[0] if one else mean), Sigma
 
 
+@finite_output
 def marginal_score_closed(spec: PPCASpec, theta, x):
     r"""Score of the marginal, :math:`\nabla_\theta \log N(x; b, C(\theta))`, per row.
 
@@ -200,6 +205,7 @@ def marginal_score_closed(spec: PPCASpec, theta, x):
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def joint_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
     r"""Fisher of the joint :math:`p(x, z; \theta)` for **one** data point.
 
@@ -242,6 +248,7 @@ def joint_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
     return _sym(J.T @ full @ J)
 
 
+@finite_output
 def marginal_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
     r"""Fisher of the marginal :math:`x \sim N(b, C(\theta))` for **one** data point.
 
@@ -335,6 +342,7 @@ def _posterior_fisher_full(W, psi_d, m_y, S_y):
     return F
 
 
+@finite_output
 def missing_information_closed(spec: PPCASpec, theta, x=None) -> np.ndarray:
     r"""Missing information: the expected Fisher of the posterior :math:`p(z \mid x; \theta)`.
 
