@@ -27,6 +27,7 @@ __all__ = [
     "finite_output",
     "as_real_scalar",
     "check_symmetric",
+    "check_pairs",
     "check_psd",
     "check_same_length",
 ]
@@ -296,3 +297,15 @@ def check_symmetric(m, name: str, *, rtol: float = 1e-10) -> np.ndarray:
     if m.size and np.max(np.abs(m - m.T)) > rtol * max(scale, np.finfo(float).tiny) * 10:
         raise ValueError(f"{name} must be symmetric")
     return m
+
+
+def check_pairs(pairs, name: str = "pairs"):
+    """Require a non-empty sequence of per-layer ``(a_bar, g)`` pairs; return it as a tuple."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)) or not pairs:
+        raise TypeError(
+            f"{name} must be a non-empty sequence of (a_bar, g) pairs, got {type(pairs).__name__}"
+        )
+    for k, p in enumerate(pairs):
+        if isinstance(p, (str, bytes)) or not isinstance(p, (list, tuple)) or len(p) != 2:
+            raise TypeError(f"{name}[{k}] must be an (a_bar, g) pair, got {type(p).__name__}")
+    return tuple(pairs)

@@ -462,7 +462,7 @@ def test_bad_inputs_name_the_argument():
         kfac_init(f, {"decay": 0.5})
     with pytest.raises(TypeError, match="state"):
         kfac_update(None, f, 1)
-    with pytest.raises(TypeError, match="new"):
+    with pytest.raises(TypeError, match="factors must be KFACFactors"):
         kfac_update(kfac_init(f), pairs, 1)
 
 

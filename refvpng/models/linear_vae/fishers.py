@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from refvpng._checks import finite_output
-
 from refvpng.models.linear_vae._setup import check_eta_x, moments
 from refvpng.models.ppca.spec import PPCASpec
 

@@ -29,7 +29,6 @@ import numpy as np
 import scipy.linalg
 
 from refvpng._checks import finite_output
-
 from refvpng.models.ppca.spec import PPCASpec
 
 __all__ = [
