@@ -195,7 +195,7 @@ class PPCASpec:
         return np.full(self.d, psi[0]) if self.noise == "iso" else psi
 
     def decoder_parts(self, theta):
-        r"""``(W, b, log_psi)``, autograd-friendly (``log_psi`` shape ``(m,)``); plain ``theta`` is checked."""
+        r"""``(W, b, log_psi)``, autograd-friendly (``log_psi`` shape ``(m,)``); a plain theta is checked."""
         if not is_traced(theta):
             theta = self.check(theta)
         W = anp.transpose(anp.reshape(theta[: self.d * self.k], (self.k, self.d)))
