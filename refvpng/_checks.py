@@ -28,6 +28,7 @@ __all__ = [
     "as_real_scalar",
     "check_symmetric",
     "check_pairs",
+    "as_path",
     "check_psd",
     "check_same_length",
 ]
@@ -309,3 +310,13 @@ def check_pairs(pairs, name: str = "pairs"):
         if isinstance(p, (str, bytes)) or not isinstance(p, (list, tuple)) or len(p) != 2:
             raise TypeError(f"{name}[{k}] must be an (a_bar, g) pair, got {type(p).__name__}")
     return tuple(pairs)
+
+
+def as_path(x, name: str = "path"):
+    """Return ``x`` as a :class:`pathlib.Path`, requiring a ``str`` or ``os.PathLike``."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(x, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path, got {type(x).__name__}")
+    return Path(x)

@@ -154,7 +154,11 @@ def eq3_integral_term_mc(
     check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
-    x = as_array(x, "x", ndim=2)
+    x = as_array(x, "x", shape=(None, model.obs_dim))
+    if x.shape[0] < 1:
+        raise ValueError("x must have at least one row")
+    if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 2:
+        raise ValueError(f"batches must be an integer >= 2, got {batches!r}")
     dz = model.latent_dim
     z = check_samples(as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz)), "z")
     s_count = z.shape[0]

@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from refvpng._checks import as_array, as_finite_scalar, as_int
+from refvpng._checks import as_array, as_finite_scalar, as_int, as_path
 
 __all__ = [
     "IDX_FILES",
@@ -205,7 +205,7 @@ def read_idx(path) -> np.ndarray:
     >>> read_idx(path)
     array([3, 1, 4], dtype=uint8)
     """
-    path = Path(path)
+    path = as_path(path, "path")
     return _parse_idx(_read_bytes(path), str(path))
 
 
@@ -294,7 +294,7 @@ def load_mnist_idx(directory) -> MNISTArrays:
         If a file is malformed, images and labels disagree in number, or the train and test
         images differ in size.
     """
-    directory = Path(directory)
+    directory = as_path(directory, "directory")
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST directory {directory} does not exist")
     out = {}

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from refvpng._checks import as_path
 from refvpng.optim.base import check_params
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -313,7 +314,7 @@ def load_checkpoint(path: str | os.PathLike, *, like=None) -> Checkpoint:
     --------
     See :func:`save_checkpoint`.
     """
-    path = os.fspath(path)
+    path = os.fspath(as_path(path, "path"))
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

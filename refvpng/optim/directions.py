@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refvpng._checks import as_nonneg_scalar
+from refvpng._checks import as_int, as_nonneg_scalar
 from refvpng.curvature.solve import damped_solve
 from refvpng.optim.base import EmptyState, GradientTransformation, check_grads, check_params
 
@@ -87,6 +87,7 @@ def resolve_index(index, size: int) -> np.ndarray | None:
     >>> resolve_index([True, False, True], 3)
     array([0, 2])
     """
+    size = as_int(size, "size", minimum=0)
     if index is None:
         return None
     if isinstance(index, slice):
@@ -100,9 +101,7 @@ def resolve_index(index, size: int) -> np.ndarray | None:
         raise TypeError("index must be a slice, a 1-d integer array or a boolean mask")
     arr = arr.astype(np.intp)
     if arr.size and (arr.min() < 0 or arr.max() >= size):
-        raise ValueError(
-            f"index entries must lie in [0, {size}), got range [{arr.min()}, {arr.max()}]"
-        )
+        raise ValueError(f"index entries must lie in [0, {size}), got range [{arr.min()}, {arr.max()}]")
     if np.unique(arr).size != arr.size:
         raise ValueError("index must not contain repeated entries")
     return arr
@@ -200,9 +199,7 @@ def natural_direction(
     def update(grads, state, params=None, **extra):
         g = check_grads(grads, params)
         if name not in extra:
-            raise ValueError(
-                f"natural_direction.update needs the keyword {name}= (the curvature matrix F)"
-            )
+            raise ValueError(f"natural_direction.update needs the keyword {name}= (the curvature matrix F)")
         mu = mu0 if extra.get("damping") is None else as_nonneg_scalar(extra["damping"], "damping")
         idx = resolve_index(index, g.shape[0])
         if idx is None:
