@@ -101,7 +101,9 @@ def resolve_index(index, size: int) -> np.ndarray | None:
         raise TypeError("index must be a slice, a 1-d integer array or a boolean mask")
     arr = arr.astype(np.intp)
     if arr.size and (arr.min() < 0 or arr.max() >= size):
-        raise ValueError(f"index entries must lie in [0, {size}), got range [{arr.min()}, {arr.max()}]")
+        raise ValueError(
+            f"index entries must lie in [0, {size}), got range [{arr.min()}, {arr.max()}]"
+        )
     if np.unique(arr).size != arr.size:
         raise ValueError("index must not contain repeated entries")
     return arr
@@ -199,7 +201,9 @@ def natural_direction(
     def update(grads, state, params=None, **extra):
         g = check_grads(grads, params)
         if name not in extra:
-            raise ValueError(f"natural_direction.update needs the keyword {name}= (the curvature matrix F)")
+            raise ValueError(
+                f"natural_direction.update needs the keyword {name}= (the curvature matrix F)"
+            )
         mu = mu0 if extra.get("damping") is None else as_nonneg_scalar(extra["damping"], "damping")
         idx = resolve_index(index, g.shape[0])
         if idx is None:

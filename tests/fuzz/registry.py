@@ -458,7 +458,8 @@ REGISTRY: dict[str, Entry] = {
     R + "experiments.harness.fmt": Entry(lambda: dict(v=1.5, nd=3)),
     R + "experiments.harness.main": not_fuzzed(CLI),
     R + "experiments.metrics.roc_auc": Entry(
-        lambda: dict(y=np.array([0.0, 1.0, 0.0, 1.0]), score=np.array([0.1, 0.8, 0.3, 0.6]))
+        lambda: dict(y=np.array([0.0, 1.0, 0.0, 1.0]), score=np.array([0.1, 0.8, 0.3, 0.6])),
+        aliases={"y": ("score",)},  # a wrong-length y is reported as a score that does not match it
     ),
     R + "experiments.ppca.Settings": not_fuzzed(RECORD),
     R + "experiments.ppca.make_problem": Entry(lambda: dict(d=3, k=1, n=20, seed=0)),
@@ -732,7 +733,9 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.base.GradientTransformation": not_fuzzed(RECORD),
     R + "optim.base.apply_updates": Entry(lambda: dict(params=np.ones(3), updates=np.full(3, 0.1))),
     R + "optim.base.chain": Entry(
-        lambda: dict(transforms=(_grad_tx(),)), call=lambda transforms: _chain_tx(*transforms)
+        lambda: dict(first=_grad_tx(), second=_sgd()),
+        call=lambda first, second: _chain_tx(first, second),
+        aliases={"first": ("transforms[0]",), "second": ("transforms[1]",)},
     ),
     R + "optim.base.check_grads": Entry(lambda: dict(grads=np.ones(3), params=np.ones(3))),
     R + "optim.base.check_params": Entry(lambda: dict(params=np.ones(3))),
@@ -745,7 +748,8 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.damping.lm_adjust": Entry(lambda: dict(damping=0.1, rho=0.5, omega=0.9)),
     R + "optim.damping.lm_damping": Entry(lambda: dict(inner=_grad_tx(), damping=0.1)),
     R + "optim.damping.predicted_improvement": Entry(
-        lambda: dict(grads=np.ones(3), updates=np.full(3, -0.1), curvature=_dense(), damping=0.1)
+        lambda: dict(grads=np.ones(3), updates=np.full(3, -0.1), curvature=_dense(), damping=0.1),
+        aliases={"grads": ("updates",)},  # a wrong-length grads is reported as a mismatch of updates
     ),
     R + "optim.damping.reduction_ratio": Entry(
         lambda: dict(value_new=1.1, value_old=1.0, predicted=0.2),
@@ -767,6 +771,7 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.loop.run": Entry(
         lambda: dict(objective_and_grad=_quadratic, params0=np.ones(2), optimizer=_sgd(), n_steps=2, seed=0),
         fixed=("objective_and_grad",),
+        aliases={"params0": ("objective",)},  # huge params: the objective's value is reported
     ),
     R + "optim.loop.step_rngs": Entry(lambda: dict(seed=0, step=1)),
     R + "optim.stepsize.AdamState": not_fuzzed(RECORD),
