@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from refvpng._atomic import atomic_path, remove_stale_temporaries, write_json_atomic
+from refvpng._checks import as_int, as_real_scalar
 
 __all__ = [
     "Cell",
@@ -479,7 +480,8 @@ def fmt(v, nd: int = 3) -> str:
         return "—"
     if isinstance(v, str):
         return v
-    return f"{v:.{nd}f}"
+    nd = as_int(nd, "nd", minimum=0)
+    return f"{as_real_scalar(v, 'v'):.{nd}f}"
 
 
 def results_section(exp: Experiment, folder) -> list[str]:

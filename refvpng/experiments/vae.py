@@ -124,6 +124,7 @@ import time
 
 import numpy as np
 
+from refvpng._checks import as_int
 from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments import harness
@@ -228,6 +229,8 @@ def synthetic_data(seed: int = 0, n_train: int = 200, n_test: int = 100, d: int 
     -------
     BinarizedMNIST
     """
+    seed = as_int(seed, "seed", minimum=0)
+    n_train, n_test, d = as_int(n_train, "n_train"), as_int(n_test, "n_test"), as_int(d, "d")
     from refvpng.data.mnist import BinarizedMNIST
 
     rng = np.random.default_rng(seed)
