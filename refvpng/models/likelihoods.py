@@ -451,7 +451,8 @@ class GaussianLearnedVariance:
 
     def whiten(self, jac, t):
         r"""Return :math:`\sqrt{\Lambda} J` for ``jac`` of shape ``(..., n_out, P)``."""
-        jac = _jac(jac, np.shape(t))
+        mu, _ = self._split(t)
+        jac = _jac(jac, mu.shape[:-1] + (self.n_out,))
         return check_finite_output(np.sqrt(self.output_fisher(t))[..., None] * jac, "whiten")
 
 

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 
+@finite_output
 def predicted_improvement(grads, updates, curvature, damping: float = 0.0, *, index: Any = None) -> float:
     r"""Improvement of the objective predicted by the local quadratic model.
 
