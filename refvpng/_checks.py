@@ -259,7 +259,8 @@ def finite_output(func):
     """Decorator: the function's float/array result (also inside tuples) must be finite.
 
     For estimators, closed forms and other pure functions of validated inputs: a result that
-    overflows (inf/NaN, or Python's ``OverflowError`` from ``math`` or float powers) raises
+    overflows (inf/NaN, Python's ``OverflowError`` from ``math`` or float powers, or a
+    ``ZeroDivisionError`` by a Python float that underflowed to zero) raises
     ``FloatingPointError`` naming the function instead of being returned; one raised by a
     helper inside it is re-raised with the public function's name in front.
     """
@@ -273,7 +274,7 @@ def finite_output(func):
             if str(exc).startswith(f"{name}:"):
                 raise
             raise FloatingPointError(f"{name}: {exc}") from None
-        except OverflowError:
+        except (OverflowError, ZeroDivisionError):  # Python floats: x**2 overflows or underflows to 0
             raise FloatingPointError(
                 f"{name}: the result overflows float64 at the magnitude of the inputs"
             ) from None

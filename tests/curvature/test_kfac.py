@@ -211,6 +211,7 @@ def _chain_fhat(chain, eta, x, eps, m, rng):
     pairs, w = vp_kfac_pairs(model, eta, x, eps, x_pred)
     return vp_fisher_mc(model, eta, x, eps, x_pred), pairs, w
 
+
 CHAINS = [
     ("shallow", (3, 2), (1, 3)),
     ("vae-6layer", (4, 3, 3, 4), (2, 3, 3, 4)),
@@ -519,3 +520,30 @@ def test_default_config_never_truncates_a_wide_layer(tridiagonal):
     np.testing.assert_array_equal(op.to_dense(), exact)
     v = rng.standard_normal(op.shape[0])
     assert _rel(op.solve(v), np.linalg.solve(exact, v)) <= SOLVE_RTOL  # two layers: exact
+
+
+# ---- validation (issue 11)
+
+
+def test_asymmetric_factors_and_block_arguments_are_rejected():
+    from refvpng.curvature.kfac.linalg import factor_eig, kron_diff_solve
+    from refvpng.curvature.kfac.operators import KroneckerBlock
+
+    asym = np.array([[2.0, 0.5], [0.0, 2.0]])
+    with pytest.raises(ValueError, match="m must be symmetric"):
+        factor_eig(asym)
+    eye = np.eye(2)
+    for name in "abcd":
+        args = dict(a=2 * eye, b=2 * eye, c=0.1 * eye, d=0.1 * eye)
+        args[name] = asym if name in "ab" else 0.1 * asym
+        with pytest.raises(ValueError, match=f"{name} must be symmetric"):
+            kron_diff_solve(**args, v=np.ones(4))
+    with pytest.raises(ValueError, match="c and d are too large"):
+        kron_diff_solve(eye, eye, 2 * eye, 2 * eye, np.ones(4))
+    blk = KroneckerBlock(eye, 2 * eye, factor_eig(eye), factor_eig(2 * eye))
+    with pytest.raises(ValueError, match="gamma must be finite and >= 0"):
+        blk.shifts(-1.0)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 2, 2\)"):
+        blk.solve(np.ones((3, 2)), 0.1)
+    with pytest.raises(TypeError, match="pairs must be a non-empty sequence"):
+        kfac_factors(None)
