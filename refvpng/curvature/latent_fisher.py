@@ -355,7 +355,7 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     if not model.local and eps.ndim != 2:
         raise ValueError(f"eps must have shape (K, {model.latent_dim}) for a global latent")
     m, rho = model.encode(lam, x)
-    m = np.asarray(m)
+    m = check_finite_output(np.asarray(m), "encode", "encoder mean")
     rho = None if rho is None else np.asarray(rho)
     z = np.asarray(model.family.reparam(m, rho, eps))
     log_q = np.asarray(model.family.log_density(z, m, rho))
@@ -543,7 +543,7 @@ def marginal_fisher_is(
         # all S data sets at once: x (S, 1, n, d) against proposals z (S, K, dz)
         lam = eta[: model.n_lambda]
         m, rho = model.encode(lam, x[0])
-        m = np.asarray(m)
+        m = check_finite_output(np.asarray(m), "encode", "encoder mean")
         rho = None if rho is None else np.asarray(rho)
         xs = x[:, None]
         scores = []

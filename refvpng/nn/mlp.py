@@ -370,6 +370,8 @@ class MLP:
             if k > 0:
                 g = da * _act_grad(cache.activation, cache.s[k - 1])
         pairs = tuple(zip(cache.a_bar, gs, strict=True))
+        for k, gk in enumerate(grads):
+            check_finite_output(gk, "backward", f"gradient of layer {k}")
         return MLPGrads(self.pack(grads), tuple(gs), pairs, da)
 
 

@@ -11,7 +11,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad
 
-from refvpng._checks import as_int, finite_output
+from refvpng._checks import as_int, check_finite_output, finite_output
 from refvpng.models.linear_vae._setup import check_eta_x, check_spec, parts
 from refvpng.models.ppca.mle import mle_closed
 from refvpng.models.ppca.model import pack_encoder
@@ -254,7 +254,7 @@ def optimal_encoder(spec: PPCASpec, theta) -> np.ndarray:
     W, b, _ = spec.unpack(theta)
     Wp = W / spec.psi_diag(theta)[:, None]
     M = np.eye(spec.k) + W.T @ Wp
-    A = np.linalg.solve(M, Wp.T)
+    A = check_finite_output(np.linalg.solve(M, Wp.T), "optimal_encoder", "encoder weight A")
     return pack_encoder(spec, A, -A @ b, -0.5 * np.log(np.diag(M)))
 
 

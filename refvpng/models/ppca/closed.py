@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from refvpng._checks import finite_output
+from refvpng._checks import check_finite_output, finite_output
 from refvpng.models.ppca.spec import PPCASpec
 
 __all__ = [
@@ -57,7 +57,9 @@ def _setup(spec: PPCASpec, theta):
     if not isinstance(spec, PPCASpec):
         raise TypeError(f"spec must be a PPCASpec, got {type(spec).__name__}")
     W, b, _ = spec.unpack(theta)
-    return W, b, spec.psi_diag(theta), spec.pullback(theta)
+    psi_d = spec.psi_diag(theta)
+    check_finite_output(W @ W.T + np.diag(psi_d), "marginal covariance", "W W^T + Psi")
+    return W, b, psi_d, spec.pullback(theta)
 
 
 def _colmajor(wk: np.ndarray) -> np.ndarray:
