@@ -373,6 +373,9 @@ def vae_step(
             g = (g @ w_enc[k][:, :-1]) * (enc_s[k - 1] > 0.0)
     enc_grads = grads[::-1]
     dec_grads = [gg.T @ ab for gg, ab in zip(gs_dec, dec_in, strict=True)]
+    check_finite_output(value, "vae_step", "ELBO")
+    for k, gk in enumerate(enc_grads + dec_grads):
+        check_finite_output(gk, "vae_step", f"gradient of layer {k}")
     grad = np.concatenate([chain.encoder.pack(enc_grads), chain.decoder.pack(dec_grads)])
     if curvature is None:
         return VAEStep(value, grad, None)

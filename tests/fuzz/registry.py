@@ -1007,4 +1007,609 @@ def _checkpoint_file():
 
 # ---------------------------------------------------------------- gaps in files under edit elsewhere
 
-KNOWN_GAPS_PENDING_MERGE: dict[tuple[str, str, str], str] = {}
+# (function, argument, variant) -> the bad outcome observed. Only functions in files that other
+# helpers are editing right now (fisher.py, outer.py, chain.py, latent.py, testing/): the integrator
+# fixes them after merging. test_known_gaps_still_fail fails as soon as an entry passes, so a fixed
+# combination must be deleted here; the fuzz test skips the listed combinations.
+KNOWN_GAPS_PENDING_MERGE: dict[tuple[str, str, str], str] = {
+    # ---- refvpng/curvature/fisher.py
+    ("refvpng.curvature.fisher.output_jacobian", "eta", "-huge"): "silent: result[1] has NaN/inf",
+    ("refvpng.curvature.fisher.output_jacobian", "eta", "all-huge"): "silent: result[1] has NaN/inf",
+    ("refvpng.curvature.fisher.output_jacobian", "eta", "huge"): "silent: result[1] has NaN/inf",
+    ("refvpng.curvature.fisher.output_jacobian", "x", "all-huge"): "silent: result[1] has NaN/inf",
+    ("refvpng.curvature.fisher.output_jacobian", "x", "huge"): "silent: result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "lam",
+        "-huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "lam",
+        "all-huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "lam",
+        "huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "x",
+        "-huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "x",
+        "all-huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "x",
+        "empty",
+    ): "unclear ValueError: z must have shape (*, 0, 2), got (2, 4, 2)",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "x",
+        "huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "x",
+        "shape",
+    ): "unclear ValueError: shapes (4,4) and (3,2) not aligned: 4 (dim 1) != 3 (dim 0)",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "z",
+        "-huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "z",
+        "all-huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    ("refvpng.curvature.fisher.q_fisher_mc", "z", "empty"): "silent: result[0] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher_mc",
+        "z",
+        "huge",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher",
+        "lam",
+        "-huge",
+    ): "unclear ValueError: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); the q-Fishe",
+    (
+        "refvpng.curvature.fisher.q_fisher",
+        "lam",
+        "all-huge",
+    ): "unclear ValueError: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); the q-Fishe",
+    (
+        "refvpng.curvature.fisher.q_fisher",
+        "lam",
+        "huge",
+    ): "unclear ValueError: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); the q-Fishe",
+    (
+        "refvpng.curvature.fisher.q_fisher",
+        "x",
+        "-huge",
+    ): "unclear ValueError: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); the q-Fishe",
+    (
+        "refvpng.curvature.fisher.q_fisher",
+        "x",
+        "all-huge",
+    ): "unclear ValueError: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); the q-Fishe",
+    ("refvpng.curvature.fisher.q_fisher", "x", "huge"): "silent: result has NaN/inf",
+    (
+        "refvpng.curvature.fisher.q_fisher",
+        "x",
+        "shape",
+    ): "unclear ValueError: shapes (4,4) and (3,2) not aligned: 4 (dim 1) != 3 (dim 0)",
+    ("refvpng.curvature.fisher.vp_fisher_exact", "eps", "empty"): "ZeroDivisionError: float division by zero",
+    (
+        "refvpng.curvature.fisher.vp_fisher_exact",
+        "eta",
+        "-huge",
+    ): "unclear ValueError: jac contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_exact",
+        "eta",
+        "all-huge",
+    ): "unclear ValueError: jac contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_exact",
+        "eta",
+        "huge",
+    ): "unclear ValueError: jac contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_exact",
+        "x",
+        "all-huge",
+    ): "unclear ValueError: jac contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_exact",
+        "x",
+        "huge",
+    ): "unclear ValueError: jac contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_mc",
+        "eps",
+        "empty",
+    ): "unclear ValueError: x_pred must have shape (0, M, 4, 3) with M >= 1, got (2, 2, 4, 3)",
+    (
+        "refvpng.curvature.fisher.vp_fisher_mc",
+        "eta",
+        "-huge",
+    ): "unclear ValueError: B contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_mc",
+        "eta",
+        "all-huge",
+    ): "unclear ValueError: B contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_mc",
+        "eta",
+        "huge",
+    ): "unclear ValueError: B contains NaN or infinite values",
+    ("refvpng.curvature.fisher.vp_fisher_mc", "x_pred", "-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.fisher.vp_fisher_mc", "x_pred", "all-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.fisher.vp_fisher_mc", "x_pred", "huge"): "silent: result has NaN/inf",
+    (
+        "refvpng.curvature.fisher.vp_fisher_mc",
+        "x",
+        "all-huge",
+    ): "unclear ValueError: B contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_fisher_mc",
+        "x",
+        "huge",
+    ): "unclear ValueError: B contains NaN or infinite values",
+    (
+        "refvpng.curvature.fisher.vp_kfac_pairs",
+        "eps",
+        "empty",
+    ): "unclear ValueError: x_pred must have shape (0, M, 3, 3) with M >= 1, got (2, 2, 3, 3)",
+    (
+        "refvpng.curvature.fisher.vp_scores",
+        "eps",
+        "empty",
+    ): "unclear ValueError: x_pred must have shape (0, M, 4, 3) with M >= 1, got (2, 2, 4, 3)",
+    ("refvpng.curvature.fisher.vp_scores", "eta", "-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.fisher.vp_scores", "eta", "all-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.fisher.vp_scores", "eta", "huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.fisher.vp_scores", "x", "all-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.fisher.vp_scores", "x", "huge"): "silent: result has NaN/inf",
+    # ---- refvpng/curvature/outer.py
+    ("refvpng.curvature.outer.outer_sum_numba", "B", "-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum_numba", "B", "all-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum_numba", "B", "huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum_numpy", "B", "-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum_numpy", "B", "all-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum_numpy", "B", "huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum", "B", "-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum", "B", "all-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_sum", "B", "huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_update", "B_chunk", "-huge"): "silent: result has NaN/inf",
+    ("refvpng.curvature.outer.outer_update", "B_chunk", "all-huge"): "silent: result has NaN/inf",
+    (
+        "refvpng.curvature.outer.outer_update",
+        "B_chunk",
+        "empty",
+    ): "unclear ValueError: weights_chunk must have length K = 0 (the rows of B), got 5",
+    ("refvpng.curvature.outer.outer_update", "B_chunk", "huge"): "silent: result has NaN/inf",
+    (
+        "refvpng.curvature.outer.outer_update",
+        "B_chunk",
+        "shape",
+    ): "unclear ValueError: F must have shape (4, 4), got (3, 3)",
+    # ---- refvpng/models/latent.py
+    (
+        "refvpng.models.latent.check_data",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'obs_dim'",
+    (
+        "refvpng.models.latent.check_data",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'obs_dim'",
+    (
+        "refvpng.models.latent.check_data",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'obs_dim'",
+    (
+        "refvpng.models.latent.check_eps",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'latent_dim'",
+    (
+        "refvpng.models.latent.check_eps",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'latent_dim'",
+    (
+        "refvpng.models.latent.check_eps",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'latent_dim'",
+    (
+        "refvpng.models.latent.check_eps",
+        "n",
+        "bool",
+    ): "unclear ValueError: eps must have shape (S, True, 2), got (2, 4, 2)",
+    (
+        "refvpng.models.latent.check_eps",
+        "n",
+        "float",
+    ): "unclear ValueError: eps must have shape (S, 1.5, 2), got (2, 4, 2)",
+    (
+        "refvpng.models.latent.check_eps",
+        "n",
+        "negative",
+    ): "unclear ValueError: eps must have shape (S, -1, 2), got (2, 4, 2)",
+    (
+        "refvpng.models.latent.check_eps",
+        "n",
+        "zero",
+    ): "unclear ValueError: eps must have shape (S, 0, 2), got (2, 4, 2)",
+    (
+        "refvpng.models.latent.draw_eps",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'local'",
+    (
+        "refvpng.models.latent.draw_eps",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'local'",
+    (
+        "refvpng.models.latent.draw_eps",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'local'",
+    (
+        "refvpng.models.latent.draw_model_samples",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.draw_model_samples",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.draw_model_samples",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "eta",
+        "-huge",
+    ): "FloatingPointError not naming draw_predictive: std: the result is not finite although every input wa",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "eta",
+        "all-huge",
+    ): "FloatingPointError not naming draw_predictive: std: the result is not finite although every input wa",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "eta",
+        "huge",
+    ): "FloatingPointError not naming draw_predictive: std: the result is not finite although every input wa",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'obs_dim'",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'obs_dim'",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'obs_dim'",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "x",
+        "all-huge",
+    ): "FloatingPointError not naming draw_predictive: std: the result is not finite although every input wa",
+    (
+        "refvpng.models.latent.draw_predictive",
+        "x",
+        "huge",
+    ): "FloatingPointError not naming draw_predictive: std: the result is not finite although every input wa",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "-huge",
+    ): "FloatingPointError not naming latents: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "all-huge",
+    ): "FloatingPointError not naming latents: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "complex",
+    ): "unclear TypeError: m must be a real floating or integer array, got a complex array",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "empty",
+    ): "unclear ValueError: cannot reshape array of size 0 into shape (3,2)",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "huge",
+    ): "FloatingPointError not naming latents: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "inf",
+    ): "unclear ValueError: rho contains NaN or infinite values",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "nan",
+    ): "unclear ValueError: rho contains NaN or infinite values",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "ndim+1",
+    ): "unclear ValueError: cannot reshape array of size 16 into shape (3,2)",
+    ("refvpng.models.latent.latents", "lam", "ndim-1"): "IndexError: invalid index to scalar variable.",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "none",
+    ): "unclear TypeError: 'NoneType' object is not subscriptable",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "object",
+    ): "unclear TypeError: m must be a real floating or integer array, got a object array",
+    (
+        "refvpng.models.latent.latents",
+        "lam",
+        "str",
+    ): "unclear ValueError: cannot reshape array of size 1 into shape (3,2)",
+    (
+        "refvpng.models.latent.latents",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'encode'",
+    (
+        "refvpng.models.latent.latents",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'encode'",
+    (
+        "refvpng.models.latent.latents",
+        "model",
+        "str",
+    ): "unclear TypeError: encode() argument 'encoding' must be str, not numpy.ndarray",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "all-huge",
+    ): "FloatingPointError not naming latents: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "empty",
+    ): "unclear ValueError: m of shape (0, 2) and rho of shape (0, 2) and eps of shape (2, 4, 2) do not broa",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "huge",
+    ): "FloatingPointError not naming latents: std: the result is not finite although every input was; the i",
+    ("refvpng.models.latent.latents", "x", "inf"): "unclear ValueError: m contains NaN or infinite values",
+    ("refvpng.models.latent.latents", "x", "nan"): "unclear ValueError: m contains NaN or infinite values",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "none",
+    ): "unclear TypeError: unsupported operand type(s) for *: 'NoneType' and 'float'",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "object",
+    ): "unclear TypeError: m must be a real floating or integer array, got a object array",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "shape",
+    ): "unclear ValueError: shapes (4,4) and (3,2) not aligned: 4 (dim 1) != 3 (dim 0)",
+    (
+        "refvpng.models.latent.latents",
+        "x",
+        "str",
+    ): "unclear UFuncTypeError: ufunc 'multiply' did not contain a loop with signature matching types (dtype",
+    (
+        "refvpng.models.latent.outputs",
+        "eta",
+        "-huge",
+    ): "FloatingPointError not naming outputs: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.outputs",
+        "eta",
+        "all-huge",
+    ): "FloatingPointError not naming outputs: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.outputs",
+        "eta",
+        "huge",
+    ): "FloatingPointError not naming outputs: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.outputs",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.outputs",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.outputs",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "all-huge",
+    ): "FloatingPointError not naming outputs: std: the result is not finite although every input was; the i",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "empty",
+    ): "unclear ValueError: m of shape (0, 2) and rho of shape (0, 2) and eps of shape (2, 4, 2) do not broa",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "huge",
+    ): "FloatingPointError not naming outputs: std: the result is not finite although every input was; the i",
+    ("refvpng.models.latent.outputs", "x", "inf"): "unclear ValueError: m contains NaN or infinite values",
+    ("refvpng.models.latent.outputs", "x", "nan"): "unclear ValueError: m contains NaN or infinite values",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "none",
+    ): "unclear TypeError: unsupported operand type(s) for *: 'NoneType' and 'float'",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "object",
+    ): "unclear TypeError: m must be a real floating or integer array, got a object array",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "shape",
+    ): "unclear ValueError: shapes (4,4) and (3,2) not aligned: 4 (dim 1) != 3 (dim 0)",
+    (
+        "refvpng.models.latent.outputs",
+        "x",
+        "str",
+    ): "unclear UFuncTypeError: ufunc 'multiply' did not contain a loop with signature matching types (dtype",
+    (
+        "refvpng.models.latent.split_params",
+        "model",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.split_params",
+        "model",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'n_params'",
+    (
+        "refvpng.models.latent.split_params",
+        "model",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'n_params'",
+    # ---- refvpng/nn/chain.py
+    (
+        "refvpng.nn.chain.Chain.backward",
+        "cache",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'z'",
+    (
+        "refvpng.nn.chain.Chain.backward",
+        "cache",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'z'",
+    ("refvpng.nn.chain.Chain.backward", "cache", "str"): "AttributeError: 'str' object has no attribute 'z'",
+    ("refvpng.nn.chain.Chain.forward", "eta", "all-huge"): "silent: result[1].decoder.s[0] has NaN/inf",
+    (
+        "refvpng.nn.chain.Chain.forward",
+        "x",
+        "empty",
+    ): "unclear ValueError: eps must have shape (0, 1), got (2, 1)",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "decoder_sizes",
+        "empty-seq",
+    ): "unclear ValueError: sizes must have at least 2 entries, got 0",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "decoder_sizes",
+        "none",
+    ): "unclear TypeError: sizes must be a sequence of int",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "decoder_sizes",
+        "opaque",
+    ): "unclear TypeError: sizes must be a sequence of int",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "decoder_sizes",
+        "str",
+    ): "unclear TypeError: sizes must be a sequence of int",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "encoder_sizes",
+        "empty-seq",
+    ): "unclear ValueError: sizes must have at least 2 entries, got 0",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "encoder_sizes",
+        "none",
+    ): "unclear TypeError: sizes must be a sequence of int",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "encoder_sizes",
+        "opaque",
+    ): "unclear TypeError: sizes must be a sequence of int",
+    (
+        "refvpng.nn.chain.Chain.from_sizes",
+        "encoder_sizes",
+        "str",
+    ): "unclear TypeError: sizes must be a sequence of int",
+    # ---- refvpng/testing/
+    (
+        "refvpng.testing.invariants.assert_operator_matches_dense",
+        "op",
+        "none",
+    ): "AttributeError: 'NoneType' object has no attribute 'to_dense'",
+    (
+        "refvpng.testing.invariants.assert_operator_matches_dense",
+        "op",
+        "opaque",
+    ): "AttributeError: '_Opaque' object has no attribute 'to_dense'",
+    (
+        "refvpng.testing.invariants.assert_operator_matches_dense",
+        "op",
+        "str",
+    ): "AttributeError: 'str' object has no attribute 'to_dense'",
+    (
+        "refvpng.testing.mc.assert_mc_close",
+        "samples",
+        "ndim-1",
+    ): "unclear ValueError: truth must be a scalar or have shape (), got (2,)",
+    ("refvpng.testing.mc.assert_mc_close", "samples", "none"): "IndexError: tuple index out of range",
+    (
+        "refvpng.testing.mc.assert_mc_close",
+        "samples",
+        "shape",
+    ): "unclear ValueError: truth must be a scalar or have shape (3,), got (2,)",
+    ("refvpng.testing.mc.mc_mean_and_se", "samples", "-huge"): "silent: result[1] has NaN/inf",
+    ("refvpng.testing.mc.mc_mean_and_se", "samples", "all-huge"): "silent: result[1] has NaN/inf",
+    ("refvpng.testing.mc.mc_mean_and_se", "samples", "huge"): "silent: result[1] has NaN/inf",
+    (
+        "refvpng.testing.mc.mc_mean_and_se",
+        "samples",
+        "inf",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    (
+        "refvpng.testing.mc.mc_mean_and_se",
+        "samples",
+        "nan",
+    ): "silent: result[0] has NaN/inf; result[1] has NaN/inf",
+    ("refvpng.testing.mc.mc_mean_and_se", "samples", "none"): "IndexError: tuple index out of range",
+}

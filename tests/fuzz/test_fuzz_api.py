@@ -127,7 +127,7 @@ _COMMON = dict(deadline=None, derandomize=True, database=None, suppress_health_c
 
 
 @pytest.mark.parametrize("key", FUZZED)
-@settings(max_examples=6, **_COMMON)
+@settings(max_examples=15, **_COMMON)
 @given(data=st.data())
 def test_fuzz(key, data):
     _fuzz(key, data)
