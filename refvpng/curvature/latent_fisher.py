@@ -52,17 +52,8 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import (
-    as_array,
-    as_array_or_traced,
-    as_int,
-    check_finite_output,
-    check_rng,
-    check_samples,
-    check_trailing,
-    finite_output,
-    is_traced,
-)
+from refvpng._checks import as_array, as_int, check_finite_output, check_rng, check_samples, finite_output
+from refvpng.curvature import _latent_fisher_support as support
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.models.latent import LatentModel, check_data, check_eps, check_model, latents, split_params
 
@@ -80,42 +71,6 @@ __all__ = [
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def _check_rng(rng) -> None:
-    check_rng(rng)
-
-
-def _check_z(model: LatentModel, z):
-    z = as_array_or_traced(z, "z")
-    return check_trailing(z, "z", model.latent_dim)
-
-
-def _check_joint(model: LatentModel, theta, x, z, cov):
-    """Validate the arguments of :func:`log_joint` (plain arrays; autograd boxes pass)."""
-    check_model(model)
-    theta = as_array_or_traced(theta, "theta", shape=(model.n_theta,))
-    x = check_trailing(as_array_or_traced(x, "x"), "x", model.obs_dim, ndim_min=2)
-    z = check_trailing(as_array_or_traced(z, "z"), "z", model.latent_dim, ndim_min=2 if model.local else 1)
-    n = np.shape(x)[-2]
-    if n < 1:
-        raise ValueError(f"x must have at least one data point, got shape {np.shape(x)}")
-    lead_x, lead_z = (
-        (np.shape(x)[:-1], np.shape(z)[:-1]) if model.local else (np.shape(x)[:-2], np.shape(z)[:-1])
-    )
-    try:
-        np.broadcast_shapes(lead_x, lead_z)
-    except ValueError:
-        raise ValueError(f"x of shape {np.shape(x)} and z of shape {np.shape(z)} do not broadcast") from None
-    if model.n_cov:
-        cov = as_array(cov, "cov", shape=(n, model.n_cov))
-    elif cov is not None:
-        raise ValueError(f"model {model.name!r} takes no covariates; cov must be None")
-    return theta, x, z, cov
-
-
-def _check_theta(model: LatentModel, theta) -> np.ndarray:
-    return as_array(theta, "theta", shape=(model.n_theta,))
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,11 +92,10 @@ def log_prior(model: LatentModel, z):
     ndarray, shape (...)
     """
     check_model(model)
-    z = _check_z(model, z)
+    z = support.check_latents(model, z)
     tau = model.prior_std
     dz = model.latent_dim
-    out = -0.5 * anp.sum(z * z, axis=-1) / tau**2 - dz * (np.log(tau) + 0.5 * _LOG_2PI)
-    return out if is_traced(z) else check_finite_output(out, "log_prior")
+    return -0.5 * anp.sum(z * z, axis=-1) / tau**2 - dz * (np.log(tau) + 0.5 * _LOG_2PI)
 
 
 @finite_output
@@ -167,18 +121,14 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
     ndarray
         Local: shape ``(..., n)``; global: shape ``(...,)``.
     """
-    theta, x, z, cov = _check_joint(model, theta, x, z, cov)
+    theta, x, z, cov = support.check_joint(model, theta, x, z, cov)
     if model.local:
         t = model.decode(theta, z, cov)
-        out = log_prior(model, z) + model.likelihood.log_prob(x, t)
-    else:
-        n = np.shape(x)[-2]
-        zb = anp.expand_dims(z, -2) * anp.ones((n, 1))
-        t = model.decode(theta, zb, cov)
-        out = log_prior(model, z) + anp.sum(model.likelihood.log_prob(x, t), axis=-1)
-    if any(is_traced(a) for a in (theta, x, z)):
-        return out
-    return check_finite_output(out, "log_joint")
+        return log_prior(model, z) + model.likelihood.log_prob(x, t)
+    n = np.shape(x)[-2]
+    zb = anp.expand_dims(z, -2) * anp.ones((n, 1))
+    t = model.decode(theta, zb, cov)
+    return log_prior(model, z) + anp.sum(model.likelihood.log_prob(x, t), axis=-1)
 
 
 @finite_output
@@ -204,9 +154,9 @@ def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
     >>> joint_score(ppca.make_model(spec), theta, np.array([[2.0]]), np.array([[0.5]])).tolist()
     [[0.75, 1.5, 0.625]]
     """
-    theta, x, z, cov = _check_joint(model, theta, x, z, cov)
+    theta, x, z, cov = support.check_joint(model, theta, x, z, cov)
     _, jac = jacobian_fwd(lambda th: log_joint(model, th, x, z, cov), theta)
-    return check_finite_output(jac, "joint_score")
+    return jac
 
 
 @finite_output
@@ -233,9 +183,9 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
     x : ndarray, shape (S, n, d)
     z : ndarray, shape (S, n, dz) or (S, dz)
     """
-    _check_rng(rng)
+    check_rng(rng)
     check_model(model)
-    theta = _check_theta(model, theta)
+    theta = as_array(theta, "theta", shape=(model.n_theta,))
     n = as_int(n, "n")
     s = as_int(n_samples, "n_samples")
     if model.local:
@@ -245,14 +195,7 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
         z = model.prior_std * rng.standard_normal((s, model.latent_dim))
         zb = np.broadcast_to(z[:, None, :], (s, n, model.latent_dim))
     t = np.asarray(model.decode(theta, zb, cov))
-    return check_finite_output(model.likelihood.sample(rng, t), "draw_joint", "x"), z
-
-
-def _per_sample_outer(scores: np.ndarray, local: bool) -> np.ndarray:
-    """(S, U, P) scores -> (S, P, P): sum over units of outer products (local) or one outer."""
-    if local:
-        return np.einsum("sup,suq->spq", scores, scores)
-    return np.einsum("sp,sq->spq", scores, scores)
+    return model.likelihood.sample(rng, t), z
 
 
 @finite_output
@@ -307,8 +250,7 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
     s = as_int(n_samples, "n_samples", minimum=2)
     x, z = draw_joint(rng, model, theta, n, s, cov)
     scores = joint_score(model, theta, x, z, cov)
-    per = _per_sample_outer(scores, model.local)
-    check_finite_output(per, "joint_fisher_mc")
+    per = support.per_sample_outer(scores, model.local)
     return per.mean(axis=0), per
 
 
@@ -361,7 +303,6 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     log_q = np.asarray(model.family.log_density(z, m, rho))
     log_p = np.asarray(log_joint(model, theta, x, z, cov))
     log_w = log_p - log_q
-    check_finite_output(log_w, "log_importance_weights")
     return (log_w if model.local else log_w[:, None]), z
 
 
@@ -406,21 +347,13 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
     True
     """
     check_model(model)
-    _check_rng(rng)
+    check_rng(rng)
     K = as_int(K, "K")
     x, cov = check_data(model, x, cov)
     shape = (K, x.shape[0], model.latent_dim) if model.local else (K, model.latent_dim)
     log_w, _ = log_importance_weights(model, eta, x, rng.standard_normal(shape), cov)
     w = np.exp(log_w)
-    check_finite_output(w, "marginal_likelihood_is")
     return w.mean(axis=0), w
-
-
-def _self_normalised(log_w: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``sum_k wbar_k s_k`` per unit; log_w (K, U), scores (K, U, P)."""
-    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
-    w /= w.sum(axis=0, keepdims=True)
-    return np.einsum("ku,kup->up", w, scores)
 
 
 @finite_output
@@ -458,8 +391,7 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     scores = joint_score(model, theta, x, z, cov)  # (K, n, P) or (K, P)
     if not model.local:
         scores = scores[:, None, :]
-    check_finite_output(scores, "marginal_score_is", "score")
-    return check_finite_output(_self_normalised(log_w, scores), "marginal_score_is"), log_w
+    return support.self_normalised(log_w, scores), log_w
 
 
 @finite_output
@@ -521,7 +453,7 @@ def marginal_fisher_is(
         If ``n_samples < 2`` or inputs have inconsistent shapes.
     """
     check_model(model)
-    _check_rng(rng)
+    check_rng(rng)
     eta = as_array(eta, "eta", ndim=1)
     _, theta = split_params(model, eta)
     s = as_int(n_samples, "n_samples", minimum=2)
@@ -554,12 +486,11 @@ def marginal_fisher_is(
             )
             sc = joint_score(model, theta, xs, z, cov)  # (S, K, P)
             # the data sets play the role of units: (K, S) weights, (K, S, P) scores
-            scores.append(_self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
+            scores.append(support.self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
     a = scores[0]
     b = scores[-1]
     per = np.einsum("sup,suq->spq", a, b)
     per = 0.5 * (per + np.swapaxes(per, 1, 2))
-    check_finite_output(per, "marginal_fisher_is")
     return per.mean(axis=0), per
 
 
@@ -622,4 +553,4 @@ def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
         t, jac = jacobian_fwd(lambda th: model.decode(th, z, cov), theta)
     rows = model.likelihood.whiten(jac, t).reshape(-1, model.n_theta)
     f = rows.T @ rows / eps.shape[0]
-    return check_finite_output(0.5 * (f + f.T), "decoder_fisher")
+    return 0.5 * (f + f.T)
