@@ -38,6 +38,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable where the platform allows opening a directory."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temporaries(folder) -> list[Path]:
     """Delete the temporaries of :func:`atomic_path` left in ``folder`` by processes now dead.
 
@@ -51,7 +65,7 @@ def remove_stale_temporaries(folder) -> list[Path]:
         The files removed.
     """
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():
@@ -99,6 +113,7 @@ def atomic_path(path, mode: int = 0o644) -> Iterator[Path]:
             os.close(fd)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

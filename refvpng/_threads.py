@@ -19,7 +19,7 @@ def limit_threads(n: int | None):
         yield
         return
     old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 from autograd import jacobian
-from hypothesis import given
+from hypothesis import given, settings
 
 from refvpng.curvature.fisher import vp_fisher_exact
 from refvpng.models.latent import outputs
+from refvpng.testing.arrays import problem_arrays, reference
+from refvpng.testing.compare import assert_close
 from refvpng.testing.invariants import assert_operator_matches_dense, assert_symmetric_psd
 from refvpng.testing.strategies import problems, spd_matrices
 from refvpng.testing.tolerances import AUTOGRAD
@@ -62,3 +64,107 @@ def test_trees_bit_equal_catches_one_ulp():
     c = (AdamState(np.int64(3), np.array([1.0, np.nan]), np.array([2.0, np.nextafter(3.0, 4.0)])), 0.0)
     with pytest.raises(AssertionError):
         assert_trees_bit_equal(a, c)
+
+
+# ---------------------------------------------------------------- assert_close and tiers
+def test_assert_close_passes_within_and_fails_outside_the_tier():
+    from refvpng.testing import TIERS, assert_close, relative_error
+
+    e = np.array([[100.0, -3.0], [0.5, 2.0]])
+    assert_close(e * (1 + 5e-13), e, "exact")
+    with pytest.raises(AssertionError, match=r"tier 'exact'.*worst entry \(0, 0\)"):
+        assert_close(e * (1 + 5e-11), e, "exact")
+    assert_close(e * (1 + 5e-11), e, "solve")
+    assert_close(e + 1e-9, e, 1e-8)
+    assert relative_error(np.array([1e-13]), np.array([0.0])) == 1e-13  # absolute below 1
+    with pytest.raises(AssertionError, match="inf"):
+        assert_close([np.nan, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="shape"):
+        assert_close(e[0], e)
+    with pytest.raises(ValueError, match="tier must be one of"):
+        assert_close(e, e, "tight")
+    with pytest.raises(ValueError, match="expected must be finite"):
+        assert_close(e, e * np.nan)
+    with pytest.raises(TypeError, match="numeric"):
+        assert_close(np.array(["a"]), np.array([1.0]))
+    assert sorted(TIERS) == ["autograd", "exact", "finite_diff", "solve"]
+
+
+# ---------------------------------------------------------------- assert_mc_close cannot pass vacuously
+def test_assert_mc_close_rejects_nan_samples():
+    from refvpng.testing import assert_mc_close
+
+    s = 1.0 + np.random.default_rng(0).standard_normal(200)
+    s[7] = np.nan
+    with pytest.raises(ValueError, match="samples must be finite: 1 NaN"):
+        assert_mc_close(s, 1.0)
+
+
+@pytest.mark.parametrize("truth", [None, float("nan"), np.array([1.0, np.inf])])
+def test_assert_mc_close_rejects_missing_truth(truth):
+    from refvpng.testing import assert_mc_close
+
+    s = 1.0 + np.random.default_rng(0).standard_normal((200, 2))
+    with pytest.raises(ValueError, match="truth must be"):
+        assert_mc_close(s, truth)
+
+
+def test_assert_mc_close_zero_standard_error():
+    """Identical samples: a clear ValueError when off the truth, a pass when equal to it to rounding."""
+    from refvpng.testing import assert_mc_close
+
+    s = np.full((50, 2), 3.0)
+    with pytest.raises(ValueError, match=r"zero standard error at \(1,\).*degenerate"):
+        assert_mc_close(s, np.array([3.0, 3.1]))
+    assert_mc_close(s, 3.0)
+    assert_mc_close(s * 1e6, 3e6 * (1 + 1e-15))  # rounding-level difference of a large value
+    with pytest.raises(ValueError, match="at least 2"):
+        assert_mc_close(s[:1], 3.0)
+
+
+def test_assert_mc_close_still_fails_a_biased_estimate():
+    from refvpng.testing import assert_mc_close
+
+    s = 1.0 + np.random.default_rng(1).standard_normal(400)
+    assert_mc_close(s, 1.0)
+    with pytest.raises(AssertionError, match="SE away"):
+        assert_mc_close(s, 1.5)
+
+
+# ---------------------------------------------------------------- array-only strategies
+@given(problem_arrays(kinds=("logistic",)))
+@settings(deadline=None, max_examples=15)
+def test_array_problem_matches_a_plain_numpy_port(p):
+    """A foreign implementation written against the arrays alone (numpy here) agrees with refvpng."""
+    spec, eta, y, eps, design = p["spec"], p["eta"], p["x"][:, 0], p["eps"], p["cov"]
+    d = spec["dim"]
+    m, rho = eta[:d], eta[d:]
+    sig = np.exp(rho) if spec["scale"] == "exp" else np.logaddexp(0, rho)
+    dsig = np.exp(rho) if spec["scale"] == "exp" else 1 / (1 + np.exp(-rho))
+    e = eps if eps.ndim == 3 else np.broadcast_to(eps[:, None], (eps.shape[0], y.size, d))
+    t = np.einsum("snd,nd->sn", m + sig * e, design)
+    jac = np.concatenate([np.broadcast_to(design, e.shape), design * e * dsig], axis=-1)
+    lam = 1 / (1 + np.exp(-t)) / (1 + np.exp(t))
+    mine = np.einsum("sn,snp,snq->pq", lam, jac, jac) / eps.shape[0]
+    assert_close(mine, reference(p, "vp_fisher_exact"), "exact")
+    assert set(p) >= {"spec", "packing", "eta", "x", "eps", "x_pred", "cov"}
+    assert p["packing"]["n_params"] == eta.size
+
+
+@given(problem_arrays(kinds=("small", "chain"), max_n=3))
+@settings(deadline=None, max_examples=10)
+def test_array_problems_are_plain_and_consistent(p):
+    assert all(
+        isinstance(p[k], np.ndarray) and p[k].dtype == np.float64 for k in ("eta", "x", "eps", "x_pred")
+    )
+    s, m, n, d = p["x_pred"].shape
+    assert p["x"].shape == (n, d) and p["eps"].shape[0] == s and s >= 2
+    f_mc = reference(p, "vp_fisher_mc")
+    scores = reference(p, "vp_scores")
+    assert_close(f_mc, np.einsum("smnp,smnq->pq", scores, scores) / (s * m), "exact")
+    assert_symmetric_psd(reference(p, "vp_fisher_exact"))
+
+
+def test_reference_rejects_an_unknown_quantity():
+    with pytest.raises(ValueError, match="quantity must be one of"):
+        reference({"spec": {"model": "logistic", "dim": 2}}, "hessian")

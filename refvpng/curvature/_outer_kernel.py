@@ -326,7 +326,7 @@ def _n_threads() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, numba.config.NUMBA_NUM_THREADS))
+    return max(1, min(cpus, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 _POOL: ThreadPoolExecutor | None = None

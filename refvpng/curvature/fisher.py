@@ -17,8 +17,17 @@ estimated with ``M`` predictive samples per point, is Eq 16.
 
 Every matrix is a sum over data points and a mean over Monte Carlo samples, indexed by the
 packed :math:`\eta` of :mod:`refvpng.models.latent`. A model's fast-path hooks
-(:class:`~refvpng.models.latent.ModelHooks`: ``jacobian``, ``predictive_scores``, ``kfac_pairs``)
-are used when present; without them everything is computed with autograd.
+(:class:`~refvpng.models.latent.ModelHooks`: ``layer_pairs``, ``jacobian``, ``predictive_scores``,
+``kfac_pairs``) are used when present; without them everything is computed with autograd.
+
+How the dense :math:`F_r` and Eq 16 are built, fastest first:
+
+- ``layer_pairs`` (layered networks, e.g. :func:`refvpng.nn.chain_model`): per-layer factors of
+  the seeded backward passes, contracted by
+  :func:`refvpng.curvature.kron_fisher.kron_outer_sum` at :math:`SnP^2` flops;
+- otherwise the whitened Jacobian :math:`\Lambda^{1/2}J / \sqrt S` (``jacobian`` hook or forward
+  mode), whitened in place, and one BLAS ``syrk`` (:math:`Sn\,d_{out}P^2` flops), or for Eq 16
+  the score rows and :func:`refvpng.curvature.outer.outer_sum`.
 """
 
 from __future__ import annotations
@@ -54,6 +63,16 @@ def _outer(b, weights=None):
     return outer_sum(b, weights)
 
 
+def _prepare(model, eta, x, eps, cov):
+    """Validate the model, ``eta``, the data and the noise; return them as float64 arrays."""
+    check_model(model)
+    eta = as_array(eta, "eta", ndim=1)
+    x, cov = check_data(model, x, cov)
+    eps = check_eps(model, eps, x.shape[0])
+    split_params(model, eta)
+    return eta, x, eps, cov
+
+
 def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     r"""Outputs :math:`t_{si}` and Jacobians :math:`J_{si} = \partial t_{si}/\partial\eta`.
 
@@ -73,11 +92,7 @@ def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     t : ndarray, shape (S, n, d)
     jac : ndarray, shape (S, n, d, P)
     """
-    check_model(model)
-    eta = as_array(eta, "eta", ndim=1)
-    x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
-    split_params(model, eta)
+    eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     if model.hooks.jacobian is not None:
         s, n, d = eps.shape[0], x.shape[0], model.obs_dim
         t, jac = model.hooks.jacobian(eta, x, eps, cov)
@@ -183,6 +198,11 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     ``eps`` when :math:`t` is affine in :math:`\varepsilon` with :math:`\eta`-independent slope,
     e.g. the model of Eq 4 where :math:`F_r = n\Sigma^{-1}`). Section 3.3, Eq 13.
 
+    With the model's ``layer_pairs`` hook, the ``d`` backward passes of each :math:`(s, i)` are
+    seeded with the rows of :math:`\Lambda^{1/2}` (``likelihood.whiten`` of the identity: the
+    full :math:`\Sigma^{-1/2}` for a Gaussian) and contracted per layer pair
+    (:func:`~refvpng.curvature.kron_fisher.kron_outer_sum`); otherwise from the Jacobian.
+
     Parameters
     ----------
     model : LatentModel
@@ -194,12 +214,58 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     Returns
     -------
     ndarray, shape (P, P)
-        Symmetric positive semi-definite.
+        Exactly symmetric positive semi-definite.
     """
+    check_model(model)
+    if model.hooks.layer_pairs is not None:
+        eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
+        lik = model.likelihood
+
+        def seed(t):  # rows of Lambda^{1/2}: whiten(I) = L^{-1} (Gaussian), diag(sqrt(lambda))
+            return lik.whiten(np.broadcast_to(np.eye(t.shape[-1]), t.shape + t.shape[-1:]), t)
+
+        return _kron(model, eta, x, eps, cov, seed, 1.0 / eps.shape[0])
     t, jac = output_jacobian(model, eta, x, eps, cov)
-    s = t.shape[0]
-    rows = model.likelihood.whiten(jac, t).reshape(-1, jac.shape[-1])
-    return _outer(rows, np.full(rows.shape[0], 1.0 / s))
+    scale = np.sqrt(1.0 / t.shape[0])
+    if getattr(model.likelihood, "diagonal", False):  # whiten in place: rows times sqrt(lambda / S)
+        jac *= (scale * np.sqrt(model.likelihood.output_fisher(t)))[..., None]
+    else:
+        jac = model.likelihood.whiten(jac, t)
+        jac *= scale
+    return _gram(jac.reshape(-1, jac.shape[-1]), "jacobian")
+
+
+def _gram(rows, name):
+    from refvpng.curvature.outer import gram_syrk
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        f = gram_syrk(np.ascontiguousarray(rows))
+    if not np.isfinite(np.diagonal(f)).all():
+        raise ValueError(f"the {name} rows contain NaN or infinite values")
+    return f
+
+
+def _kron(model, eta, x, eps, cov, seed, weight):
+    """Dense Fisher from the model's ``layer_pairs`` hook (:func:`kron_outer_sum`)."""
+    from refvpng.curvature.kron_fisher import kron_outer_sum
+
+    s, n = eps.shape[0], x.shape[0]
+    a_bars, gs = model.hooks.layer_pairs(eta, x, eps, cov, seed)
+    a_bars = [as_array(a, f"hooks.layer_pairs a_bars[{k}]", ndim=3) for k, a in enumerate(a_bars)]
+    gs = [as_array(g, f"hooks.layer_pairs gs[{k}]", ndim=4) for k, g in enumerate(gs)]
+    for k, (a, g) in enumerate(zip(a_bars, gs, strict=True)):
+        if a.shape[:2] != (s, n) or g.shape[:2] != (s, n):
+            raise ValueError(f"hooks.layer_pairs factors of layer {k} must start with ({s}, {n})")
+    f = kron_outer_sum(
+        [a.reshape(s * n, -1) for a in a_bars],
+        [g.reshape((s * n,) + g.shape[2:]) for g in gs],
+        weight,
+    )
+    if f.shape != (model.n_params,) * 2:
+        raise ValueError(
+            f"hooks.layer_pairs factors give {f.shape[0]} parameters, the model has {model.n_params}"
+        )
+    return f
 
 
 def _check_x_pred(model, x, eps, x_pred):
@@ -211,11 +277,7 @@ def _check_x_pred(model, x, eps, x_pred):
 
 
 def _prepare_predictive(model, eta, x, eps, x_pred, cov):
-    check_model(model)
-    eta = as_array(eta, "eta", ndim=1)
-    x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
-    split_params(model, eta)
+    eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     return eta, x, eps, _check_x_pred(model, x, eps, x_pred), cov
 
 
@@ -309,7 +371,11 @@ def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sampl
             \nabla_t \log p(\hat x'^{(k)}_{si} \mid t_{si}).
 
     Unbiased for :func:`vp_fisher_exact`'s target; its rank is at most ``S * M * n`` (with
-    ``S = 1`` this is the paper's bound :math:`\operatorname{rank}\hat F_r \le Mn`).
+    ``S = 1`` this is the paper's bound :math:`\operatorname{rank}\hat F_r \le Mn`). With the
+    model's ``layer_pairs`` hook (and ``per_sample=False``) the ``M`` score passes of each
+    :math:`(s, i)` share their layer inputs and are contracted per layer pair
+    (:func:`~refvpng.curvature.kron_fisher.kron_outer_sum`, :math:`SnP^2` flops instead of
+    :math:`SMnP^2`); otherwise from the score rows of :func:`vp_scores`.
 
     Parameters
     ----------
@@ -326,6 +392,15 @@ def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sampl
     per : ndarray, shape (S, P, P)
         Only when ``per_sample=True``.
     """
+    if model.hooks.layer_pairs is not None and not per_sample:
+        eta, x, eps, x_pred, cov = _prepare_predictive(model, eta, x, eps, x_pred, cov)
+        s, m = x_pred.shape[:2]
+        lik = model.likelihood
+
+        def seed(t):  # the M score seeds of each (s, i): (S, n, M, d)
+            return np.moveaxis(lik.score(x_pred, t[:, None]), 1, 2)
+
+        return _kron(model, eta, x, eps, cov, seed, 1.0 / (s * m))
     b = vp_scores(model, eta, x, eps, x_pred, cov)
     s, m = b.shape[:2]
     rows = b.reshape(-1, model.n_params)

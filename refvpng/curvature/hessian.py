@@ -6,9 +6,9 @@ g(x_i, \varepsilon_i; \lambda); \theta)`, and :math:`v(x_i, x'_i, z_i, \eta)` th
 sums over data points and means over Monte Carlo samples, all computed by autograd, and every
 function can return the i.i.d. per-sample matrices for a standard error.
 
-=========================  ===================================================================
+========================== ===================================================================
 function                   matrix
-=========================  ===================================================================
+========================== ===================================================================
 ``elbo_hessian``           :math:`\partial^2_\eta \mathcal{L}` (Eq 1) at fixed noise
 ``eq3_integral_term_mc``   :math:`\int \partial^2_\lambda q\,(\log q - \log p(z\mid x))\,dz` (Eq 3)
 ``ll_neg_hessian``         :math:`-\partial^2_\eta \mathcal{L}_{ll}` on the data (Eq 7)
@@ -16,7 +16,7 @@ function                   matrix
                            (Eq 9); with ``x_pred`` the predictive-sampling version (Eq 11)
 ``vp_fisher_hessian_form`` :math:`\sum_i E_{\varepsilon_i}E_{x'_i}[-u(x_i, x'_i, \varepsilon_i,
                            \eta)]` (Eq 12), equal to the score form :math:`F_r` (Eq 13)
-=========================  ===================================================================
+========================== ===================================================================
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ def elbo_hessian(
 
         return _hessians(f, eta, eps.shape[0], batches, "elbo_hessian")
 
-    def f(lv, sl):
+    def f_lam(lv, sl):
         return anp.mean(_elbo_samples(model, anp.concatenate([lv, theta]), x, eps[sl], cov))
 
-    return _hessians(f, lam, eps.shape[0], batches, "elbo_hessian")
+    return _hessians(f_lam, lam, eps.shape[0], batches, "elbo_hessian")
 
 
 @finite_output

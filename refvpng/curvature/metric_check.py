@@ -123,7 +123,7 @@ class BlockReport(NamedTuple):
     """
 
     name: str
-    index: np.ndarray
+    index: np.ndarray  # type: ignore[assignment]  # the field shadows tuple.index
     rank: int
     eigmin: float
     zero: np.ndarray

@@ -144,7 +144,7 @@ class DenseCurvature:
             raise ValueError(f"fisher must be square, got shape {f.shape}")
         self.fisher = check_symmetric(f, "fisher")
         self.damping = as_nonneg_scalar(damping, "damping")
-        self.shape = f.shape
+        self.shape: tuple[int, int] = (f.shape[0], f.shape[1])
 
     def _mu(self, damping) -> float:
         return self.damping if damping is None else as_nonneg_scalar(damping, "damping")
@@ -208,7 +208,7 @@ class InverseCurvature:
             raise TypeError(f"curvature must be a Curvature, got {type(curvature).__name__}")
         self.curvature = curvature
         self.damping = damping
-        self.shape = tuple(curvature.shape)
+        self.shape: tuple[int, int] = (curvature.shape[0], curvature.shape[1])
 
     def _d(self, damping):
         return self.damping if damping is None else damping

@@ -11,10 +11,10 @@ rows of ``B`` and every weight equal to :math:`1/M` (or ``outer_sum(B) / M``).
 
 Two implementations with the same signature:
 
-- :func:`outer_sum_numpy` is the specification, ``B.T @ (w[:, None] * B)`` in plain NumPy
-  (BLAS ``syrk`` when unweighted, ``gemm`` otherwise).
+- :func:`outer_sum_numpy` is the specification: the rows scaled by :math:`\sqrt{w_k}` (the
+  weights are non-negative) and one BLAS ``syrk``, one triangle mirrored onto the other.
 - :func:`outer_sum_numba` is its numba twin, a streaming cache-blocked kernel (in the private
-  module :mod:`refvpng.curvature._outer_kernel`) that allocates nothing of size ``K * P``
+  module ``refvpng.curvature._outer_kernel``) that allocates nothing of size ``K * P``
   besides ``B`` itself.
 
 :func:`outer_sum` picks between them (``method="auto"``, rule in its docstring), and
@@ -40,6 +40,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
 from refvpng._checks import as_array, as_int
 from refvpng.curvature._outer_kernel import PARALLEL_MIN_WORK, numba_accumulate
@@ -51,13 +52,15 @@ __all__ = [
     "outer_init",
     "outer_update",
     "outer_auto_method",
+    "gram_syrk",
+    "mirror_upper",
 ]
 
 _METHODS = ("numpy", "numba", "auto")
 
 # The "auto" rule (outer_auto_method), set from validation/bench/bench_outer.py.
 _AUTO_MIN_WORK = PARALLEL_MIN_WORK  # K * P**2 below which "auto" always takes NumPy
-_AUTO_NUMBA_WEIGHTED = True  # weighted: numba (the NumPy spec pays a gemm and a K x P temporary)
+_AUTO_NUMBA_WEIGHTED = True  # weighted: numba (the NumPy spec pays a K x P temporary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,13 +119,11 @@ def _check_method(method) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    with np.errstate(invalid="ignore", over="ignore"):  # non-finite B is reported afterwards
-        if w is None:
-            f = B.T @ B  # BLAS syrk: exactly symmetric already
-        else:
-            f = B.T @ (w[:, None] * B)  # BLAS gemm: symmetric up to rounding
-    # Mirror the upper triangle onto the lower one, in place and in blocks of columns.
+def mirror_upper(f: np.ndarray) -> np.ndarray:
+    """Copy the upper triangle of the square C-ordered ``f`` onto its lower one, in place; return ``f``.
+
+    Works in blocks of 256 columns so that no full-size temporary is made.
+    """
     p = f.shape[0]
     for j0 in range(0, p, 256):
         j1 = min(p, j0 + 256)
@@ -131,6 +132,35 @@ def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         lower = np.tril_indices(j1 - j0, -1)
         diag[lower] = diag.T[lower]
     return f
+
+
+def gram_syrk(B: np.ndarray) -> np.ndarray:
+    r"""Exactly symmetric :math:`B^\top B` from one BLAS ``dsyrk`` and one mirror of its triangle.
+
+    ``B`` (shape ``(K, P)``, float64) is passed to BLAS without a copy when it is C- or
+    F-contiguous; only one triangle is computed (:math:`K P^2` flops, half a ``gemm``).
+    """
+    k, p = B.shape
+    if k == 0 or p == 0:
+        return np.zeros((p, p))
+    if B.flags.c_contiguous:  # B.T is F-ordered (P, K): C = B.T (B.T)^T, upper in F order
+        c = dsyrk(1.0, B.T, trans=0, lower=1)
+    else:
+        c = dsyrk(1.0, np.asfortranarray(B), trans=1, lower=1)
+    # c is F-ordered with its lower triangle filled: its transpose is C-ordered, upper filled.
+    return mirror_upper(c.T)
+
+
+def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite B is reported afterwards
+        if w is None or w.size == 0:
+            return gram_syrk(B)
+        if np.all(w == w[0]):  # one weight (the 1/M, 1/(SM) of Eq 16): scale the sum
+            f = gram_syrk(B)
+            f *= w[0]
+            return f
+        # w >= 0: B^T diag(w) B = (sqrt(w) B)^T (sqrt(w) B), one syrk
+        return gram_syrk(np.sqrt(w)[:, None] * B)
 
 
 def outer_sum_numpy(B, weights=None) -> np.ndarray:
@@ -153,8 +183,11 @@ def outer_sum_numpy(B, weights=None) -> np.ndarray:
     Returns
     -------
     F : ndarray, shape (P, P)
-        The symmetric positive semi-definite sum, computed as ``B.T @ (w[:, None] * B)``
-        (``B.T @ B`` when unweighted) with the upper triangle mirrored onto the lower one.
+        The exactly symmetric positive semi-definite sum, computed by one BLAS ``dsyrk``
+        (:func:`gram_syrk`: one triangle, mirrored onto the other) as :math:`w_1 B^\top B` when
+        all weights are equal and as :math:`C^\top C` with :math:`C = \operatorname{diag}
+        (\sqrt{w}) B` otherwise. Unequal weights enter as square roots, so such a result can
+        differ from ``B.T @ (w[:, None] * B)`` in the last bits.
 
     Raises
     ------
@@ -331,8 +364,8 @@ def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
         ``"auto"``: the one :func:`outer_auto_method` names for the shape, by a fixed rule:
 
         1. :math:`K P^2 < 2 \cdot 10^6` multiply-adds: NumPy;
-        2. otherwise, weighted: numba (the NumPy specification then pays a ``gemm`` and a
-           ``K x P`` temporary, the numba kernel does not);
+        2. otherwise, weighted: numba (the NumPy specification then pays a ``K x P``
+           temporary for the scaled rows, the numba kernel does not);
         3. otherwise, unweighted: NumPy (BLAS ``syrk``).
 
         The measurements behind the rule are in ``validation/RESULTS.md`` (section 2, from

@@ -43,7 +43,7 @@ import importlib.metadata
 import io
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -87,7 +87,7 @@ INSTALL_HINT = (
 """What to do when no data source is available."""
 
 # IDX type codes -> big-endian NumPy dtypes
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

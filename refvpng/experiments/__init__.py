@@ -11,4 +11,4 @@
 ``--publish`` (the source tree's ``validation/results/``) says otherwise.
 """
 
-__all__ = ["harness", "toy", "blr", "vae", "vae_report", "ppca", "metrics"]
+__all__ = ["harness", "output", "toy", "blr", "vae", "vae_report", "ppca", "metrics"]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -226,7 +227,8 @@ def run_cell(st: Settings, cell: Cell) -> dict:
 
 def summarize(st: Settings, results: dict) -> dict:
     """Per method the best (rule, step size, damping) by mean train AUC, and the whole grid."""
-    table, grid = {}, []
+    table: dict[str, dict[str, Any]] = {}
+    grid = []
     for method in METHODS:
         best = None
         for _, rule, lr, mu in (c for c in _configs(st) if c[0] == method):

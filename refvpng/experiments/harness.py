@@ -35,13 +35,9 @@ The harness does the rest alike for every experiment (:func:`run_experiment`):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import platform
-import socket
 import sys
 import time
 import typing
@@ -49,10 +45,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from refvpng._atomic import atomic_path, remove_stale_temporaries, write_json_atomic
 from refvpng._checks import as_int, as_real_scalar
+from refvpng.experiments.output import (
+    DEFAULT_OUT,
+    OutputLockedError,
+    machine_info,
+    output_dir,
+    output_lock,
+)
 
 __all__ = [
     "Cell",
@@ -70,7 +71,6 @@ __all__ = [
     "main",
 ]
 
-DEFAULT_OUT = "refvpng-results"
 
 
 class Cell(NamedTuple):
@@ -94,7 +94,7 @@ class Experiment:
 
     name: str
     result: str
-    settings: type
+    settings: type[Any]
     cells: Callable[[Any], Sequence[Cell]]
     run_cell: Callable[[Any, Cell], dict]
     summarize: Callable[[Any, dict], dict]
@@ -133,10 +133,6 @@ def declare(module: str, *, name: str, result: str, figure: str | None, title: s
         f.__module__ = module
         f.__name__ = f.__qualname__ = f.__name__.rstrip("_")
     return exp, run_experiment_, main_
-
-
-class OutputLockedError(RuntimeError):
-    """Another process holds the lock on the output folder."""
 
 
 # ----------------------------------------------------------------------------- settings and CLI
@@ -190,7 +186,7 @@ def build_parser(exp: Experiment) -> argparse.ArgumentParser:
 
 def settings_from_args(exp: Experiment, ns: argparse.Namespace):
     """Settings from parsed arguments: dataclass defaults, then the preset, then explicit flags."""
-    values = {}
+    values: dict[str, Any] = {}
     preset = None
     for name, over in exp.presets.items():
         if getattr(ns, name, False):
@@ -219,126 +215,6 @@ def _fingerprint(settings) -> str:
     }
     text = json.dumps(keep, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-# ----------------------------------------------------------------------------- output folder
-def output_dir(out=None, *, publish: bool = False, preset: str | None = None) -> Path:
-    """The results folder: ``out``, ``validation/results`` with ``publish``, else ``./refvpng-results``.
-
-    Raises
-    ------
-    ValueError
-        If ``publish`` is combined with ``out`` or a preset, or there is no source checkout.
-    """
-    if publish:
-        if out is not None:
-            raise ValueError("--publish writes to validation/results; do not combine it with --out")
-        if preset is not None:
-            raise ValueError(f"--publish is for full runs; a --{preset} run is never published")
-        here = Path(__file__).resolve().parents[2] / "validation" / "results"
-        if not here.parent.is_dir():
-            raise ValueError("--publish needs a source checkout (validation/ not found)")
-        return here
-    return Path(out) if out is not None else Path.cwd() / DEFAULT_OUT
-
-
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".refvpng-write-test.{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(exc.errno, f"the results folder {folder} is not writable: {exc.strerror}") from None
-
-
-@contextlib.contextmanager
-def output_lock(folder):
-    """Hold ``<folder>/.refvpng.lock`` for the duration; refuse if a live process holds it.
-
-    A lock left by a killed process (its pid no longer runs on this host) is taken over. Stale
-    temporaries of the atomic writer are removed once the lock is held.
-
-    Raises
-    ------
-    OutputLockedError
-        If another live process holds the lock.
-    OSError
-        If the folder is not writable.
-    """
-    folder = Path(folder)
-    _check_writable(folder)
-    lock = folder / ".refvpng.lock"
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                host, pid = lock.read_text().split()
-                alive = host != socket.gethostname() or _alive(int(pid))
-            except (OSError, ValueError):
-                alive = False
-            if alive:
-                raise OutputLockedError(
-                    f"{folder} is in use by another run ({lock.read_text().strip()}); wait for it "
-                    "or choose another --out"
-                ) from None
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
-        break
-    else:  # pragma: no cover - lost a race twice
-        raise OutputLockedError(f"could not take the lock {lock}")
-    try:
-        for sub in [folder, *folder.glob(".cells/*")]:
-            remove_stale_temporaries(sub)
-        yield folder
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            if lock.read_text() == me:
-                lock.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def machine_info() -> dict:
-    """Package versions, Python, processor and core count, recorded with every result."""
-    import autograd  # noqa: F401 - version below
-    import numba
-    import scipy
-
-    from refvpng import __version__
-
-    def version(mod):
-        try:
-            from importlib.metadata import version as v
-
-            return v(mod)
-        except Exception:  # noqa: BLE001 - metadata missing in an odd install
-            return "unknown"
-
-    return {
-        "refvpng": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "numba": numba.__version__,
-        "autograd": version("autograd"),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
 
 
 # ----------------------------------------------------------------------------- running cells
@@ -391,7 +267,7 @@ def _execute(module, settings, todo, jobs, scheduler):
 
 def run_experiment(
     exp: Experiment,
-    settings=None,
+    settings: Any = None,
     *,
     out=None,
     publish: bool = False,
@@ -491,7 +367,17 @@ def results_section(exp: Experiment, folder) -> list[str]:
     if not p.exists() or exp.markdown is None:
         return head + [f"*Not run yet.* Produce it with `refvpng reproduce {exp.name} --publish`.", ""]
     doc = json.loads(p.read_text())
-    cost = f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells (summed over resumes)."
+    if "carried_over_from" in doc:
+        cost = (
+            f"These numbers were computed by the code of commit {doc['carried_over_from']} and carried "
+            "over to the current layout by `validation/migrate_results.py` (method names only, no "
+            f"number changed); `refvpng reproduce {exp.name} --publish` replaces them."
+        )
+    else:
+        cost = (
+            f"Run cost: {doc['seconds']:.0f} s of CPU time over {doc['cells']} cells "
+            "(summed over resumes)."
+        )
     figure = [f"![{exp.title}](results/{exp.figure})", ""] if exp.figure else []
     return head + exp.markdown(doc) + ["", cost, ""] + figure
 

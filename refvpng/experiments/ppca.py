@@ -40,7 +40,7 @@ gap <= tol; ``iterations_to_stay``), with their seconds.
 - ``vpng``: :math:`(F_r + \mu I)^{-1}\nabla\mathcal L` on all of :math:`(\lambda, \theta)`
   (Eq 17), fixed step; grid ``lr`` in {0.1, 0.3, 1} and :math:`\mu/n` in {0.1, 1, 10}
   (:math:`F_r` has ``2k`` null directions here, so :math:`\mu > 0` is required).
-- ``q_ng``: :math:`F_q` on the encoder, vanilla gradient on the decoder, Adam step sizes (as the
+- ``q_natural``: :math:`F_q` on the encoder, vanilla gradient on the decoder, Adam step sizes (as the
   VPNG paper runs its baselines); grid ``lr`` in {0.01, 0.03, 0.1, 0.3, 1}.
 - ``adam``: vanilla gradient with Adam; the same grid.
 
@@ -392,7 +392,7 @@ def summarize(st: Settings, results: dict) -> dict:
     """Best configuration per method (staying below tolerance first), the grid and the curves."""
     problem, _ = _problem(st.d, st.k, st.n, st.seed)
     runs = [results[c.key] for c in cells(st)]
-    best: dict[str, dict | None] = {m: None for m in METHODS}
+    best: dict[str, Any] = {m: None for m in METHODS}
     for r in runs:
         if _better(r, best[r["method"]]):
             best[r["method"]] = r

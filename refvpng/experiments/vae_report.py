@@ -21,7 +21,7 @@ def notes(s, source: str) -> str:
     ----------
     s : refvpng.experiments.vae.Settings
     source : str
-        The resolved data source (:attr:`refvpng.data.BinarizedMNIST.source`).
+        The resolved data source (``source`` of :class:`refvpng.data.BinarizedMNIST`).
 
     Returns
     -------

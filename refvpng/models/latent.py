@@ -49,7 +49,23 @@ the shapes below (an ``S`` axis on ``eps`` always):
   same ``S M n`` rows (row order ``(s, k, i)``, ``i`` fastest) with weights :math:`1/(SM)`, for
   :func:`refvpng.curvature.kfac.kfac_factors`;
 - ``elbo_value_and_grad(eta, x, eps, cov) -> (value, grad)``: the Monte Carlo ELBO of Eq 1 and
-  its reparameterisation gradient, as :func:`refvpng.elbo.elbo_value_and_grad`.
+  its reparameterisation gradient, as :func:`refvpng.elbo.elbo_value_and_grad`;
+- ``layer_pairs(eta, x, eps, cov, seed) -> (a_bars, gs)``: for a network of affine layers whose
+  parameters :math:`\eta` pack, layer after layer, :math:`\operatorname{vec}\bar W_l`
+  column-major (``d_l x a_l``). The hook runs the forward pass, calls ``seed(t)`` with the
+  outputs ``t`` of shape ``(S, n, d)``, which returns ``K`` output gradients per ``(s, i)``,
+  shape ``(S, n, K, d)``, and back-propagates each of them. It returns per layer the inputs
+  :math:`\bar a_{sil}` shared by those ``K`` passes, shape ``(S, n, a_l)``, and their
+  output-side gradients :math:`g_{silk}`, shape ``(S, n, K, d_l)``, so that row ``k`` of
+  :math:`\partial(\text{seed}_k \cdot t_{si})/\partial\eta` is
+  :math:`(\bar a_{si1} \otimes g_{si1k}, \dots, \bar a_{siL} \otimes g_{siLk})`. The
+  estimators choose the seeds (the rows of :math:`\Lambda^{1/2}` for the exact :math:`F_r`,
+  the ``M`` predictive scores for Eq 16) and build the dense matrix from these factors with
+  :func:`refvpng.curvature.kron_fisher.kron_outer_sum` at :math:`SnP^2` flops instead of
+  :math:`SnKP^2`.
+
+The arrays a hook returns belong to the caller, which may overwrite them (e.g. whiten ``J`` in
+place).
 
 Sum versus mean
 ---------------
@@ -69,6 +85,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from refvpng._checks import as_array, as_int
+from refvpng.models.likelihoods import Likelihood
+from refvpng.models.variational import MeanFieldGaussian
 
 __all__ = [
     "LatentModel",
@@ -99,12 +117,16 @@ class ModelHooks(NamedTuple):
         ``(eta, x, eps, x_pred, cov) -> (pairs, weights)``.
     elbo_value_and_grad : callable or None
         ``(eta, x, eps, cov) -> (value, grad)``.
+    layer_pairs : callable or None
+        ``(eta, x, eps, cov, seed) -> (a_bars, gs)``, per-layer factors of seeded backward
+        passes, for the dense Fishers of layered networks.
     """
 
     jacobian: Callable | None = None
     predictive_scores: Callable | None = None
     kfac_pairs: Callable | None = None
     elbo_value_and_grad: Callable | None = None
+    layer_pairs: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -126,8 +148,8 @@ class LatentModel:
         Local (one :math:`z_i` per point) or global (one shared :math:`z`) latents.
     family : MeanFieldGaussian
         The variational family and its scale coordinate.
-    likelihood : Gaussian, Bernoulli or Poisson
-        The likelihood family applied to ``decode``'s output.
+    likelihood : Likelihood
+        The likelihood family applied to ``decode``'s output (Gaussian, Bernoulli, Poisson, ...).
     encode : callable ``(lam, x) -> (m, rho)``
         Variational parameters of :math:`q(z \mid x; \lambda)`; ``rho`` is ``None`` when the
         family's scale is fixed. Local: ``x`` of shape ``(n, d)`` gives shape ``(n, dz)``.
@@ -149,8 +171,8 @@ class LatentModel:
     latent_dim: int
     obs_dim: int
     local: bool
-    family: object
-    likelihood: object
+    family: MeanFieldGaussian
+    likelihood: Likelihood
     encode: Callable
     decode: Callable
     prior_std: float = 1.0

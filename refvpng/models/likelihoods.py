@@ -23,6 +23,7 @@ so ``log_prob`` raises ``ValueError`` for ``t > 700`` instead of returning ``-in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import autograd.numpy as anp
 import numpy as np
@@ -37,9 +38,32 @@ from refvpng._checks import (
     is_traced,
 )
 
-__all__ = ["Gaussian", "Bernoulli", "Poisson", "log_sigmoid", "softplus", "sigmoid"]
+__all__ = ["Likelihood", "Gaussian", "Bernoulli", "Poisson", "log_sigmoid", "softplus", "sigmoid"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+class Likelihood(Protocol):
+    """What a likelihood family provides to a :class:`~refvpng.models.latent.LatentModel`.
+
+    :class:`Gaussian`, :class:`Bernoulli`, :class:`Poisson` and :class:`GaussianLearnedVariance`
+    have these methods; ``t`` is the family's output parameter (the output of ``decode``).
+    """
+
+    def log_prob(self, x, t):
+        r"""Return :math:`\log p(x \mid t)`, summed over the last axis."""
+
+    def score(self, x, t):
+        r"""Return :math:`\nabla_t \log p(x \mid t)`."""
+
+    def sample(self, rng: np.random.Generator, t):
+        r"""Draw :math:`x' \sim p(x \mid t)`."""
+
+    def output_fisher(self, t):
+        r"""Return the Fisher :math:`\Lambda(t)` of the family in ``t``."""
+
+    def whiten(self, jac, t):
+        r"""Return :math:`W J` with :math:`(WJ)^\top (WJ) = J^\top \Lambda(t) J`."""
 
 
 def softplus(t):

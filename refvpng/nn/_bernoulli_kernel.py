@@ -147,7 +147,7 @@ def bernoulli_terms(t, x, u=None, *, dp_dtype=np.float64):
     Raises
     ------
     ValueError, TypeError
-        Naming the argument, see :func:`check_bernoulli_args`; raised before any computation.
+        Naming the argument, see ``check_bernoulli_args``; raised before any computation.
 
     Examples
     --------

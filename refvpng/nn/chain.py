@@ -337,6 +337,22 @@ def _rows(x, eps, m: int = 1):
     return x_rows, eps_rows
 
 
+def _repeat_cache(cache: ChainCache, k: int) -> ChainCache:
+    """The cache with every row repeated ``k`` times (row ``r`` becomes rows ``r k`` to ``r k + k - 1``)."""
+
+    def rep(c: MLPCache) -> MLPCache:
+        return c._replace(
+            a_bar=tuple(np.repeat(a, k, axis=0) for a in c.a_bar),
+            s=tuple(np.repeat(v, k, axis=0) for v in c.s),
+        )
+
+    return ChainCache(
+        rep(cache.encoder),
+        rep(cache.decoder),
+        *(np.repeat(v, k, axis=0) for v in (cache.sigma_raw, cache.eps, cache.z)),
+    )
+
+
 def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentModel:
     r"""The chain as a :class:`~refvpng.models.latent.LatentModel` with explicit-backward hooks.
 
@@ -363,7 +379,9 @@ def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentMo
     LatentModel
         Local latents, ``obs_dim = chain.d_out`` (the observations must live in the decoder's
         output space, which is also the encoder's input space: ``chain.d_x == chain.d_out``),
-        hooks ``jacobian``, ``predictive_scores``, ``kfac_pairs`` and ``elbo_value_and_grad``.
+        hooks ``jacobian``, ``predictive_scores``, ``kfac_pairs``, ``elbo_value_and_grad`` and
+        ``layer_pairs`` (the dense :math:`F_r` and Eq 16 at :math:`n P^2` flops, through
+        :func:`refvpng.curvature.kron_fisher.kron_outer_sum`).
 
     Raises
     ------
@@ -428,6 +446,19 @@ def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentMo
         grads, _ = _score_backward(eta, x, eps, x_pred)
         return per_example_gradients(grads.pairs).reshape(x_pred.shape[:3] + (-1,))
 
+    def layer_pairs(eta, x, eps, cov, seed):
+        s, n = eps.shape[:2]
+        t, cache = chain.forward(eta, *_rows(x, eps))  # rows (s, i), i fastest
+        d_t = as_array(seed(t.reshape(s, n, -1)), "layer_pairs seed output", ndim=4)
+        if d_t.shape[:2] != (s, n) or d_t.shape[3] != chain.d_out:
+            raise ValueError(
+                f"layer_pairs seed must return shape ({s}, {n}, K, {chain.d_out}), got {d_t.shape}"
+            )
+        k = d_t.shape[2]
+        grads = chain.backward(_repeat_cache(cache, k), d_t.reshape(-1, chain.d_out))
+        a_bars = tuple(a.reshape(s, n, -1) for a in cache.encoder.a_bar + cache.decoder.a_bar)
+        return a_bars, tuple(g.reshape(s, n, k, -1) for _, g in grads.pairs)
+
     def kfac_pairs(eta, x, eps, x_pred, cov):
         grads, sm = _score_backward(eta, x, eps, x_pred)
         return grads.pairs, np.full(grads.pairs[0][0].shape[0], 1.0 / sm)
@@ -459,5 +490,5 @@ def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentMo
         encode=encode,
         decode=decode,
         prior_std=tau,
-        hooks=ModelHooks(jacobian, predictive_scores, kfac_pairs, elbo_value_and_grad),
+        hooks=ModelHooks(jacobian, predictive_scores, kfac_pairs, elbo_value_and_grad, layer_pairs),
     )

@@ -37,7 +37,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import autograd.numpy as anp
 import numpy as np
@@ -361,8 +361,8 @@ class MLP:
             raise TypeError(f"cache must be the MLPCache of forward, got {type(cache).__name__}")
         n = cache.a_bar[0].shape[0]
         g = as_array(d_out, "d_out", shape=(n, self.sizes[-1]))
-        gs = [None] * self.num_layers
-        grads = [None] * self.num_layers
+        gs: list[Any] = [None] * self.num_layers  # filled from the last layer back
+        grads: list[Any] = [None] * self.num_layers
         for k in range(self.num_layers - 1, -1, -1):
             gs[k] = g
             grads[k] = g.T @ cache.a_bar[k]

@@ -36,7 +36,9 @@ __all__ = [
     "check_params",
 ]
 
+#: ``init(params) -> state``.
 InitFn = Callable[[np.ndarray], Any]
+#: ``update(grads, state, params=None, **extra) -> (updates, state)``.
 UpdateFn = Callable[..., tuple[np.ndarray, Any]]
 
 

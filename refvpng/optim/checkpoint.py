@@ -8,23 +8,23 @@ kept), and Python ``bool``/``int``/``float``/``str``/``None`` (floats as ``float
 bit, NaN and infinities included, survives). Restoring yields the same types and bit-identical
 values, which is what lets a resumed run reproduce an uninterrupted one exactly.
 
-The file is written to a temporary file in the same directory, flushed and fsync'ed, and only then
-moved over the target with :func:`os.replace` (atomic on POSIX and Windows): a run killed while
-saving leaves the previous checkpoint intact (plus, at worst, a stray ``.*.tmp`` file).
+The file is written with refvpng's one atomic writer (``refvpng._atomic``): a temporary file
+in the same directory, flushed and fsync'ed, then moved over the target with :func:`os.replace`,
+so a run killed while saving leaves the previous checkpoint intact; the temporary a killed
+process leaves behind is removed by the next save in that folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import numbers
 import os
-import tempfile
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from refvpng._atomic import atomic_path, remove_stale_temporaries
 from refvpng._checks import as_path
 from refvpng.optim.base import check_params
 
@@ -183,20 +183,6 @@ def _write_npz(f, arrays: dict) -> None:
     np.savez(f, **arrays)
 
 
-def _fsync_dir(dirname: str) -> None:
-    """Make the rename durable where the platform allows opening directories."""
-    try:
-        fd = os.open(dirname, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     params,
@@ -268,20 +254,10 @@ def save_checkpoint(
     }
     arrays["__meta__"] = np.array(json.dumps(meta))
 
-    path = os.fspath(path)
-    dirname = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirname)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(dirname)
+    path = os.path.abspath(os.fspath(as_path(path, "path")))
+    remove_stale_temporaries(os.path.dirname(path))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        _write_npz(f, arrays)
 
 
 def load_checkpoint(path: str | os.PathLike, *, like=None) -> Checkpoint:

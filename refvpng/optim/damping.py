@@ -201,7 +201,7 @@ class LMDampingState(NamedTuple):
 
     inner: Any
     damping: float
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count
     prev_value: float
     predicted: float
     rho: float

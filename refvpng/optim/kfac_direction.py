@@ -4,7 +4,7 @@ r"""K-FAC natural-gradient direction with the running K-FAC estimate in the opti
 :func:`~refvpng.optim.directions.natural_direction` (Eq. 17 of Tang & Ranganath 2019, with the
 K-FAC approximation of Martens & Grosse 2015 in place of :math:`\hat F_r`) whose curvature is a
 **running estimate kept in the state**: every ``update`` receives this step's Kronecker factors
-(``curvature=KFACFactors``, e.g. :attr:`refvpng.nn.vae.VAEStep.factors_per_point`), folds them
+(``curvature=KFACFactors``, e.g. ``factors_per_point`` of :class:`refvpng.nn.vae.VAEStep`), folds them
 into an exponential moving average and refreshes the decompositions every
 ``config.inverse_every`` of its own updates (M&G's :math:`T_3`). The state
 :class:`KFACDirectionState` is a NamedTuple of arrays and Python scalars, so
@@ -66,7 +66,7 @@ class KFACDirectionState(NamedTuple):
         (:class:`refvpng.curvature.kfac.KFACState`).
     """
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count
     kfac: Any
 
 

@@ -21,7 +21,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -200,7 +200,7 @@ class RunResult(NamedTuple):
 
 def _as_seed(seed) -> int:
     if seed is None:
-        return int(np.random.SeedSequence().entropy)
+        return int(cast(int, np.random.SeedSequence().entropy))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be a non-negative integer or None, got {type(seed).__name__}")
     if seed < 0:
@@ -219,7 +219,7 @@ def run(
     callback: Callable[[int, np.ndarray, Any, float], Any] | None = None,
     state: Any = None,
     start_step: int = 0,
-    history: Sequence[float] | None = None,
+    history: Sequence[float] | np.ndarray | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
 ) -> RunResult:
@@ -320,6 +320,7 @@ def run(
         state = optimizer.init(params)
 
     def save(step: int) -> None:
+        assert checkpoint_path is not None  # save is only called with a checkpoint path
         save_checkpoint(checkpoint_path, params, state, step, seed, np.asarray(hist))
 
     step = start_step

@@ -222,7 +222,7 @@ class AdamState(NamedTuple):
         Second-moment moving average of the direction.
     """
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count
     mu: np.ndarray
     nu: np.ndarray
 

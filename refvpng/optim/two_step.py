@@ -90,7 +90,7 @@ class TwoStepState(NamedTuple):
         State of the decoder optimiser (on ``params[n_encoder:]``).
     """
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count
     encoder: Any
     decoder: Any
 

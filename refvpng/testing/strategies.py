@@ -23,9 +23,7 @@ import numpy as np
 try:
     from hypothesis import strategies as st
 except ImportError as exc:  # pragma: no cover - exercised only without the test extra
-    raise ImportError(
-        "refvpng.testing.strategies needs hypothesis: pip install 'refvpng[test]'"
-    ) from exc
+    raise ImportError("refvpng.testing.strategies needs hypothesis: pip install 'refvpng[test]'") from exc
 
 from refvpng.models.latent import LatentModel, draw_eps
 from refvpng.models.small import LIKELIHOODS, make_small_model

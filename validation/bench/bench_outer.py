@@ -25,11 +25,9 @@ given. ``--quick`` runs tiny sizes for smoke testing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -157,18 +155,10 @@ def machine_info() -> dict:
 
 
 def write_json_atomic(obj: dict, path: Path) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` as JSON with refvpng's one atomic writer."""
+    from refvpng._atomic import write_json_atomic as write
+
+    write(path, obj)
 
 
 def _print_table(results: dict) -> None:

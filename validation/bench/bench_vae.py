@@ -27,7 +27,6 @@ Writes ``validation/results/bench_vae.json`` (or ``--out``). No timing is assert
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -243,7 +242,9 @@ def _run(a) -> int:
     default = Path(__file__).resolve().parents[1] / "results" / "bench_vae.json"
     out = Path(a.out) if a.out else default
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    from refvpng._atomic import write_json_atomic
+
+    write_json_atomic(out, doc)
     print(f"{'method':16s} {'s/iter':>8s} {'refresh s':>9s} {'amortized':>9s} {'x Adam':>7s}")
     for m, r in res.items():
         print(

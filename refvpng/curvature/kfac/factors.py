@@ -90,6 +90,7 @@ def kfac_factors(pairs, weights=None, *, cross: bool = True) -> KFACFactors:
             raise ValueError(f"pairs[{k}] must have {rows} rows, got {a_bar.shape[0]} and {g.shape[0]}")
         a_bars.append(a_bar)
         gs.append(g)
+    assert rows is not None  # pairs is not empty
     if weights is None:
         w = np.ones(rows)
     else:

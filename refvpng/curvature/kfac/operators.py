@@ -10,8 +10,9 @@ block-diagonal of the blocks; :class:`BlockTridiagKFAC` adds the cross blocks
 
 from __future__ import annotations
 
+import abc
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -111,7 +112,7 @@ def _pi(a: np.ndarray, g: np.ndarray, heuristic: bool) -> float:
     return float(np.sqrt(ta / tg))
 
 
-class _KFACBase:
+class _KFACBase(abc.ABC):
     """Shared machinery: Kronecker blocks, damping, vec/unvec, the Curvature protocol."""
 
     _tridiagonal = False
@@ -135,7 +136,7 @@ class _KFACBase:
         self.lowrank_threshold = lowrank_threshold
         n_layers = len(raw.A)
         if cache is None:
-            kw = {"lowrank_c": lowrank_c, "lowrank_threshold": lowrank_threshold}
+            kw: dict[str, Any] = {"lowrank_c": lowrank_c, "lowrank_threshold": lowrank_threshold}
             cache = KFACCache(
                 tuple(factor_eig(m, **kw) for m in raw.A),
                 tuple(factor_eig(m, **kw) for m in raw.G),
@@ -159,6 +160,17 @@ class _KFACBase:
         self.shape = (self.offsets[-1], self.offsets[-1])
         self.dtype = np.dtype(np.float64)
         self._cache = cache
+
+    # Each operator defines how it applies, assembles and inverts its blocks (abstract: the base
+    # class cannot be instantiated).
+    @abc.abstractmethod
+    def _matvec_blocks(self, x, a, g): ...
+
+    @abc.abstractmethod
+    def _dense(self, a, g): ...
+
+    @abc.abstractmethod
+    def _solve_blocks(self, x, gamma): ...
 
     # ------------------------------------------------------------------ damping
     def _gamma(self, factor_damping) -> float:

@@ -1,0 +1,58 @@
+r"""The K-FAC outputs of the chain fixture: the one place the conformance kit touches K-FAC.
+
+Everything goes through :func:`refvpng.curvature.kfac.kfac_factors` and the operator classes
+:class:`~refvpng.curvature.kfac.BlockDiagKFAC` and :class:`~refvpng.curvature.kfac.BlockTridiagKFAC`
+with keyword arguments, built by :func:`kfac_operator`, so that a renamed keyword is adapted here
+only. The damping is the operators' *factored* damping :math:`\gamma`: :math:`A_l + \pi_l
+\sqrt\gamma I` and :math:`G_l + \sqrt\gamma/\pi_l I` with :math:`\pi_l = 1` (no heuristic), and no
+low-rank truncation.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+__all__ = ["kfac_outputs", "kfac_operator"]
+
+
+def kfac_operator(kind: str, factors, damping: float):
+    r"""``BlockDiagKFAC`` (``kind="blockdiag"``) or ``BlockTridiagKFAC`` (``"blocktridiag"``).
+
+    Factored damping :math:`\gamma` = ``damping``, no :math:`\pi` heuristic, no low-rank truncation.
+    """
+    from refvpng.curvature.kfac import BlockDiagKFAC, BlockTridiagKFAC
+
+    classes = {"blockdiag": BlockDiagKFAC, "blocktridiag": BlockTridiagKFAC}
+    if kind not in classes:
+        raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")
+    cls = classes[kind]
+    params = inspect.signature(cls).parameters
+    # the damping keyword is being renamed (e.g. to factor_damping); accept either spelling
+    name = next(k for k in ("factor_damping", "damping") if k in params)
+    return cls(factors, **{name: damping}, pi_heuristic=False, lowrank_threshold=None)
+
+
+def kfac_outputs(pairs, weights, damping: float, grad) -> dict:
+    r"""Factors, dense damped operators and solves of ``grad`` for block-diagonal and -tridiagonal K-FAC.
+
+    Returns
+    -------
+    dict
+        ``kfac.A.l``, ``kfac.G.l``, ``kfac.A_cross.l``, ``kfac.G_cross.l``,
+        ``kfac_blockdiag_dense``, ``kfac_blockdiag_direction``, ``kfac_blocktridiag_dense``,
+        ``kfac_blocktridiag_direction`` (see :data:`refvpng.conformance.registry.OUTPUTS`).
+    """
+    from refvpng.curvature.kfac import kfac_factors
+
+    factors = kfac_factors(pairs, weights, cross=True)
+    out = {}
+    for kind in ("A", "G", "A_cross", "G_cross"):
+        for k, m in enumerate(getattr(factors, kind)):
+            out[f"kfac.{kind}.{k}"] = np.asarray(m, dtype=np.float64)
+    for label in ("blockdiag", "blocktridiag"):
+        op = kfac_operator(label, factors, damping)
+        out[f"kfac_{label}_dense"] = np.asarray(op.to_dense(), dtype=np.float64)
+        out[f"kfac_{label}_direction"] = np.asarray(op.solve(grad), dtype=np.float64)
+    return out
