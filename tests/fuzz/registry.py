@@ -252,6 +252,85 @@ def _n_kfac():
     return sum(a.shape[0] * g.shape[0] for a, g in zip(f.A, f.G, strict=True))
 
 
+def _hold_lock(folder):
+    from refvpng.experiments.output import output_lock
+
+    with output_lock(folder) as held:
+        return held
+
+
+def _fixtures():
+    from refvpng.conformance.fixture_io import fixtures_dir
+
+    return fixtures_dir()
+
+
+@functools.cache
+def _user_npz():
+    """A user's answer to the damped_solve fixture, slightly off (a failing row to diagnose)."""
+    from refvpng.conformance.fixture_io import read_fixture
+
+    _, arrays = read_fixture(_fixtures(), "damped_solve")
+    d = _tmp() / "user"
+    d.mkdir(exist_ok=True)
+    np.savez(d / "damped_solve.npz", direction=2 * arrays["direction"])
+    return d / "damped_solve.npz"
+
+
+def _report():
+    from refvpng.conformance.checker import check
+
+    return check(_user_npz(), _fixtures())
+
+
+@functools.cache
+def _pspec():
+    from refvpng.conformance.interop import ParamSpec
+
+    return ParamSpec.sequential([("enc.W", (2, 3)), ("enc.b", (2,)), ("dec.W", (3, 2)), ("dec.b", (3,))], 8)
+
+
+def _peta():
+    return _rng(47).standard_normal(_pspec().size)
+
+
+def _interop_layout(style):
+    from refvpng.conformance.interop import to_flax_layout, to_torch_layout
+
+    return (to_torch_layout if style == "torch" else to_flax_layout)(_pspec(), _peta())
+
+
+def _case():
+    from refvpng.conformance.registry import get_case
+
+    return get_case("damped_solve")
+
+
+def _small_spec():
+    return {"model": "small", "likelihood": "gaussian", "local": True, "scale": "exp", "dz": 2, "d": 3}
+
+
+def _suite_inputs():
+    from refvpng.conformance.models import build_model
+    from refvpng.conformance.registry import draw_suite_inputs
+
+    model = build_model(_small_spec())
+    eta = 0.3 * _rng(48).standard_normal(model.n_params)
+    return draw_suite_inputs(_rng(49), _small_spec(), eta, _rng(50).standard_normal((4, 3)), s=2, m=3)
+
+
+def _array_problem():
+    from refvpng.conformance.interop import ParamSpec  # noqa: F401 - the packing below
+    from refvpng.conformance.models import param_spec
+
+    inputs = _suite_inputs()
+    return {
+        "spec": _small_spec(),
+        "packing": param_spec(_small_spec()).to_json(),
+        **{k: inputs[k] for k in ("eta", "x", "eps", "x_pred")},
+    }
+
+
 RECORD = "plain NamedTuple/dataclass record: no behaviour; the functions consuming it are fuzzed"
 DRIVER = "experiment driver: runs a full sweep, writes result files (covered by the quick/resume tests)"
 PLOT = "reporting/plotting of a finished results document"
@@ -282,10 +361,106 @@ REGISTRY: dict[str, Entry] = {
         raises=(AssertionError,),
         args=lambda: dict(samples=_rng(12).standard_normal((400, 2)) * 0.01, truth=np.zeros(2)),
     ),
+    R + "testing.compare.relative_error": Entry(
+        lambda: dict(actual=_rng(45).standard_normal(4), expected=_rng(46).standard_normal(4))
+    ),
+    R + "testing.compare.assert_close": Entry(
+        lambda: dict(actual=np.full(3, 0.7), expected=np.full(3, 0.7 + 1e-14), tier="exact"),
+        raises=(AssertionError,),
+    ),
+    R + "testing.compare.resolve_tier": Entry(lambda: dict(tier="solve")),
+    R + "testing.arrays.model_specs": not_fuzzed("returns a hypothesis strategy (test helper)"),
+    R + "testing.arrays.problem_arrays": not_fuzzed("returns a hypothesis strategy (test helper)"),
+    R + "testing.arrays.reference": Entry(lambda: dict(problem=_array_problem(), quantity="vp_fisher_mc")),
     R + "testing.strategies.Problem": not_fuzzed(RECORD),
     R + "testing.strategies.small_models": not_fuzzed("returns a hypothesis strategy (test helper)"),
     R + "testing.strategies.problems": not_fuzzed("returns a hypothesis strategy (test helper)"),
     R + "testing.strategies.spd_matrices": not_fuzzed("returns a hypothesis strategy (test helper)"),
+    # ---- conformance kit
+    R + "conformance.checker.Row": not_fuzzed(RECORD),
+    R + "conformance.checker.Report": not_fuzzed(RECORD),
+    R + "conformance.checker.Report.format": Entry(call=lambda: _report().format()),
+    R + "conformance.checker.check": Entry(lambda: dict(path=_user_npz(), fixtures=_fixtures())),
+    R + "conformance.diagnose.Diagnosis": not_fuzzed(RECORD),
+    R + "conformance.diagnose.diagnose": Entry(
+        lambda: dict(
+            actual=_spd(8, 40) / 4,
+            expected=_spd(8, 40),
+            n=4,
+            m=3,
+            s=2,
+            packing=_pspec(),
+            alternates={"sigma_coord": (2 * _spd(8, 40), "the other coordinate")},
+        )
+    ),
+    R + "conformance.fixture_io.fixtures_dir": Entry(),
+    R + "conformance.fixture_io.list_fixtures": Entry(lambda: dict(directory=_fixtures())),
+    R + "conformance.fixture_io.read_fixture": Entry(
+        lambda: dict(directory=_fixtures(), name="damped_solve")
+    ),
+    R + "conformance.fixture_io.write_fixture": Entry(
+        lambda: dict(
+            directory=_tmp() / "written",
+            manifest={"name": "demo", "description": "a written fixture"},
+            arrays={"a": np.full(3, 0.25)},
+        )
+    ),
+    R + "conformance.fixture_io.export_fixtures": Entry(lambda: dict(dest=_tmp() / "exported")),
+    R + "conformance.generate.build_fixture": Entry(lambda: dict(case=_case())),
+    R + "conformance.generate.generate": Entry(
+        lambda: dict(directory=_tmp() / "generated", names=["damped_solve"])
+    ),
+    R + "conformance.generate.numpy_build": Entry(),
+    R + "conformance.generate.main": not_fuzzed(
+        "command-line entry point: without argv it rewrites the shipped fixtures; generate() is fuzzed"
+    ),
+    R + "conformance.interop.Block": Entry(lambda: dict(name="enc.W", start=0, shape=(2, 3), order="F")),
+    R + "conformance.interop.ParamSpec": Entry(lambda: dict(blocks=_pspec().blocks, n_lambda=8)),
+    R + "conformance.interop.ParamSpec.block": Entry(
+        lambda: dict(name="dec.W"), call=_method(_pspec, "block"), raises=(KeyError,)
+    ),
+    R + "conformance.interop.ParamSpec.slice": Entry(
+        lambda: dict(name="dec.W"), call=_method(_pspec, "slice"), raises=(KeyError,)
+    ),
+    R + "conformance.interop.ParamSpec.from_json": Entry(lambda: dict(data=_pspec().to_json())),
+    R + "conformance.interop.ParamSpec.layers": Entry(call=_method(_pspec, "layers")),
+    R + "conformance.interop.ParamSpec.to_json": Entry(call=_method(_pspec, "to_json")),
+    R + "conformance.interop.ParamSpec.pack": Entry(
+        lambda: dict(arrays=_pspec().unpack(_peta())), call=_method(_pspec, "pack")
+    ),
+    R + "conformance.interop.ParamSpec.unpack": Entry(
+        lambda: dict(eta=_peta()), call=_method(_pspec, "unpack")
+    ),
+    R + "conformance.interop.ParamSpec.permutation": Entry(
+        lambda: dict(kind="kron_swap"), call=_method(_pspec, "permutation")
+    ),
+    R + "conformance.interop.ParamSpec.sequential": Entry(
+        lambda: dict(named_shapes=[("enc.W", (2, 3)), ("enc.b", (2,))], n_lambda=4)
+    ),
+    R + "conformance.interop.to_torch_layout": Entry(lambda: dict(spec=_pspec(), eta=_peta())),
+    R + "conformance.interop.to_flax_layout": Entry(lambda: dict(spec=_pspec(), eta=_peta())),
+    R + "conformance.interop.from_torch_layout": Entry(
+        lambda: dict(spec=_pspec(), state=_interop_layout("torch"))
+    ),
+    R + "conformance.interop.from_flax_layout": Entry(
+        lambda: dict(spec=_pspec(), params=_interop_layout("flax"))
+    ),
+    R + "conformance.kfac_outputs.kfac_operator": Entry(
+        lambda: dict(kind="blocktridiag", factors=_factors(), damping=0.1)
+    ),
+    R + "conformance.kfac_outputs.kfac_outputs": Entry(
+        lambda: dict(pairs=_pairs(), weights=np.full(6, 0.3), damping=0.1, grad=np.linspace(-1, 1, 18))
+    ),
+    R + "conformance.models.build_model": Entry(lambda: dict(spec=_small_spec())),
+    R + "conformance.models.param_spec": Entry(lambda: dict(spec=_small_spec())),
+    R + "conformance.models.with_scale": Entry(lambda: dict(spec=_small_spec(), scale="softplus")),
+    R + "conformance.registry.Case": not_fuzzed(RECORD),
+    R + "conformance.registry.cases": Entry(),
+    R + "conformance.registry.get_case": Entry(lambda: dict(name="damped_solve"), raises=(KeyError,)),
+    R + "conformance.registry.output_info": Entry(lambda: dict(key="vp_fisher_mc"), raises=(KeyError,)),
+    R + "conformance.registry.estimator_suite": Entry(
+        lambda: dict(model_spec=_small_spec(), inputs=_suite_inputs(), hyper={"damping": 0.1})
+    ),
     # ---- curvature.fisher
     R + "curvature.fisher.output_jacobian": Entry(_mex()),
     R + "curvature.fisher.q_fisher": Entry(lambda: dict(model=_small()[0], lam=_lam(), x=_small()[2])),
@@ -415,6 +590,15 @@ REGISTRY: dict[str, Entry] = {
         lambda: dict(F=_spd(3), B_chunk=_rng(14).standard_normal((5, 3)), weights_chunk=np.full(5, 0.2))
     ),
     R + "curvature.outer.outer_auto_method": Entry(lambda: dict(n_rows=10, n_params=3)),
+    R + "curvature.outer.gram_syrk": Entry(lambda: dict(B=_rng(14).standard_normal((5, 3)))),
+    R + "curvature.outer.mirror_upper": Entry(lambda: dict(f=np.triu(_spd(3)))),
+    R + "curvature.kron_fisher.kron_outer_sum": Entry(
+        lambda: dict(
+            a_bars=[_rng(41).standard_normal((4, 3)), _rng(42).standard_normal((4, 2))],
+            gs=[_rng(43).standard_normal((4, 3, 2)), _rng(44).standard_normal((4, 3, 3))],
+            weights=np.full(4, 0.3),
+        )
+    ),
     R + "curvature.solve.damped_solve": Entry(lambda: dict(fisher=_spd(3), grad=np.ones(3), damping=0.1)),
     # ---- data
     R + "data.mnist.MNISTArrays": not_fuzzed(RECORD),
@@ -444,16 +628,14 @@ REGISTRY: dict[str, Entry] = {
     R + "experiments.blr.main": not_fuzzed(CLI),
     R + "experiments.harness.Cell": not_fuzzed(RECORD),
     R + "experiments.harness.Experiment": not_fuzzed(RECORD),
-    R + "experiments.harness.OutputLockedError": not_fuzzed("an exception class"),
     R + "experiments.harness.build_parser": not_fuzzed(CLI),
     R + "experiments.harness.settings_from_args": not_fuzzed(CLI),
-    R + "experiments.harness.output_dir": not_fuzzed(
-        "creates folders on disk (tests/experiments/test_harness.py)"
+    R + "experiments.output.OutputLockedError": not_fuzzed("an exception class"),
+    R + "experiments.output.output_dir": Entry(
+        lambda: dict(out=_tmp() / "out", publish=False, preset=None)
     ),
-    R + "experiments.harness.output_lock": not_fuzzed(
-        "takes a lock file on disk (tests/experiments/test_resume.py)"
-    ),
-    R + "experiments.harness.machine_info": Entry(),
+    R + "experiments.output.output_lock": Entry(lambda: dict(folder=_tmp() / "locked"), call=_hold_lock),
+    R + "experiments.output.machine_info": Entry(),
     R + "experiments.harness.run_experiment": not_fuzzed(DRIVER),
     R + "experiments.harness.declare": not_fuzzed("module-level declaration of an experiment (import time)"),
     R + "experiments.harness.results_section": not_fuzzed(PLOT),
@@ -536,6 +718,15 @@ REGISTRY: dict[str, Entry] = {
         lambda: dict(rng=_rng(), model=_small()[0], eta=_small()[1], n=3, n_samples=2)
     ),
     # ---- models.likelihoods
+    R + "models.likelihoods.Likelihood": not_fuzzed(
+        "typing.Protocol: no implementation; its implementations are fuzzed"
+    ),
+    **{
+        f"{R}models.likelihoods.Likelihood.{m}": not_fuzzed(
+            "typing.Protocol method; the implementations are fuzzed"
+        )
+        for m in ("log_prob", "score", "sample", "output_fisher", "whiten")
+    },
     R + "models.likelihoods.Gaussian": Entry(lambda: dict(cov=_spd(3))),
     R + "models.likelihoods.Bernoulli": Entry(),
     R + "models.likelihoods.Poisson": Entry(lambda: dict(link="softplus")),
