@@ -83,10 +83,22 @@ def test_assert_close_passes_within_and_fails_outside_the_tier():
         assert_close(e[0], e)
     with pytest.raises(ValueError, match="tier must be one of"):
         assert_close(e, e, "tight")
-    with pytest.raises(ValueError, match="expected must be finite"):
+    with pytest.raises(ValueError, match="expected contains NaN"):
         assert_close(e, e * np.nan)
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(TypeError, match="actual must be a real"):
         assert_close(np.array(["a"]), np.array([1.0]))
+    # complex and bool are rejected, not cast (a complex answer would compare its real part)
+    with pytest.raises(TypeError, match="actual must be a real .*complex"):
+        assert_close(e + 1j, e)
+    with pytest.raises(TypeError, match="expected must be a real .*boolean"):
+        relative_error(e, e > 0)
+    # a non-finite answer has no finite error: relative_error refuses, assert_close fails
+    with pytest.raises(ValueError, match="actual contains NaN"):
+        relative_error([np.inf, 1.0], [1.0, 1.0])
+    # |a - e| overflowing float64 is still measured (on the scaled arrays), not inf
+    assert relative_error([1.7e308], [-1.7e308]) == pytest.approx(2.0)
+    with pytest.raises(TypeError, match="tier must be a real number"):
+        assert_close(e, e, None)
     assert sorted(TIERS) == ["autograd", "exact", "finite_diff", "solve"]
 
 

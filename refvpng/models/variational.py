@@ -221,8 +221,8 @@ class MeanFieldGaussian:
             raise ValueError(f"rho must have shape m_shape {m_shape}, got {np.shape(rho)}")
         log_s = np.asarray(self.log_std(rho))
         if np.any(log_s < -350.0):
-            raise ValueError(
-                "rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); "
+            raise FloatingPointError(
+                "fisher_diag: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); "
                 "the q-Fisher of the means is not representable"
             )
         fm = np.broadcast_to(np.exp(-2.0 * log_s), m_shape).copy()

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import refvpng
 from tests.fuzz import harness
 from tests.fuzz.harness import Entry, judge, variants
-from tests.fuzz.registry import KNOWN_GAPS_PENDING_MERGE, REGISTRY
+from tests.fuzz.registry import REGISTRY
 
 
 def _public_modules():
@@ -128,8 +128,6 @@ def _fuzz(key, data):
     arg = data.draw(st.sampled_from(args), label="argument")
     labels = [label for label, _ in variants(entry.args()[arg])]
     label = data.draw(st.sampled_from(labels), label="variant")
-    if (key, arg, label) in KNOWN_GAPS_PENDING_MERGE:
-        return  # checked (still failing) by test_known_gaps_still_fail
     problem = run_variant(key, entry, arg, label)
     assert problem is None, f"{key}({arg}={label}): {problem}"
 
@@ -150,15 +148,6 @@ def test_fuzz(key, data):
 @given(data=st.data())
 def test_fuzz_slow(key, data):
     _fuzz(key, data)
-
-
-@pytest.mark.parametrize("gap", sorted(KNOWN_GAPS_PENDING_MERGE), ids=lambda g: "-".join(g))
-def test_known_gaps_still_fail(gap):
-    """An entry of KNOWN_GAPS_PENDING_MERGE that passes must be removed from the list."""
-    key, arg, label = gap
-    assert key in FUZZED, f"{key} is not a fuzzed registry entry"
-    problem = run_variant(key, REGISTRY[key], arg, label)
-    assert problem is not None, f"{gap} now passes: remove it from KNOWN_GAPS_PENDING_MERGE"
 
 
 # ---------------------------------------------------------------- the oracle can fail

@@ -44,7 +44,8 @@ def test_softplus_fisher_stable_at_extremes():
     assert np.all(np.isfinite(fm)) and np.all(np.isfinite(frho)) and np.all(frho > 0)
     np.testing.assert_allclose(frho, [2.0, 2.0 / 1000.0**2], rtol=1e-12)
     np.testing.assert_allclose(fm, [np.exp(600.0), 1e-6], rtol=1e-12)
-    with pytest.raises(ValueError, match="rho"):
+    # a finite rho whose 1/sigma^2 overflows: FloatingPointError naming the function (issue 11)
+    with pytest.raises(FloatingPointError, match="fisher_diag: rho is so small"):
         fam.fisher_diag(np.array([-1000.0]), (1,))
 
 

@@ -93,6 +93,13 @@ def _damped_values(eig: FactorEig, delta: float) -> np.ndarray:
     """Eigenvalues of the damped factor; raise if it is not positive definite."""
     vals = eig.values + delta
     if np.any(vals <= 0) or (eig.truncated and delta <= 0):
+        rounding = eig.values.shape[0] * np.finfo(float).eps * np.max(np.abs(eig.values))
+        if 0 < delta < rounding and -eig.values.min() <= rounding:
+            raise FloatingPointError(
+                f"factor_damping {delta:.3g} is below the rounding error {rounding:.3g} of a Kronecker "
+                f"factor whose largest eigenvalue is {np.max(np.abs(eig.values)):.3g}: the damped factor "
+                "is not numerically positive definite at this magnitude (rescale the factors)"
+            )
         raise ValueError(
             "factor_damping is too small: a damped Kronecker factor is not positive definite "
             f"(smallest damped eigenvalue {min(vals.min(), delta):.3g})"
