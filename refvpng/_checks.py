@@ -262,14 +262,17 @@ def finite_output(func):
     overflows (inf/NaN, Python's ``OverflowError`` from ``math`` or float powers, or a
     ``ZeroDivisionError`` by a Python float that underflowed to zero) raises
     ``FloatingPointError`` naming the function instead of being returned; one raised by a
-    helper inside it is re-raised with the public function's name in front.
+    helper inside it is re-raised with the public function's name in front. NumPy's overflow and
+    invalid-value warnings are silenced inside: the result is checked instead, and an overflow
+    that reaches it is this error rather than a warning followed by inf/NaN.
     """
     name = func.__name__
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            out = func(*args, **kwargs)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = func(*args, **kwargs)
         except FloatingPointError as exc:
             if str(exc).startswith(f"{name}:"):
                 raise

@@ -547,3 +547,21 @@ def test_asymmetric_factors_and_block_arguments_are_rejected():
         blk.solve(np.ones((3, 2)), 0.1)
     with pytest.raises(TypeError, match="pairs must be a non-empty sequence"):
         kfac_factors(None)
+
+
+def test_damping_below_the_rounding_of_a_huge_factor_is_a_floating_point_error():
+    """Factors of 1e300 with damping 0.1: eigh's rounding (~1e284) swamps the damping (issue 11).
+
+    A genuinely too-small damping (0 on a singular factor) stays the ValueError naming it.
+    """
+    rng = np.random.default_rng(12)
+    a = np.c_[rng.standard_normal((6, 2)), np.ones(6)]
+    g = rng.standard_normal((6, 3))
+    g[0] *= 1e150
+    f = kfac_factors(((a, g),), np.full(6, 0.3))
+    op = BlockDiagKFAC(f, factor_damping=0.1, pi_heuristic=False)
+    with pytest.raises(FloatingPointError, match="factor_damping 0.316 is below the rounding error"):
+        op.solve(np.ones(9))
+    singular = kfac_factors(((a[:1], g[:1] * 1e-150),), np.ones(1))
+    with pytest.raises(ValueError, match="factor_damping is too small"):
+        BlockDiagKFAC(singular, factor_damping=0.0, pi_heuristic=False).solve(np.ones(9))
