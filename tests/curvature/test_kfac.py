@@ -384,13 +384,13 @@ def test_kfac_ema_is_pure_convex_combination():
 def test_kfac_state_refreshes_every_k_steps(tridiagonal):
     rng = np.random.default_rng(10)
     dims = [(2, 3), (3, 2), (2, 2)]
-    config = KFACConfig(tridiagonal=tridiagonal, inverse_every=3, decay=0.5)
+    config = KFACConfig(tridiagonal=tridiagonal, inverse_every=3, decay=0.8)  # 0.5 hides old/new swapped
     state = kfac_init(kfac_factors(_pairs(rng, dims, 4)), config)
     assert state.config == config
     for step in range(1, 7):
         batch = _pairs(rng, dims, 4)
         new = kfac_update(state, kfac_factors(batch), step)
-        expected = kfac_ema(state.factors, kfac_factors(batch, cross=tridiagonal), 0.5)
+        expected = kfac_ema(state.factors, kfac_factors(batch, cross=tridiagonal), 0.8)
         for got, want in zip(new.factors.A + new.factors.G, expected.A + expected.G, strict=True):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
         if step % 3:
