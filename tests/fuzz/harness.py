@@ -12,6 +12,8 @@ name the argument) is a failure, returned as a short description by :func:`judge
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -67,6 +69,12 @@ class _Opaque:
 
     def __repr__(self):
         return "<opaque object>"
+
+
+@functools.cache
+def _scratch() -> Path:
+    """The working directory of every fuzzed call."""
+    return Path(tempfile.mkdtemp(prefix="refvpng-fuzz-cwd-"))
 
 
 def _garbage(n=37) -> Path:
@@ -212,7 +220,9 @@ def judge(
     Returns ``None`` when the outcome is acceptable (module docstring), else a short description.
     """
     try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # relative paths (the "bogus" string variant of a path) land in a scratch folder, never the
+        # working directory
+        with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.chdir(_scratch()):
             warnings.simplefilter("ignore")
             out = func(**kwargs)
     except raises:

@@ -249,6 +249,13 @@ def _n_kfac():
     return sum(a.shape[0] * g.shape[0] for a, g in zip(f.A, f.G, strict=True))
 
 
+def _generate_elsewhere(directory, names):
+    """generate(); its valid default directory=None (the shipped fixtures) redirected to a tmp dir."""
+    from refvpng.conformance.generate import generate
+
+    return generate(_tmp() / "generated-default" if directory is None else directory, names)
+
+
 def _hold_lock(folder):
     from refvpng.experiments.output import output_lock
 
@@ -405,7 +412,7 @@ REGISTRY: dict[str, Entry] = {
     R + "conformance.fixture_io.export_fixtures": Entry(lambda: dict(dest=_tmp() / "exported")),
     R + "conformance.generate.build_fixture": Entry(lambda: dict(case=_case())),
     R + "conformance.generate.generate": Entry(
-        lambda: dict(directory=_tmp() / "generated", names=["damped_solve"])
+        lambda: dict(directory=_tmp() / "generated", names=["damped_solve"]), call=_generate_elsewhere
     ),
     R + "conformance.generate.numpy_build": Entry(),
     R + "conformance.generate.main": not_fuzzed(

@@ -204,3 +204,16 @@ def test_oracle_checks_namedtuple_leaves():
     assert harness.bad_leaves((1.0, FactorEig(np.array([1.0, np.inf]), np.eye(2)))) == [
         "result[1].values has NaN/inf"
     ]
+
+
+def test_calls_run_in_a_scratch_folder(tmp_path, monkeypatch):
+    """A bad relative path ("bogus") written by a fuzzed call never lands in the working directory."""
+    monkeypatch.chdir(tmp_path)
+
+    def writer(path):
+        Path(path).mkdir()
+        return 0.5
+
+    name = f"bogus-{tmp_path.name}"
+    assert judge(writer, {"path": name}, "path", ("path",), "writer") is None
+    assert not (tmp_path / name).exists() and (harness._scratch() / name).is_dir()
