@@ -7,6 +7,7 @@ instead of a NaN three calls later.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -19,6 +20,15 @@ __all__ = [
     "as_nonneg_scalar",
     "as_finite_scalar",
     "as_int",
+    "is_traced",
+    "as_array_or_traced",
+    "check_trailing",
+    "check_samples",
+    "finite_output",
+    "as_real_scalar",
+    "check_symmetric",
+    "check_pairs",
+    "as_path",
     "check_psd",
     "check_same_length",
 ]
@@ -203,3 +213,114 @@ def check_same_length(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) ->
         raise ValueError(
             f"{name_a} and {name_b} must have the same number of rows, got {a.shape[0]} and {b.shape[0]}"
         )
+
+
+def is_traced(x) -> bool:
+    """Whether ``x`` is an autograd box (a value being differentiated), not a plain array."""
+    return not isinstance(x, np.ndarray) and hasattr(x, "_value")
+
+
+def as_array_or_traced(x, name: str, **kwargs):
+    """:func:`as_array` for plain input; an autograd box passes unchanged (validated upstream).
+
+    For the helpers that estimators also call inside autograd tracing: a user's plain array is
+    checked, a traced value costs nothing.
+    """
+    return x if is_traced(x) else as_array(x, name, **kwargs)
+
+
+def check_trailing(x, name: str, size: int, *, ndim_min: int = 1):
+    """Require ``x`` (array or autograd box) to have at least ``ndim_min`` axes and ``size`` columns."""
+    shape = np.shape(x)
+    if len(shape) < ndim_min or shape[-1] != size:
+        raise ValueError(f"{name} must have shape (..., {size}), got {shape}")
+    return x
+
+
+def check_samples(arr: np.ndarray, name: str, *, axis: int = 0, what: str = "S") -> np.ndarray:
+    """Require at least one Monte Carlo sample along ``axis`` of ``arr`` (``S >= 1``, ``M >= 1``)."""
+    if arr.ndim <= axis or arr.shape[axis] < 1:
+        raise ValueError(
+            f"{name} must have at least one sample along axis {axis} ({what} >= 1), got shape {arr.shape}"
+        )
+    return arr
+
+
+def _nonfinite_leaf(value) -> bool:
+    if isinstance(value, (float, np.floating, np.ndarray)):
+        arr = np.asarray(value)
+        return arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
+    if isinstance(value, (tuple, list)):
+        return any(_nonfinite_leaf(v) for v in value)
+    return False
+
+
+def finite_output(func):
+    """Decorator: the function's float/array result (also inside tuples) must be finite.
+
+    For estimators, closed forms and other pure functions of validated inputs: a result that
+    overflows (inf/NaN, Python's ``OverflowError`` from ``math`` or float powers, or a
+    ``ZeroDivisionError`` by a Python float that underflowed to zero) raises
+    ``FloatingPointError`` naming the function instead of being returned; one raised by a
+    helper inside it is re-raised with the public function's name in front. NumPy's overflow and
+    invalid-value warnings are silenced inside: the result is checked instead, and an overflow
+    that reaches it is this error rather than a warning followed by inf/NaN.
+    """
+    name = func.__name__
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = func(*args, **kwargs)
+        except FloatingPointError as exc:
+            if str(exc).startswith(f"{name}:"):
+                raise
+            raise FloatingPointError(f"{name}: {exc}") from None
+        except (OverflowError, ZeroDivisionError):  # Python floats: x**2 overflows or underflows to 0
+            raise FloatingPointError(
+                f"{name}: the result overflows float64 at the magnitude of the inputs"
+            ) from None
+        if _nonfinite_leaf(out):
+            check_finite_output(np.nan, name)
+        return out
+
+    return wrapper
+
+
+def as_real_scalar(x, name: str) -> float:
+    """Return ``x`` as a float, requiring a real number (NaN and inf allowed; bool, complex, arrays not)."""
+    return _real_scalar(x, name)
+
+
+def check_symmetric(m, name: str, *, rtol: float = 1e-10) -> np.ndarray:
+    """Require a finite real square matrix symmetric to ``rtol`` relative to its largest entry."""
+    m = as_array(m, name, ndim=2)
+    if m.shape[0] != m.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {m.shape}")
+    scale = np.max(np.abs(m)) if m.size else 0.0
+    if m.size and np.max(np.abs(m - m.T)) > rtol * max(scale, np.finfo(float).tiny) * 10:
+        raise ValueError(f"{name} must be symmetric")
+    return m
+
+
+def check_pairs(pairs, name: str = "pairs"):
+    """Require a non-empty sequence of per-layer ``(a_bar, g)`` pairs; return it as a tuple."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)) or not pairs:
+        raise TypeError(
+            f"{name} must be a non-empty sequence of (a_bar, g) pairs, got {type(pairs).__name__}"
+        )
+    for k, p in enumerate(pairs):
+        if isinstance(p, (str, bytes)) or not isinstance(p, (list, tuple)) or len(p) != 2:
+            raise TypeError(f"{name}[{k}] must be an (a_bar, g) pair, got {type(p).__name__}")
+    return tuple(pairs)
+
+
+def as_path(x, name: str = "path"):
+    """Return ``x`` as a :class:`pathlib.Path`, requiring a ``str`` or ``os.PathLike``."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(x, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path, got {type(x).__name__}")
+    return Path(x)

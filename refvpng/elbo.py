@@ -17,7 +17,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, check_finite_output, check_samples, finite_output
 from refvpng.models.latent import (
     LatentModel,
     check_data,
@@ -43,6 +43,7 @@ def _elbo_samples(model, eta, x, eps, cov):
     return ll - _kl(model, lam, x)
 
 
+@finite_output
 def kl_term(model: LatentModel, lam, x) -> float:
     r""":math:`\mathrm{KL}(q(z \mid x; \lambda) \,\|\, p(z))` of Eq 1, exact, summed over data points.
 
@@ -60,18 +61,19 @@ def kl_term(model: LatentModel, lam, x) -> float:
     check_model(model)
     lam = as_array(lam, "lam", shape=(model.n_lambda,))
     x, _ = check_data(model, x, None) if not model.n_cov else (as_array(x, "x", ndim=2), None)
-    return float(_kl(model, lam, x))
+    return check_finite_output(float(_kl(model, lam, x)), "kl_term")
 
 
 def _prepare(model, eta, x, eps, cov):
     check_model(model)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     eta = as_array(eta, "eta", ndim=1)
     split_params(model, eta)
     return eta, x, eps, cov
 
 
+@finite_output
 def elbo_per_sample(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     r"""Per-noise-sample ELBO estimates :math:`\sum_i \log p(x_i \mid z_{si}) - \mathrm{KL}`.
 
@@ -93,9 +95,10 @@ def elbo_per_sample(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
         Unbiased, independent estimates of Eq 1; their mean is :func:`elbo`.
     """
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
-    return np.asarray(_elbo_samples(model, eta, x, eps, cov))
+    return check_finite_output(np.asarray(_elbo_samples(model, eta, x, eps, cov)), "elbo_per_sample")
 
 
+@finite_output
 def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
     r"""Monte Carlo ELBO (Eq 1): mean over noise samples of :func:`elbo_per_sample`.
 
@@ -111,9 +114,10 @@ def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
     >>> bool(abs(elbo(model, lam, x, eps) - gm.elbo_closed(lam, x, eps_corr=0.1, sigma=0.5)) < 5 * se)
     True
     """
-    return float(np.mean(elbo_per_sample(model, eta, x, eps, cov)))
+    return check_finite_output(float(np.mean(elbo_per_sample(model, eta, x, eps, cov))), "elbo")
 
 
+@finite_output
 def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[float, np.ndarray]:
     r"""The MC ELBO (Eq 1) and its reparameterisation gradient (Eq 6) at the given noise.
 
@@ -137,11 +141,15 @@ def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[floa
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     if model.hooks.elbo_value_and_grad is not None:
         v, g = model.hooks.elbo_value_and_grad(eta, x, eps, cov)
-        return float(v), as_array(g, "hooks.elbo_value_and_grad gradient", shape=eta.shape)
-    v, g = value_and_grad(lambda e: anp.mean(_elbo_samples(model, e, x, eps, cov)))(eta)
-    return float(v), np.asarray(g, dtype=np.float64)
+        g = as_array(g, "hooks.elbo_value_and_grad gradient", shape=eta.shape, finite=False)
+    else:
+        v, g = value_and_grad(lambda e: anp.mean(_elbo_samples(model, e, x, eps, cov)))(eta)
+    v, g = float(v), np.asarray(g, dtype=np.float64)
+    check_finite_output(v, "elbo_value_and_grad", "ELBO")
+    return v, check_finite_output(g, "elbo_value_and_grad", "gradient")
 
 
+@finite_output
 def elbo_grad(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     r"""Reparameterisation gradient :math:`\nabla_\eta \hat{\mathcal{L}}` of the MC ELBO (Eq 1, 6).
 

@@ -12,7 +12,9 @@ of the linear-Gaussian latent models), by one of two rules:
 The unit of the error column is therefore a **relative error** for ``exact`` rows (printed with
 ``rel``), a number of **standard errors** for ``mc`` rows (``SE``) and 0/1 for ``condition`` rows.
 Groups (``refvpng verify --only GROUP``): the keys of :data:`CHECKS`, including ``chain`` (the VAE
-chain's explicit-backward hooks against autograd) and ``kfac`` (K-FAC pairs and operators).
+chain's explicit-backward hooks against autograd), ``kfac`` (K-FAC pairs and operators),
+``likelihoods`` (Eq 16 with ``M = 3`` for every likelihood and Eq 2 in every σ coordinate),
+``importance_sampling`` and ``optimizers`` (Adam, RMSProp, damped natural direction).
 
 Each check is a function returning :class:`Check` rows, so the same code runs in the test suite
 (``tests/test_verify.py``) and on the command line.
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from refvpng._atomic import atomic_path
+from refvpng._verify_groups import GROUPS
 from refvpng.testing.mc import mc_mean_and_se
 from refvpng.testing.tolerances import AUTOGRAD, EXACT, MC_K
 
@@ -108,10 +111,10 @@ def check_gaussian_mean(seed: int = 0) -> list[Check]:
             EXACT * 100,
         )
     )
-    eps = draw_eps(rng, model, n, 2000)
-    xp = draw_predictive(rng, model, lam, x, eps, 1)
+    eps = draw_eps(rng, model, n, 700)
+    xp = draw_predictive(rng, model, lam, x, eps, 3)  # M = 3: a missing 1/M triples F
     _, per = vp_fisher_mc(model, lam, x, eps, xp, per_sample=True)
-    rows.append(_mc("F_r Monte Carlo (M=1)", "Eq 16", gm.vp_fisher_closed(n, eps_corr), per))
+    rows.append(_mc("F_r Monte Carlo (M=3)", "Eq 16", gm.vp_fisher_closed(n, eps_corr), per))
     rows.append(
         _exact("F_q = I / sigma^2", "Eq 2", gm.q_fisher_closed(sigma), q_fisher(model, lam, x), EXACT)
     )
@@ -431,6 +434,7 @@ CHECKS = {
     "ppca": check_ppca,
     "chain": check_chain,
     "kfac": check_kfac,
+    **GROUPS,  # likelihoods, importance_sampling, optimizers
 }
 
 
@@ -491,14 +495,10 @@ def format_table(rows: list[Check]) -> str:
 def write_json(rows: list[Check], path) -> None:
     """Write the report atomically (temporary file, then rename)."""
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
     payload = {
         "checks": [asdict(r) for r in rows],
         "passed": sum(r.passed for r in rows),
         "failed": sum(not r.passed for r in rows),
     }
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")

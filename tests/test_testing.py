@@ -83,10 +83,22 @@ def test_assert_close_passes_within_and_fails_outside_the_tier():
         assert_close(e[0], e)
     with pytest.raises(ValueError, match="tier must be one of"):
         assert_close(e, e, "tight")
-    with pytest.raises(ValueError, match="expected must be finite"):
+    with pytest.raises(ValueError, match="expected contains NaN"):
         assert_close(e, e * np.nan)
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(TypeError, match="actual must be a real"):
         assert_close(np.array(["a"]), np.array([1.0]))
+    # complex and bool are rejected, not cast (a complex answer would compare its real part)
+    with pytest.raises(TypeError, match="actual must be a real .*complex"):
+        assert_close(e + 1j, e)
+    with pytest.raises(TypeError, match="expected must be a real .*boolean"):
+        relative_error(e, e > 0)
+    # a non-finite answer has no finite error: relative_error refuses, assert_close fails
+    with pytest.raises(ValueError, match="actual contains NaN"):
+        relative_error([np.inf, 1.0], [1.0, 1.0])
+    # |a - e| overflowing float64 is still measured (on the scaled arrays), not inf
+    assert relative_error([1.7e308], [-1.7e308]) == pytest.approx(2.0)
+    with pytest.raises(TypeError, match="tier must be a real number"):
+        assert_close(e, e, None)
     assert sorted(TIERS) == ["autograd", "exact", "finite_diff", "solve"]
 
 
@@ -168,3 +180,42 @@ def test_array_problems_are_plain_and_consistent(p):
 def test_reference_rejects_an_unknown_quantity():
     with pytest.raises(ValueError, match="quantity must be one of"):
         reference({"spec": {"model": "logistic", "dim": 2}}, "hessian")
+
+
+# ------------------------------------------------- helpers reject what they cannot judge (issue 11)
+def test_mc_mean_and_se_finite_at_extreme_magnitude_and_names_samples():
+    from refvpng.testing import mc_mean_and_se
+
+    s = np.random.default_rng(2).standard_normal((50, 2))
+    s[7, 0] = 1e300  # (1e300)^2 overflows: the SE is still finite and right
+    mean, se = mc_mean_and_se(s)
+    assert np.isfinite(mean).all() and np.isfinite(se).all()
+    np.testing.assert_allclose(mean[0], 1e300 / 50, rtol=1e-12)
+    np.testing.assert_allclose(se[0], (s[:, 0] / 1e300).std(ddof=1) * 1e300 / np.sqrt(50), rtol=1e-12)
+    np.testing.assert_array_equal(mc_mean_and_se(s[:, 1:])[1], s[:, 1:].std(0, ddof=1) / np.sqrt(50))
+    with pytest.raises(TypeError, match="samples must be"):
+        mc_mean_and_se(None)
+    with pytest.raises(TypeError, match="samples must be a real .*complex"):
+        mc_mean_and_se(s + 1j)
+
+
+def test_assert_mc_close_names_samples_on_a_shape_mismatch():
+    from refvpng.testing import assert_mc_close
+
+    s = np.random.default_rng(3).standard_normal((40, 3))
+    with pytest.raises(ValueError, match=r"trailing shape \(3,\) of samples"):
+        assert_mc_close(s, np.zeros(2))
+
+
+def test_assert_operator_matches_dense_rejects_a_non_operator():
+    for bad in (None, "op", np.eye(2)):
+        with pytest.raises(TypeError, match="op must be an operator"):
+            assert_operator_matches_dense(bad)
+
+
+def test_reference_rejects_a_problem_that_is_not_one():
+    from refvpng.testing.arrays import reference
+
+    for bad in (None, "p", {"spec": {"model": "small"}}):
+        with pytest.raises(TypeError, match="problem must be a dict"):
+            reference(bad, "elbo")

@@ -71,3 +71,32 @@ def test_error_unit_follows_the_rule():
     rows = [verify._exact("q", "Eq", 1.0, 1.0, 1e-12), verify._mc("m", "Eq", 0.0, np.array([1.0, -1.0, 0.5]))]
     table = verify.format_table(rows)
     assert "0 rel" in table and " SE " in table
+
+
+def test_new_groups_cover_likelihoods_sigma_coordinates_is_and_optimizers(capsys):
+    """Issue 11: every likelihood x sigma coordinate, importance sampling and the optimizers."""
+    assert cli.main(["verify", "--only", "likelihoods", "importance_sampling", "optimizers"]) == 0
+    out = capsys.readouterr().out
+    from refvpng.models.small import LIKELIHOODS
+
+    for lik in LIKELIHOODS:
+        for scale in ("exp", "softplus", "fixed"):
+            assert f"F_r Monte Carlo (M=3), {lik}, sigma '{scale}'" in out
+    assert "p(x) by importance sampling" in out and "Adam, 3 steps" in out and "RMSProp" in out
+
+
+def test_the_likelihood_rows_see_a_missing_one_over_m():
+    """The Eq 16 rows at M = 3 fail for an estimate summed (not averaged) over the M samples."""
+    from refvpng.curvature.fisher import vp_fisher_exact, vp_fisher_mc
+    from refvpng.models.latent import draw_eps, draw_predictive
+    from refvpng.models.small import make_small_model
+
+    rng = np.random.default_rng(0)
+    model = make_small_model("bernoulli", local=True, scale="softplus", dz=2, d=3)
+    eta = 0.4 * rng.standard_normal(model.n_params)
+    x = (rng.random((4, 3)) < 0.5) * 1.0
+    eps = draw_eps(rng, model, 4, 300)
+    _, per = vp_fisher_mc(model, eta, x, eps, draw_predictive(rng, model, eta, x, eps, 3), per_sample=True)
+    exact = vp_fisher_exact(model, eta, x, eps)
+    assert verify._mc("F_r", "Eq 16", exact, per).passed
+    assert not verify._mc("F_r", "Eq 16", exact, 3 * per).passed

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from refvpng._checks import as_path
 from refvpng.conformance.diagnose import diagnose
 from refvpng.conformance.fixture_io import fixtures_dir, list_fixtures, read_fixture
 from refvpng.conformance.interop import ParamSpec
@@ -156,12 +157,12 @@ def _check_file(f: Path, fixtures: Path, known: list[str], report: Report, alt_c
             if a.shape != e.shape:
                 hint = " (transposed?)" if a.shape == e.shape[::-1] else ""
                 row.diagnosis = f"shape {a.shape}, expected {e.shape}{hint}"
+            elif not np.all(np.isfinite(a)):
+                row.diagnosis = "non-finite values (NaN or inf)"
             else:
                 row.error = relative_error(a, e)
                 row.passed = row.error <= row.tolerance
-                if not np.all(np.isfinite(a)):
-                    row.diagnosis = "non-finite values (NaN or inf)"
-                elif not row.passed:
+                if not row.passed:
                     alt = _alternates(name, manifest, ref, alt_cache)
                     alternates = {}
                     if k in alt:
@@ -204,8 +205,8 @@ def check(path, fixtures=None) -> Report:
     Report
         ``report.format()`` is the text of ``refvpng check``; ``report.exit_code`` its exit code.
     """
-    path = Path(path)
-    fixtures = Path(fixtures) if fixtures is not None else fixtures_dir()
+    path = as_path(path, "path")
+    fixtures = as_path(fixtures, "fixtures") if fixtures is not None else fixtures_dir()
     report = Report()
     known = list_fixtures(fixtures)
     if not known:

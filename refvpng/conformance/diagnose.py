@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from refvpng._checks import as_array, as_int
 from refvpng.conformance.interop import ParamSpec
 from refvpng.testing.compare import relative_error
 
@@ -152,8 +153,15 @@ def diagnose(
     >>> [d.name for d in diagnose(e / 4, e, n=4)]
     ['mean_n']
     """
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
+    a = as_array(actual, "actual", finite=False)
+    e = as_array(expected, "expected")
+    n, m, s = (None if v is None else as_int(v, name) for v, name in ((n, "n"), (m, "m"), (s, "s")))
+    if packing is not None and not isinstance(packing, ParamSpec):
+        raise TypeError(f"packing must be a ParamSpec or None, got {type(packing).__name__}")
+    if alternates is not None and not isinstance(alternates, dict):
+        raise TypeError(
+            f"alternates must be a dict of (array, message) or None, got {type(alternates).__name__}"
+        )
     if a.shape != e.shape or not np.all(np.isfinite(a)):
         return []
     cands: list[tuple[str, np.ndarray, str]] = [(name, f * e, msg) for name, f, msg in _scalings(n, m, s)]
@@ -176,13 +184,16 @@ def diagnose(
                 t = _permute(e, p)
                 if t is not None:
                     cands.append((kind, t, msg))
-    for name, (alt, msg) in (alternates or {}).items():
-        alt = np.asarray(alt, dtype=np.float64)
+    for name, item in (alternates or {}).items():
+        if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[1], str):
+            raise TypeError(f"alternates[{name!r}] must be an (array, message) pair")
+        alt = as_array(item[0], f"alternates[{name!r}]")
+        msg = item[1]
         if alt.shape == e.shape:
             cands.append((name, alt, msg))
     found = []
     for name, t, msg in cands:
-        if np.array_equal(t, e):
+        if np.array_equal(t, e) or not np.all(np.isfinite(t)):
             continue
         err = relative_error(a, t)
         if err <= FIT_TOLERANCE:

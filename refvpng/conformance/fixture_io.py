@@ -39,12 +39,14 @@ same bytes.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from refvpng._atomic import atomic_path
+from refvpng._checks import as_array, as_path
 
 __all__ = [
     "SCHEMA",
@@ -78,6 +80,12 @@ INPUTS = {
 }
 
 
+def _check_name(name, what: str) -> str:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise TypeError(f"{what} must be a fixture name (a non-empty str without '/'), got {name!r}")
+    return name
+
+
 def fixtures_dir() -> Path:
     """The folder of fixtures shipped inside the package."""
     return Path(__file__).resolve().parent / "fixtures"
@@ -85,7 +93,7 @@ def fixtures_dir() -> Path:
 
 def list_fixtures(directory=None) -> list[str]:
     """Names of the fixtures (``NAME.json`` with a ``NAME.npz``) in ``directory`` (default: shipped)."""
-    d = Path(directory) if directory is not None else fixtures_dir()
+    d = as_path(directory, "directory") if directory is not None else fixtures_dir()
     return sorted(p.stem for p in d.glob("*.json") if p.with_suffix(".npz").exists())
 
 
@@ -99,7 +107,8 @@ def read_fixture(directory, name: str) -> tuple[dict, dict[str, np.ndarray]]:
     ValueError
         If the manifest's schema or version is not this module's.
     """
-    d = Path(directory)
+    d = as_path(directory, "directory")
+    _check_name(name, "name")
     with open(d / f"{name}.json", encoding="utf-8") as fh:
         manifest = json.load(fh)
     if manifest.get("schema") != SCHEMA or manifest.get("schema_version") != SCHEMA_VERSION:
@@ -113,30 +122,35 @@ def read_fixture(directory, name: str) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_suffix(".npz.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key in sorted(arrays):
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             with zf.open(info, "w") as fh:
                 np.lib.format.write_array(fh, np.array(arrays[key], order="C"), allow_pickle=False)
-    os.replace(tmp, path)
 
 
 def write_fixture(directory, manifest: dict, arrays: dict) -> None:
     """Write ``NAME.npz`` (``arrays``) and ``NAME.json`` (``manifest``) into ``directory``."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    name = manifest["name"]
+    d = as_path(directory, "directory")
+    if not isinstance(manifest, dict):
+        raise TypeError(f"manifest must be a dict, got {type(manifest).__name__}")
+    name = _check_name(manifest.get("name"), "manifest['name']")
+    if not isinstance(arrays, dict):
+        raise TypeError(f"arrays must be a dict of arrays, got {type(arrays).__name__}")
+    arrays = {k: as_array(v, f"arrays[{k!r}]") for k, v in arrays.items()}
+    try:
+        text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"manifest must be JSON-serialisable: {exc}") from None
     _write_npz(d / f"{name}.npz", arrays)
-    tmp = d / f"{name}.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, d / f"{name}.json")
+    with atomic_path(d / f"{name}.json") as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def export_fixtures(dest) -> list[str]:
     """Copy the shipped fixtures (and their ``INDEX.json``) into ``dest``; return the names."""
-    src, dest = fixtures_dir(), Path(dest)
+    src, dest = fixtures_dir(), as_path(dest, "dest")
     dest.mkdir(parents=True, exist_ok=True)
     names = list_fixtures(src)
     for name in names:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from refvpng._atomic import atomic_path
+from refvpng._checks import as_path
 from refvpng.conformance.fixture_io import INPUTS, SCHEMA, SCHEMA_VERSION, fixtures_dir, write_fixture
 from refvpng.conformance.models import build_model, param_spec
 from refvpng.conformance.registry import CONVENTIONS, Case, cases, output_info
@@ -59,6 +60,8 @@ def _describe(arrays: dict, keys) -> dict:
 
 def build_fixture(case: Case) -> tuple[dict, dict]:
     """Manifest and arrays (inputs and outputs) of one case."""
+    if not isinstance(case, Case):
+        raise TypeError(f"case must be a refvpng.conformance.registry.Case, got {type(case).__name__}")
     inputs, hyper = case.make()
     outputs = case.compute(case.model, inputs, hyper)
     clash = set(inputs) & set(outputs)
@@ -97,9 +100,17 @@ def build_fixture(case: Case) -> tuple[dict, dict]:
 
 def generate(directory=None, names=None) -> list[str]:
     """Write the fixtures of ``names`` (default all cases) into ``directory`` (default: shipped)."""
-    d = Path(directory) if directory is not None else fixtures_dir()
+    d = as_path(directory, "directory") if directory is not None else fixtures_dir()
     all_cases = cases()
-    names = sorted(all_cases) if names is None else list(names)
+    if names is None:
+        names = sorted(all_cases)
+    else:
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise TypeError(f"names must be a list of case names, got {type(names).__name__}")
+        names = list(names)
+        unknown = [n for n in names if not isinstance(n, str) or n not in all_cases]
+        if unknown:
+            raise ValueError(f"names has unknown cases {unknown}; cases are {sorted(all_cases)}")
     for name in names:
         write_fixture(d, *build_fixture(all_cases[name]))
     index = {
@@ -108,7 +119,8 @@ def generate(directory=None, names=None) -> list[str]:
         "cases": sorted(all_cases),
         "build": numpy_build(),
     }
-    (d / "INDEX.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    with atomic_path(d / "INDEX.json") as tmp:
+        tmp.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return names
 
 

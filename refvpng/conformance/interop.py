@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, as_int
 
 __all__ = [
     "Block",
@@ -60,6 +60,17 @@ class Block:
     start: int
     shape: tuple[int, ...]
     order: str = "F"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty str, got {self.name!r}")
+        as_int(self.start, "start", minimum=0)
+        if not isinstance(self.shape, tuple):
+            raise TypeError(f"shape must be a tuple of int, got {type(self.shape).__name__}")
+        for s in self.shape:
+            as_int(s, "shape", minimum=0)
+        if self.order not in ("F", "C"):
+            raise ValueError(f"order must be 'F' or 'C', got {self.order!r}")
 
     @property
     def size(self) -> int:
@@ -93,6 +104,8 @@ class ParamSpec:
     n_lambda: int
 
     def __post_init__(self):
+        if not isinstance(self.blocks, tuple) or not all(isinstance(b, Block) for b in self.blocks):
+            raise TypeError(f"blocks must be a tuple of Block, got {self.blocks!r:.80}")
         pos, seen = 0, set()
         for b in self.blocks:
             if b.start != pos:
@@ -103,18 +116,36 @@ class ParamSpec:
                 raise ValueError(f"block {b.name!r} has order {b.order!r}; use 'F' or 'C'")
             seen.add(b.name)
             pos = b.stop
-        if not 0 <= self.n_lambda <= pos:
-            raise ValueError(f"n_lambda must be in [0, {pos}], got {self.n_lambda}")
+        n_lambda = as_int(self.n_lambda, "n_lambda", minimum=0)
+        if n_lambda > pos:
+            raise ValueError(f"n_lambda must be in [0, {pos}] (the total size of the blocks), got {n_lambda}")
 
     @classmethod
     def sequential(cls, named_shapes, n_lambda: int | None = None) -> ParamSpec:
         """Blocks ``[(name, shape), ...]`` laid out one after another, column-major."""
+        if isinstance(named_shapes, (str, bytes)) or not isinstance(named_shapes, (list, tuple)):
+            raise TypeError(
+                f"named_shapes must be a sequence of (name, shape) pairs, got {type(named_shapes).__name__}"
+            )
         blocks, pos = [], 0
-        for name, shape in named_shapes:
-            b = Block(str(name), pos, tuple(int(s) for s in shape))
+        for k, item in enumerate(named_shapes):
+            if (
+                not isinstance(item, (list, tuple))
+                or len(item) != 2
+                or not isinstance(item[1], (list, tuple))
+            ):
+                raise TypeError(f"named_shapes[{k}] must be a (name, shape) pair, got {item!r}")
+            name, shape = item
+            b = Block(str(name), pos, tuple(shape))
             blocks.append(b)
             pos = b.stop
-        return cls(tuple(blocks), pos if n_lambda is None else int(n_lambda))
+        if n_lambda is None:
+            return cls(tuple(blocks), pos)
+        if as_int(n_lambda, "n_lambda", minimum=0) > pos:
+            raise ValueError(
+                f"n_lambda must be in [0, {pos}] (the total size of named_shapes), got {n_lambda}"
+            )
+        return cls(tuple(blocks), n_lambda)
 
     @property
     def size(self) -> int:
@@ -128,6 +159,8 @@ class ParamSpec:
 
     def block(self, name: str) -> Block:
         """The block called ``name`` (``KeyError`` listing the names otherwise)."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a block name (str), got {type(name).__name__}")
         for b in self.blocks:
             if b.name == name:
                 return b
@@ -151,6 +184,8 @@ class ParamSpec:
 
     def pack(self, arrays) -> np.ndarray:
         r"""Inverse of :meth:`unpack`: :math:`\eta` from a dict with every block name."""
+        if not isinstance(arrays, dict):
+            raise TypeError(f"arrays must be a dict of block arrays, got {type(arrays).__name__}")
         out = np.empty(self.size)
         for b in self.blocks:
             if b.name not in arrays:
@@ -215,10 +250,15 @@ class ParamSpec:
     @classmethod
     def from_json(cls, data: dict) -> ParamSpec:
         """Inverse of :meth:`to_json`."""
-        blocks = tuple(
-            Block(d["name"], int(d["start"]), tuple(d["shape"]), d["order"]) for d in data["blocks"]
-        )
-        return cls(blocks, int(data["n_lambda"]))
+        if not isinstance(data, dict) or not isinstance(data.get("blocks"), list) or "n_lambda" not in data:
+            raise TypeError(f"data must be a dict with 'blocks' (a list) and 'n_lambda', got {data!r:.80}")
+        try:
+            blocks = tuple(
+                Block(d["name"], d["start"], tuple(d["shape"]), d.get("order", "F")) for d in data["blocks"]
+            )
+        except (KeyError, TypeError) as exc:
+            raise TypeError(f"data['blocks'] must hold dicts with name, start and shape: {exc}") from None
+        return cls(blocks, data["n_lambda"])
 
 
 def _layer_of(spec: ParamSpec) -> dict[str, str]:
@@ -235,7 +275,14 @@ def _path(name: str, layer_of: dict, style: str) -> tuple[str, ...]:
     return tuple(layer_of[name].split(".")) + ("kernel" if weight else "bias",)
 
 
+def _check_spec(spec) -> ParamSpec:
+    if not isinstance(spec, ParamSpec):
+        raise TypeError(f"spec must be a ParamSpec, got {type(spec).__name__}")
+    return spec
+
+
 def _to_layout(spec: ParamSpec, eta, style: str) -> dict:
+    _check_spec(spec)
     arrays, layer_of = spec.unpack(eta), _layer_of(spec)
     tree: dict = {}
     for name, a in arrays.items():
@@ -247,15 +294,20 @@ def _to_layout(spec: ParamSpec, eta, style: str) -> dict:
     return tree
 
 
-def _from_layout(spec: ParamSpec, tree, style: str) -> np.ndarray:
+def _from_layout(spec: ParamSpec, tree, style: str, what: str) -> np.ndarray:
+    _check_spec(spec)
+    if not isinstance(tree, dict):
+        raise TypeError(f"{what} must be a dict of arrays, got {type(tree).__name__}")
     layer_of, arrays = _layer_of(spec), {}
     for name in spec.names:
         path, node = _path(name, layer_of, style), tree
         for p in path:
             if not isinstance(node, dict) or p not in node:
-                raise KeyError(f"{style} params have no entry {'/'.join(path)!r} (for block {name!r})")
+                raise KeyError(
+                    f"{what}: the {style} params have no entry {'/'.join(path)!r} (for block {name!r})"
+                )
             node = node[p]
-        a = np.asarray(node, dtype=np.float64)
+        a = as_array(node, f"{what}[{'/'.join(path)!r}]")
         arrays[name] = a.T if path[-1] == "kernel" else a
     return spec.pack(arrays)
 
@@ -267,7 +319,7 @@ def to_torch_layout(spec: ParamSpec, eta) -> dict[str, np.ndarray]:
 
 def from_torch_layout(spec: ParamSpec, state) -> np.ndarray:
     r""":math:`\eta` from a PyTorch-style ``state_dict`` (arrays, or tensors converted with ``numpy()``)."""
-    return _from_layout(spec, dict(state), "torch")
+    return _from_layout(spec, state, "torch", "state")
 
 
 def to_flax_layout(spec: ParamSpec, eta) -> dict:
@@ -277,4 +329,4 @@ def to_flax_layout(spec: ParamSpec, eta) -> dict:
 
 def from_flax_layout(spec: ParamSpec, params) -> np.ndarray:
     r""":math:`\eta` from nested flax-style params (inverse of :func:`to_flax_layout`)."""
-    return _from_layout(spec, params, "flax")
+    return _from_layout(spec, params, "flax", "params")

@@ -14,6 +14,8 @@ import inspect
 
 import numpy as np
 
+from refvpng._checks import as_array, as_nonneg_scalar, finite_output
+
 __all__ = ["kfac_outputs", "kfac_operator"]
 
 
@@ -28,12 +30,14 @@ def kfac_operator(kind: str, factors, damping: float):
     if kind not in classes:
         raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")
     cls = classes[kind]
+    damping = as_nonneg_scalar(damping, "damping")
     params = inspect.signature(cls).parameters
     # the damping keyword is being renamed (e.g. to factor_damping); accept either spelling
     name = next(k for k in ("factor_damping", "damping") if k in params)
     return cls(factors, **{name: damping}, pi_heuristic=False, lowrank_threshold=None)
 
 
+@finite_output
 def kfac_outputs(pairs, weights, damping: float, grad) -> dict:
     r"""Factors, dense damped operators and solves of ``grad`` for block-diagonal and -tridiagonal K-FAC.
 
@@ -46,7 +50,12 @@ def kfac_outputs(pairs, weights, damping: float, grad) -> dict:
     """
     from refvpng.curvature.kfac import kfac_factors
 
+    damping = as_nonneg_scalar(damping, "damping")
     factors = kfac_factors(pairs, weights, cross=True)
+    grad = as_array(grad, "grad", ndim=1)
+    n_params = sum(a.shape[0] * g.shape[0] for a, g in zip(factors.A, factors.G, strict=True))
+    if grad.shape[0] != n_params:
+        raise ValueError(f"grad must have length {n_params} (the parameters of pairs), got {grad.shape[0]}")
     out = {}
     for kind in ("A", "G", "A_cross", "G_cross"):
         for k, m in enumerate(getattr(factors, kind)):

@@ -150,6 +150,9 @@ def _size(shape) -> int:
 
 def with_scale(spec: dict, scale: str) -> dict | None:
     r"""The same spec in another :math:`\sigma` coordinate, or ``None`` if it has no such option."""
+    _kind(spec)
+    if scale not in ("exp", "softplus", "fixed"):
+        raise ValueError(f"scale must be 'exp', 'softplus' or 'fixed', got {scale!r}")
     if spec.get("model") in ("gaussian_mean", "logistic", "small") and spec.get("scale") in (
         "exp",
         "softplus",

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from refvpng._checks import as_array, as_nonneg_scalar
 from refvpng.conformance.models import build_model
 
 __all__ = ["Case", "OUTPUTS", "CONVENTIONS", "output_info", "estimator_suite", "cases", "get_case"]
@@ -87,6 +88,8 @@ OUTPUTS: dict[str, tuple[str, str, str]] = {
 
 def output_info(key: str) -> tuple[str, str, str]:
     """(equation, tier, meaning) of an output key (``"kfac.A.0"``, ``"trajectory.vpng.adam"``: by prefix)."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be an output name (str), got {type(key).__name__}")
     if key in OUTPUTS:
         return OUTPUTS[key]
     head = key.rsplit(".", 1)[0]
@@ -142,11 +145,20 @@ def estimator_suite(model_spec: dict, inputs: dict, hyper: dict) -> dict:
     from refvpng.curvature.solve import damped_solve
     from refvpng.elbo import elbo_per_sample, elbo_value_and_grad, kl_term
 
+    if not isinstance(model_spec, dict):
+        raise TypeError(f"model_spec must be a model spec dict, got {type(model_spec).__name__}")
     model = build_model(model_spec)
-    eta, x, eps, xp = inputs["eta"], inputs["x"], inputs["eps"], inputs["x_pred"]
+    for what, d, keys in (
+        ("inputs", inputs, ("eta", "x", "eps", "x_pred", "z_q")),
+        ("hyper", hyper, ("damping",)),
+    ):
+        if not isinstance(d, dict) or any(k not in d for k in keys):
+            raise TypeError(f"{what} must be a dict with the keys {keys}, got {d!r:.60}")
+    eta = as_array(inputs["eta"], "inputs['eta']", ndim=1)
+    x, eps, xp = inputs["x"], inputs["eps"], inputs["x_pred"]
     cov = inputs.get("cov")
     lam = eta[: model.n_lambda]
-    mu = hyper["damping"]
+    mu = as_nonneg_scalar(hyper["damping"], "hyper['damping']")
     out: dict[str, Any] = {}
     out["elbo"], out["elbo_grad"] = elbo_value_and_grad(model, eta, x, eps, cov)
     out["elbo_per_sample"] = elbo_per_sample(model, eta, x, eps, cov)
@@ -196,6 +208,8 @@ def cases() -> dict[str, Case]:
 
 def get_case(name: str) -> Case:
     """The case called ``name`` (``KeyError`` listing the names otherwise)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a case name (str), got {type(name).__name__}")
     all_cases = cases()
     if name not in all_cases:
         raise KeyError(f"no case {name!r}; cases are {sorted(all_cases)}")

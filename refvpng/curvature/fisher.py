@@ -35,10 +35,11 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, check_samples, finite_output
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.models.latent import (
     LatentModel,
+    _check_x,
     check_data,
     check_eps,
     check_model,
@@ -73,6 +74,7 @@ def _prepare(model, eta, x, eps, cov):
     return eta, x, eps, cov
 
 
+@finite_output
 def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     r"""Outputs :math:`t_{si}` and Jacobians :math:`J_{si} = \partial t_{si}/\partial\eta`.
 
@@ -96,12 +98,13 @@ def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
     if model.hooks.jacobian is not None:
         s, n, d = eps.shape[0], x.shape[0], model.obs_dim
         t, jac = model.hooks.jacobian(eta, x, eps, cov)
-        t = as_array(t, "hooks.jacobian output t", shape=(s, n, d))
-        jac = as_array(jac, "hooks.jacobian output J", shape=(s, n, d, model.n_params))
-        return t, jac
+        t = as_array(t, "hooks.jacobian output t", shape=(s, n, d), finite=False)
+        jac = as_array(jac, "hooks.jacobian output J", shape=(s, n, d, model.n_params), finite=False)
+        return t, jac  # finiteness: @finite_output (an overflow of finite inputs)
     return jacobian_fwd(lambda e: outputs(model, e, x, eps, cov), eta)
 
 
+@finite_output
 def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
     r"""Exact q-Fisher information :math:`F_q` (Eq 2) of the Gaussian family, w.r.t. :math:`\lambda`.
 
@@ -136,7 +139,7 @@ def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
     """
     check_model(model)
     lam = as_array(lam, "lam", shape=(model.n_lambda,))
-    x = as_array(x, "x", ndim=2)
+    x = _check_x(model, x)
     fam = model.family
 
     def enc_flat(lv):
@@ -154,6 +157,7 @@ def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
     return _outer(jac, w)
 
 
+@finite_output
 def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
     r"""Monte Carlo q-Fisher (Eq 2): mean of score outer products at samples :math:`z_s \sim q`.
 
@@ -176,9 +180,10 @@ def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
     """
     check_model(model)
     lam = as_array(lam, "lam", shape=(model.n_lambda,))
-    x = as_array(x, "x", ndim=2)
+    x = _check_x(model, x)
     dz = model.latent_dim
     z = as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz))
+    check_samples(z, "z")
 
     def logq_each(lv):
         m, rho = model.encode(lv, x)
@@ -190,6 +195,7 @@ def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
     return per.mean(axis=0), per
 
 
+@finite_output
 def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     r"""Variational predictive Fisher :math:`F_r = \sum_i E_\varepsilon[J_i^\top\Lambda(t_i)J_i]`.
 
@@ -236,12 +242,13 @@ def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
 
 
 def _gram(rows, name):
-    from refvpng.curvature.outer import gram_syrk
+    r""":math:`R^\top R` of rows computed from validated (finite) inputs: non-finite means overflow."""
+    from refvpng.curvature.outer import _syrk
 
     with np.errstate(invalid="ignore", over="ignore"):
-        f = gram_syrk(np.ascontiguousarray(rows))
+        f = _syrk(np.ascontiguousarray(rows))
     if not np.isfinite(np.diagonal(f)).all():
-        raise ValueError(f"the {name} rows contain NaN or infinite values")
+        raise FloatingPointError(f"the {name} rows or their outer products overflow float64")
     return f
 
 
@@ -281,6 +288,7 @@ def _prepare_predictive(model, eta, x, eps, x_pred, cov):
     return eta, x, eps, _check_x_pred(model, x, eps, x_pred), cov
 
 
+@finite_output
 def vp_scores(model: LatentModel, eta, x, eps, x_pred, cov=None) -> np.ndarray:
     r"""Predictive scores :math:`\hat b_{s,k,i}` of Eq 16, one row per predictive sample.
 
@@ -315,12 +323,14 @@ def vp_scores(model: LatentModel, eta, x, eps, x_pred, cov=None) -> np.ndarray:
     eta, x, eps, x_pred, cov = _prepare_predictive(model, eta, x, eps, x_pred, cov)
     if model.hooks.predictive_scores is not None:
         b = model.hooks.predictive_scores(eta, x, eps, x_pred, cov)
-        return as_array(b, "hooks.predictive_scores output", shape=x_pred.shape[:3] + (model.n_params,))
+        shape = x_pred.shape[:3] + (model.n_params,)
+        return as_array(b, "hooks.predictive_scores output", shape=shape, finite=False)
     t, jac = output_jacobian(model, eta, x, eps, cov)
     score = model.likelihood.score(x_pred, t[:, None])  # (S, M, n, d)
     return np.einsum("smnd,sndp->smnp", score, jac)
 
 
+@finite_output
 def vp_kfac_pairs(model: LatentModel, eta, x, eps, x_pred, cov=None):
     r"""Per-layer ``(a_bar, g)`` pairs and row weights for K-FAC on :math:`\hat F_r` (Eq 16).
 
@@ -360,6 +370,7 @@ def vp_kfac_pairs(model: LatentModel, eta, x, eps, x_pred, cov=None):
     return model.hooks.kfac_pairs(eta, x, eps, x_pred, cov)
 
 
+@finite_output
 def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sample: bool = False):
     r"""Monte Carlo variational predictive Fisher :math:`\hat F_r` (Eq 16).
 
@@ -392,6 +403,7 @@ def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sampl
     per : ndarray, shape (S, P, P)
         Only when ``per_sample=True``.
     """
+    check_model(model)
     if model.hooks.layer_pairs is not None and not per_sample:
         eta, x, eps, x_pred, cov = _prepare_predictive(model, eta, x, eps, x_pred, cov)
         s, m = x_pred.shape[:2]

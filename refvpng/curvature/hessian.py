@@ -25,13 +25,14 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import hessian
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, check_finite_output, check_samples, finite_output
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.elbo import _elbo_samples
 from refvpng.models.latent import (
     LatentModel,
     check_data,
     check_eps,
+    check_model,
     latents,
     outputs,
     split_params,
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 
-def _hessians(fun_batch, eta, n_samples, batches):
+def _hessians(fun_batch, eta, n_samples, batches, func):
     """Mean over samples of the Hessians of ``fun_batch(eta, sl)`` (mean over the slice ``sl``).
 
     With ``batches=None`` one vectorised Hessian over all samples is returned. With an integer,
@@ -54,7 +55,9 @@ def _hessians(fun_batch, eta, n_samples, batches):
     returned as well: their mean is the overall mean and their spread gives a standard error.
     """
     if batches is None:
-        return np.asarray(hessian(lambda e: fun_batch(e, slice(0, n_samples)))(eta))
+        return check_finite_output(
+            np.asarray(hessian(lambda e: fun_batch(e, slice(0, n_samples)))(eta)), func
+        )
     if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 2:
         raise ValueError(f"batches must be None or an integer >= 2, got {batches!r}")
     if batches > n_samples:
@@ -67,9 +70,11 @@ def _hessians(fun_batch, eta, n_samples, batches):
         ]
     )
     sizes = np.diff(edges).astype(float)
+    check_finite_output(per, func, "batch Hessians")
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
 
 
+@finite_output
 def elbo_hessian(
     model: LatentModel, eta, x, eps, cov=None, *, wrt: str = "lambda", batches: int | None = None
 ):
@@ -87,10 +92,11 @@ def elbo_hessian(
     batches : int, optional
         Also return this many i.i.d. batch-mean Hessians, for a standard error.
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     if wrt not in ("lambda", "eta"):
         raise ValueError(f"wrt must be 'lambda' or 'eta', got {wrt!r}")
 
@@ -99,14 +105,15 @@ def elbo_hessian(
         def f(e, sl):
             return anp.mean(_elbo_samples(model, e, x, eps[sl], cov))
 
-        return _hessians(f, eta, eps.shape[0], batches)
+        return _hessians(f, eta, eps.shape[0], batches, "elbo_hessian")
 
     def f_lam(lv, sl):
         return anp.mean(_elbo_samples(model, anp.concatenate([lv, theta]), x, eps[sl], cov))
 
-    return _hessians(f_lam, lam, eps.shape[0], batches)
+    return _hessians(f_lam, lam, eps.shape[0], batches, "elbo_hessian")
 
 
+@finite_output
 def eq3_integral_term_mc(
     model: LatentModel, eta, x, z, log_posterior, *, baseline: float = 0.0, batches: int = 20
 ):
@@ -144,12 +151,19 @@ def eq3_integral_term_mc(
     mean : ndarray, shape (n_lambda, n_lambda)
     batch_means : ndarray, shape (batches, n_lambda, n_lambda)
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
-    x = as_array(x, "x", ndim=2)
+    x = as_array(x, "x", shape=(None, model.obs_dim))
+    if x.shape[0] < 1:
+        raise ValueError("x must have at least one row")
+    if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 2:
+        raise ValueError(f"batches must be an integer >= 2, got {batches!r}")
     dz = model.latent_dim
-    z = as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz))
+    z = check_samples(as_array(z, "z", shape=(None, x.shape[0], dz) if model.local else (None, dz)), "z")
     s_count = z.shape[0]
+    if not callable(log_posterior):
+        raise TypeError(f"log_posterior must be callable, got {type(log_posterior).__name__}")
 
     def logq_each(lv):  # (S,) log q(z_s | x; lv)
         m, rho = model.encode(lv, x)
@@ -162,7 +176,7 @@ def eq3_integral_term_mc(
     def f(lv, sl):
         return anp.mean(w[sl] * logq_each(lv)[sl])
 
-    _, hess_b = _hessians(f, lam, s_count, batches)
+    _, hess_b = _hessians(f, lam, s_count, batches, "eq3_integral_term_mc")
     edges = np.linspace(0, s_count, batches + 1).astype(int)
     outer_b = np.stack(
         [
@@ -172,9 +186,11 @@ def eq3_integral_term_mc(
     )
     per = hess_b + outer_b
     sizes = np.diff(edges).astype(float)
+    check_finite_output(per, "eq3_integral_term_mc", "batch terms")
     return np.tensordot(sizes / sizes.sum(), per, axes=1), per
 
 
+@finite_output
 def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | None = None):
     r"""Negative Hessian of the expected log-likelihood on the observed data (Eq 7).
 
@@ -185,18 +201,20 @@ def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | 
 
     This is the matrix whose curvature VPNG imitates; it is not positive semi-definite in general.
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
 
     def f(e, sl):
         t = outputs(model, e, x, eps[sl], cov)
         return -anp.mean(anp.sum(model.likelihood.log_prob(x, t), axis=-1))
 
-    return _hessians(f, eta, eps.shape[0], batches)
+    return _hessians(f, eta, eps.shape[0], batches, "ll_neg_hessian")
 
 
+@finite_output
 def eq9_matrix(
     model: LatentModel, eta, z_tilde, x_tilde, cov=None, *, x_pred=None, batches: int | None = None
 ):
@@ -231,11 +249,14 @@ def eq9_matrix(
     x_pred : ndarray, shape (S, n, d), optional
         Independent predictive draws given ``z_tilde`` (Eq 11).
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
     dz, d = model.latent_dim, model.obs_dim
-    z_tilde = as_array(z_tilde, "z_tilde", ndim=3)
+    z_tilde = check_samples(as_array(z_tilde, "z_tilde", ndim=3), "z_tilde")
     s_count, n = z_tilde.shape[:2]
+    if n < 1:
+        raise ValueError(f"z_tilde must have at least one data slot, got shape {z_tilde.shape}")
     if z_tilde.shape[2] != dz:
         raise ValueError(f"z_tilde must have shape (S, n, {dz}), got {z_tilde.shape}")
     x_tilde = as_array(x_tilde, "x_tilde", shape=(s_count, n, d))
@@ -260,9 +281,10 @@ def eq9_matrix(
         t = model.decode(th, z, cov)
         return -anp.sum(model.likelihood.log_prob(target[sl], t)) / k
 
-    return _hessians(f, eta, s_count, batches)
+    return _hessians(f, eta, s_count, batches, "eq9_matrix")
 
 
+@finite_output
 def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None):
     r"""The Hessian form of the variational predictive Fisher (Eq 12).
 
@@ -279,12 +301,13 @@ def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *,
     ----------
     x_pred : ndarray, shape (S, M, n, d)
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, _ = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     s_count, n = eps.shape[0], x.shape[0]
-    x_pred = as_array(x_pred, "x_pred", ndim=4)
+    x_pred = check_samples(as_array(x_pred, "x_pred", ndim=4), "x_pred", axis=1, what="M")
     if x_pred.shape[0] != s_count or x_pred.shape[2:] != (n, model.obs_dim):
         raise ValueError(f"x_pred must have shape ({s_count}, M, {n}, {model.obs_dim}), got {x_pred.shape}")
 
@@ -294,4 +317,4 @@ def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *,
         lp = model.likelihood.log_prob(x_pred[sl], t[:, None])  # (k, M, n)
         return -anp.mean(anp.sum(lp, axis=-1))
 
-    return _hessians(f, eta, s_count, batches)
+    return _hessians(f, eta, s_count, batches, "vp_fisher_hessian_form")

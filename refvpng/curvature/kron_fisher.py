@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from refvpng._checks import as_array
-from refvpng.curvature.outer import mirror_upper
+from refvpng._checks import as_array, finite_output
+from refvpng.curvature.outer import _mirror_upper
 
 __all__ = ["kron_outer_sum"]
 
@@ -36,6 +36,9 @@ _TILE_DOUBLES = 1 << 19
 
 
 def _check_factors(a_bars, gs, weights):
+    for name, seq in (("a_bars", a_bars), ("gs", gs)):
+        if not isinstance(seq, (list, tuple)):
+            raise TypeError(f"{name} must be a sequence of arrays (one per layer), got {type(seq).__name__}")
     if len(a_bars) != len(gs) or not a_bars:
         raise ValueError(f"a_bars and gs must be non-empty and of equal length, got {len(a_bars)}, {len(gs)}")
     a_bars = [as_array(a, f"a_bars[{k}]", ndim=2) for k, a in enumerate(a_bars)]
@@ -56,6 +59,7 @@ def _check_factors(a_bars, gs, weights):
     return a_bars, gs, w
 
 
+@finite_output
 def kron_outer_sum(a_bars, gs, weights=1.0) -> np.ndarray:
     r"""Dense :math:`F = \sum_r w_r \sum_k b_{rk} b_{rk}^\top` from per-layer factors.
 
@@ -109,7 +113,7 @@ def kron_outer_sum(a_bars, gs, weights=1.0) -> np.ndarray:
         for m in range(k, len(a_bars)):
             block = f[offsets[k] : offsets[k + 1], offsets[m] : offsets[m + 1]]
             _upper_block(block, a_bars[k], gs[k], a_bars[m], gs[m], w, diagonal=k == m)
-    return mirror_upper(f)
+    return _mirror_upper(f)
 
 
 def _upper_block(block, a_l, g_l, a_m, g_m, w, diagonal):

@@ -52,7 +52,8 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import as_array, as_int, check_finite_output, check_rng, check_samples, finite_output
+from refvpng.curvature import _latent_fisher_support as support
 from refvpng.curvature._autodiff import jacobian_fwd
 from refvpng.models.latent import LatentModel, check_data, check_eps, check_model, latents, split_params
 
@@ -72,20 +73,12 @@ __all__ = [
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _check_rng(rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-
-
-def _check_theta(model: LatentModel, theta) -> np.ndarray:
-    return as_array(theta, "theta", shape=(model.n_theta,))
-
-
 # --------------------------------------------------------------------------------------------
 # joint density and its score
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def log_prior(model: LatentModel, z):
     r""":math:`\log N(z \mid 0, \tau^2 I)` summed over the last axis (autograd-friendly).
 
@@ -98,11 +91,14 @@ def log_prior(model: LatentModel, z):
     -------
     ndarray, shape (...)
     """
+    check_model(model)
+    z = support.check_latents(model, z)
     tau = model.prior_std
     dz = model.latent_dim
     return -0.5 * anp.sum(z * z, axis=-1) / tau**2 - dz * (np.log(tau) + 0.5 * _LOG_2PI)
 
 
+@finite_output
 def log_joint(model: LatentModel, theta, x, z, cov=None):
     r"""Log joint :math:`\log p(z) + \log p(x \mid z; \theta)` per unit (autograd-friendly).
 
@@ -125,6 +121,7 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
     ndarray
         Local: shape ``(..., n)``; global: shape ``(...,)``.
     """
+    theta, x, z, cov = support.check_joint(model, theta, x, z, cov)
     if model.local:
         t = model.decode(theta, z, cov)
         return log_prior(model, z) + model.likelihood.log_prob(x, t)
@@ -134,6 +131,7 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
     return log_prior(model, z) + anp.sum(model.likelihood.log_prob(x, t), axis=-1)
 
 
+@finite_output
 def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
     r"""Joint score :math:`\nabla_\theta \log p(x, z; \theta)` per unit, by forward-mode autograd.
 
@@ -156,11 +154,12 @@ def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
     >>> joint_score(ppca.make_model(spec), theta, np.array([[2.0]]), np.array([[0.5]])).tolist()
     [[0.75, 1.5, 0.625]]
     """
-    theta = _check_theta(model, theta)
+    theta, x, z, cov = support.check_joint(model, theta, x, z, cov)
     _, jac = jacobian_fwd(lambda th: log_joint(model, th, x, z, cov), theta)
     return jac
 
 
+@finite_output
 def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
     r"""Draw ``n_samples`` data sets :math:`(x, z) \sim p(x, z; \theta)` of ``n`` points each.
 
@@ -184,8 +183,9 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
     x : ndarray, shape (S, n, d)
     z : ndarray, shape (S, n, dz) or (S, dz)
     """
-    _check_rng(rng)
-    theta = _check_theta(model, theta)
+    check_rng(rng)
+    check_model(model)
+    theta = as_array(theta, "theta", shape=(model.n_theta,))
     n = as_int(n, "n")
     s = as_int(n_samples, "n_samples")
     if model.local:
@@ -198,13 +198,7 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
     return model.likelihood.sample(rng, t), z
 
 
-def _per_sample_outer(scores: np.ndarray, local: bool) -> np.ndarray:
-    """(S, U, P) scores -> (S, P, P): sum over units of outer products (local) or one outer."""
-    if local:
-        return np.einsum("sup,suq->spq", scores, scores)
-    return np.einsum("sp,sq->spq", scores, scores)
-
-
+@finite_output
 def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
     r"""Monte Carlo joint Fisher of a data set of ``n`` points, with :math:`(x, z)` from the model.
 
@@ -256,7 +250,7 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
     s = as_int(n_samples, "n_samples", minimum=2)
     x, z = draw_joint(rng, model, theta, n, s, cov)
     scores = joint_score(model, theta, x, z, cov)
-    per = _per_sample_outer(scores, model.local)
+    per = support.per_sample_outer(scores, model.local)
     return per.mean(axis=0), per
 
 
@@ -265,6 +259,7 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     r"""Log importance weights :math:`\log p(x, z_k) - \log q(z_k \mid x; \phi)` at pre-drawn noise.
 
@@ -294,14 +289,15 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     ValueError
         On inconsistent shapes (naming the argument).
     """
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     if not model.local and eps.ndim != 2:
         raise ValueError(f"eps must have shape (K, {model.latent_dim}) for a global latent")
     m, rho = model.encode(lam, x)
-    m = np.asarray(m)
+    m = check_finite_output(np.asarray(m), "encode", "encoder mean")
     rho = None if rho is None else np.asarray(rho)
     z = np.asarray(model.family.reparam(m, rho, eps))
     log_q = np.asarray(model.family.log_density(z, m, rho))
@@ -310,6 +306,7 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
     return (log_w if model.local else log_w[:, None]), z
 
 
+@finite_output
 def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x, K: int, cov=None):
     r"""Importance-sampling estimate of :math:`p(x)` per unit, with the encoder as proposal.
 
@@ -349,7 +346,8 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
     >>> bool(np.allclose(w, np.exp(ppca.log_marginal_closed(spec, theta, x))))  # zero variance
     True
     """
-    _check_rng(rng)
+    check_model(model)
+    check_rng(rng)
     K = as_int(K, "K")
     x, cov = check_data(model, x, cov)
     shape = (K, x.shape[0], model.latent_dim) if model.local else (K, model.latent_dim)
@@ -358,13 +356,7 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
     return w.mean(axis=0), w
 
 
-def _self_normalised(log_w: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``sum_k wbar_k s_k`` per unit; log_w (K, U), scores (K, U, P)."""
-    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
-    w /= w.sum(axis=0, keepdims=True)
-    return np.einsum("ku,kup->up", w, scores)
-
-
+@finite_output
 def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     r"""Estimate the marginal score :math:`\nabla_\theta\log p(x)` per unit by self-normalised IS.
 
@@ -391,6 +383,7 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     log_w : ndarray, shape (K, U)
         The log weights (their log-mean-exp is :math:`\log\hat p(x)`).
     """
+    check_model(model)
     log_w, z = log_importance_weights(model, eta, x, eps, cov)
     eta = as_array(eta, "eta", ndim=1)
     _, theta = split_params(model, eta)
@@ -398,9 +391,10 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
     scores = joint_score(model, theta, x, z, cov)  # (K, n, P) or (K, P)
     if not model.local:
         scores = scores[:, None, :]
-    return _self_normalised(log_w, scores), log_w
+    return support.self_normalised(log_w, scores), log_w
 
 
+@finite_output
 def marginal_fisher_is(
     rng: np.random.Generator,
     model: LatentModel,
@@ -458,7 +452,8 @@ def marginal_fisher_is(
     ValueError
         If ``n_samples < 2`` or inputs have inconsistent shapes.
     """
-    _check_rng(rng)
+    check_model(model)
+    check_rng(rng)
     eta = as_array(eta, "eta", ndim=1)
     _, theta = split_params(model, eta)
     s = as_int(n_samples, "n_samples", minimum=2)
@@ -480,7 +475,7 @@ def marginal_fisher_is(
         # all S data sets at once: x (S, 1, n, d) against proposals z (S, K, dz)
         lam = eta[: model.n_lambda]
         m, rho = model.encode(lam, x[0])
-        m = np.asarray(m)
+        m = check_finite_output(np.asarray(m), "encode", "encoder mean")
         rho = None if rho is None else np.asarray(rho)
         xs = x[:, None]
         scores = []
@@ -491,7 +486,7 @@ def marginal_fisher_is(
             )
             sc = joint_score(model, theta, xs, z, cov)  # (S, K, P)
             # the data sets play the role of units: (K, S) weights, (K, S, P) scores
-            scores.append(_self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
+            scores.append(support.self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
     a = scores[0]
     b = scores[-1]
     per = np.einsum("sup,suq->spq", a, b)
@@ -504,6 +499,7 @@ def marginal_fisher_is(
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     r"""Fisher of :math:`p(x \mid z; \theta)` in :math:`\theta` at :math:`z \sim q(z \mid x; \phi)`.
 
@@ -544,10 +540,11 @@ def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
     True
     """
     check_model(model)
+    check_model(model)
     eta = as_array(eta, "eta", ndim=1)
     lam, theta = split_params(model, eta)
     x, cov = check_data(model, x, cov)
-    eps = check_eps(model, eps, x.shape[0])
+    eps = check_samples(check_eps(model, eps, x.shape[0]), "eps")
     if model.hooks.jacobian is not None:  # the theta columns of the model's fast Jacobian
         t, jac = model.hooks.jacobian(eta, x, eps, cov)
         jac = np.asarray(jac)[..., model.n_lambda :]

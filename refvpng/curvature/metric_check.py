@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from refvpng._checks import as_array, as_positive_scalar
-from refvpng.models.latent import LatentModel
+from refvpng.models.latent import LatentModel, check_model
 
 __all__ = [
     "phi_theta_blocks",
@@ -48,6 +48,7 @@ def phi_theta_blocks(model: LatentModel) -> dict[str, slice]:
     >>> phi_theta_blocks(ppca.make_model(ppca.PPCASpec(3, 1)))
     {'phi': slice(0, 5, None), 'theta': slice(5, 12, None)}
     """
+    check_model(model)
     return {"phi": slice(0, model.n_lambda), "theta": slice(model.n_lambda, model.n_params)}
 
 
@@ -91,6 +92,7 @@ def metric_over_phi_theta(model: LatentModel, fisher_theta) -> np.ndarray:
     >>> F.shape, float(np.abs(F[: model.n_lambda]).max())
     ((9, 9), 0.0)
     """
+    check_model(model)
     f = as_array(fisher_theta, "fisher_theta", shape=(model.n_theta, model.n_theta))
     if np.max(np.abs(f - f.T)) > 1e-10 * max(float(np.max(np.abs(f))), np.finfo(float).tiny):
         raise ValueError("fisher_theta must be symmetric")

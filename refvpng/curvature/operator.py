@@ -97,6 +97,8 @@ def as_linear_operator(curvature: Curvature, damping=None) -> LinearOperator:
     -------
     scipy.sparse.linalg.LinearOperator, shape (P, P)
     """
+    if not callable(getattr(curvature, "matvec", None)) or len(getattr(curvature, "shape", ())) != 2:
+        raise TypeError(f"curvature must be a Curvature (matvec and shape), got {type(curvature).__name__}")
 
     def mv(v):
         return curvature.matvec(np.asarray(v, dtype=np.float64).reshape(-1), damping)

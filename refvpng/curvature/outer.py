@@ -82,17 +82,24 @@ def _check_b(B, name: str) -> np.ndarray:
     return as_array(B, name, ndim=2, finite=False)
 
 
-def _finite_or_raise(F: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
-    """Return ``F``, or raise if ``b`` has NaN or infinite entries (seen on ``F``'s diagonal).
+def _finite_or_raise(F: np.ndarray, b: np.ndarray, name: str, func: str) -> np.ndarray:
+    """Return ``F``, or raise if it is not finite (seen on its diagonal).
 
-    A finite ``b`` whose squares overflow gives infinities in ``F``, as ``B.T @ B`` does.
+    ``ValueError`` naming ``name`` if ``b`` has NaN or infinite entries, else
+    ``FloatingPointError`` naming ``func``: a finite ``b`` whose squares overflow float64.
+    (Every ``|F_ij| <= sqrt(F_ii F_jj)``, so a finite diagonal bounds every entry.)
     """
-    if not np.isfinite(np.diagonal(F)).all() and not np.isfinite(b).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if not np.isfinite(np.diagonal(F)).all():
+        if not np.isfinite(b).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        raise FloatingPointError(
+            f"{func}: the sum of outer products overflows float64 at the magnitude of {name} "
+            f"(largest |entry| {np.max(np.abs(b)):.3g})"
+        )
     return F
 
 
-def _check_weights(weights, name: str, k: int) -> np.ndarray | None:
+def _check_weights(weights, name: str, k: int, b_name: str = "B") -> np.ndarray | None:
     """Return ``weights`` as a finite non-negative float64 array of length ``k`` (or None)."""
     if weights is None:
         return None
@@ -102,7 +109,7 @@ def _check_weights(weights, name: str, k: int) -> np.ndarray | None:
         raise TypeError(f"{name} must be a real numeric array, got complex values")
     w = as_array(weights, name, ndim=1)
     if w.shape[0] != k:
-        raise ValueError(f"{name} must have length K = {k} (the rows of B), got {w.shape[0]}")
+        raise ValueError(f"{name} must have length K = {k} (the rows of {b_name}), got {w.shape[0]}")
     if np.any(w < 0):
         raise ValueError(f"{name} must be >= 0, got minimum {w.min():.3g}")
     return w
@@ -120,10 +127,29 @@ def _check_method(method) -> str:
 
 
 def mirror_upper(f: np.ndarray) -> np.ndarray:
-    """Copy the upper triangle of the square C-ordered ``f`` onto its lower one, in place; return ``f``.
+    """Copy the upper triangle of the square ``f`` onto its lower one, in place; return ``f``.
 
-    Works in blocks of 256 columns so that no full-size temporary is made.
+    Works in blocks of 256 columns so that no full-size temporary is made. A ``f`` that is not
+    float64 is converted (and the converted copy returned).
+
+    Raises
+    ------
+    TypeError
+        If ``f`` is not a real numeric array.
+    ValueError
+        If ``f`` is not square or its upper triangle has NaN or infinite entries.
     """
+    f = as_array(f, "f", ndim=2, finite=False)
+    if f.shape[0] != f.shape[1]:
+        raise ValueError(f"f must be square, got shape {f.shape}")
+    _mirror_upper(f)
+    if not np.all(np.isfinite(f)):
+        raise ValueError("f contains NaN or infinite values in its upper triangle")
+    return f
+
+
+def _mirror_upper(f: np.ndarray) -> np.ndarray:
+    """:func:`mirror_upper` without the checks (``f`` square float64)."""
     p = f.shape[0]
     for j0 in range(0, p, 256):
         j1 = min(p, j0 + 256)
@@ -139,7 +165,24 @@ def gram_syrk(B: np.ndarray) -> np.ndarray:
 
     ``B`` (shape ``(K, P)``, float64) is passed to BLAS without a copy when it is C- or
     F-contiguous; only one triangle is computed (:math:`K P^2` flops, half a ``gemm``).
+
+    Raises
+    ------
+    TypeError
+        If ``B`` is not a real numeric array.
+    ValueError
+        If ``B`` is not 2-D or has NaN or infinite entries.
+    FloatingPointError
+        If ``B`` is finite but :math:`B^\top B` overflows float64.
     """
+    b = _check_b(B, "B")
+    with np.errstate(invalid="ignore", over="ignore"):
+        f = _syrk(b)
+    return _finite_or_raise(f, b, "B", "gram_syrk")
+
+
+def _syrk(B: np.ndarray) -> np.ndarray:
+    """:func:`gram_syrk` without the checks (``B`` 2-D float64)."""
     k, p = B.shape
     if k == 0 or p == 0:
         return np.zeros((p, p))
@@ -148,19 +191,19 @@ def gram_syrk(B: np.ndarray) -> np.ndarray:
     else:
         c = dsyrk(1.0, np.asfortranarray(B), trans=1, lower=1)
     # c is F-ordered with its lower triangle filled: its transpose is C-ordered, upper filled.
-    return mirror_upper(c.T)
+    return _mirror_upper(c.T)
 
 
 def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite B is reported afterwards
         if w is None or w.size == 0:
-            return gram_syrk(B)
+            return _syrk(B)
         if np.all(w == w[0]):  # one weight (the 1/M, 1/(SM) of Eq 16): scale the sum
-            f = gram_syrk(B)
+            f = _syrk(B)
             f *= w[0]
             return f
         # w >= 0: B^T diag(w) B = (sqrt(w) B)^T (sqrt(w) B), one syrk
-        return gram_syrk(np.sqrt(w)[:, None] * B)
+        return _syrk(np.sqrt(w)[:, None] * B)
 
 
 def outer_sum_numpy(B, weights=None) -> np.ndarray:
@@ -221,7 +264,7 @@ def outer_sum_numpy(B, weights=None) -> np.ndarray:
     """
     b = _check_b(B, "B")
     w = _check_weights(weights, "weights", b.shape[0])
-    return _finite_or_raise(_numpy_kernel(b, w), b, "B")
+    return _finite_or_raise(_numpy_kernel(b, w), b, "B", "outer_sum_numpy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,7 +339,7 @@ def outer_sum_numba(B, weights=None) -> np.ndarray:
     b = _check_b(B, "B")
     w = _check_weights(weights, "weights", b.shape[0])
     P = b.shape[1]
-    return _finite_or_raise(numba_accumulate(np.zeros((P, P)), b, w), b, "B")
+    return _finite_or_raise(numba_accumulate(np.zeros((P, P)), b, w), b, "B", "outer_sum_numba")
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,9 +452,9 @@ def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
     if method == "auto":
         method = outer_auto_method(b.shape[0], b.shape[1], w is not None)
     if method == "numpy":
-        return _finite_or_raise(_numpy_kernel(b, w), b, "B")
+        return _finite_or_raise(_numpy_kernel(b, w), b, "B", "outer_sum")
     P = b.shape[1]
-    return _finite_or_raise(numba_accumulate(np.zeros((P, P)), b, w), b, "B")
+    return _finite_or_raise(numba_accumulate(np.zeros((P, P)), b, w), b, "B", "outer_sum")
 
 
 def outer_init(n_params: int) -> np.ndarray:
@@ -489,12 +532,14 @@ def outer_update(F, B_chunk, weights_chunk=None, method: str = "numba") -> np.nd
     """
     _check_method(method)
     b = _check_b(B_chunk, "B_chunk")
-    w = _check_weights(weights_chunk, "weights_chunk", b.shape[0])
+    w = _check_weights(weights_chunk, "weights_chunk", b.shape[0], "B_chunk")
     P = b.shape[1]
-    f = as_array(F, "F", shape=(P, P))
+    f = as_array(F, "F", ndim=2)
+    if f.shape != (P, P):
+        raise ValueError(f"F must have shape ({P}, {P}) for the {P} columns of B_chunk, got {f.shape}")
     if method == "auto":
         method = outer_auto_method(b.shape[0], P, w is not None)
     if method == "numpy":
-        return _finite_or_raise(f + _numpy_kernel(b, w), b, "B_chunk")
+        return _finite_or_raise(f + _numpy_kernel(b, w), b, "B_chunk", "outer_update")
     f_new = numba_accumulate(np.array(f, dtype=np.float64, order="C", copy=True), b, w)
-    return _finite_or_raise(f_new, b, "B_chunk")
+    return _finite_or_raise(f_new, b, "B_chunk", "outer_update")

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from refvpng._checks import as_int
+from refvpng._checks import as_array, as_finite_scalar, as_int, as_path
 
 __all__ = [
     "IDX_FILES",
@@ -210,7 +210,7 @@ def read_idx(path) -> np.ndarray:
     >>> read_idx(path)
     array([3, 1, 4], dtype=uint8)
     """
-    path = Path(path)
+    path = as_path(path, "path")
     return _parse_idx(_read_bytes(path), str(path))
 
 
@@ -299,7 +299,7 @@ def load_mnist_idx(directory) -> MNISTArrays:
         If a file is malformed, images and labels disagree in number, or the train and test
         images differ in size.
     """
-    directory = Path(directory)
+    directory = as_path(directory, "directory")
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST directory {directory} does not exist")
     out = {}
@@ -411,7 +411,8 @@ def binarize(images, threshold: float = 0.5) -> np.ndarray:
     ValueError
         If a value lies outside 0-255.
     """
-    arr = np.asarray(images)
+    arr = as_array(images, "images")
+    threshold = as_finite_scalar(threshold, "threshold")
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ValueError("images must hold pixel values in 0..255")
     return (arr / 255.0 > threshold).astype(np.float64)

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from refvpng._checks import as_int
 from refvpng.curvature.fisher import q_fisher, vp_fisher_exact
 from refvpng.elbo import elbo_value_and_grad
 from refvpng.experiments import harness
@@ -100,6 +101,8 @@ def _problem(n, data_seed, split_seed):
 
 def make_problem(n=500, data_seed=0, split_seed=1):
     """The data set and its fixed train/test split."""
+    data_seed = as_int(data_seed, "data_seed", minimum=0)
+    split_seed = as_int(split_seed, "split_seed", minimum=0)
     x, y = lr_model.make_data(np.random.default_rng(data_seed), n)
     design = lr_model.add_bias(x)
     tr, te = lr_model.train_test_split(np.random.default_rng(split_seed), n, 0.8)
@@ -169,7 +172,7 @@ def run_one(
         record(n_iter, res.params)
         rec["final_elbo"] = float(res.history[-1])
         rec["status"] = "ok"
-    except ValueError as exc:  # a singular curvature or a non-finite gradient: a failed run
+    except (ValueError, FloatingPointError) as exc:  # singular curvature, non-finite ELBO: a failed run
         rec["status"] = f"failed: {exc}"
         rec["final_elbo"] = None
     return rec

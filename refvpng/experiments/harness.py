@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from refvpng._atomic import atomic_path, remove_stale_temporaries, write_json_atomic
+from refvpng._checks import as_int, as_real_scalar
 from refvpng.experiments.output import (
     DEFAULT_OUT,
     OutputLockedError,
@@ -354,7 +355,8 @@ def fmt(v, nd: int = 3) -> str:
         return "—"
     if isinstance(v, str):
         return v
-    return f"{v:.{nd}f}"
+    nd = as_int(nd, "nd", minimum=0)
+    return f"{as_real_scalar(v, 'v'):.{nd}f}"
 
 
 def results_section(exp: Experiment, folder) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from refvpng._atomic import _pid_alive, remove_stale_temporaries
+from refvpng._checks import as_path
 
 __all__ = ["DEFAULT_OUT", "OutputLockedError", "output_dir", "output_lock", "machine_info"]
 
@@ -32,6 +33,10 @@ def output_dir(out=None, *, publish: bool = False, preset: str | None = None) ->
     ValueError
         If ``publish`` is combined with ``out`` or a preset, or there is no source checkout.
     """
+    if not isinstance(publish, (bool, np.bool_)):
+        raise TypeError(f"publish must be a bool, got {type(publish).__name__}")
+    if preset is not None and not isinstance(preset, str):
+        raise TypeError(f"preset must be a str or None, got {type(preset).__name__}")
     if publish:
         if out is not None:
             raise ValueError("--publish writes to validation/results; do not combine it with --out")
@@ -41,7 +46,7 @@ def output_dir(out=None, *, publish: bool = False, preset: str | None = None) ->
         if not here.parent.is_dir():
             raise ValueError("--publish needs a source checkout (validation/ not found)")
         return here
-    return Path(out) if out is not None else Path.cwd() / DEFAULT_OUT
+    return as_path(out, "out") if out is not None else Path.cwd() / DEFAULT_OUT
 
 
 def _check_writable(folder: Path) -> None:
@@ -68,7 +73,7 @@ def output_lock(folder):
     OSError
         If the folder is not writable.
     """
-    folder = Path(folder)
+    folder = as_path(folder, "folder")
     _check_writable(folder)
     lock = folder / ".refvpng.lock"
     me = f"{socket.gethostname()} {os.getpid()}"

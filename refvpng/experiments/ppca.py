@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from refvpng._checks import as_int
 from refvpng.curvature.latent_fisher import draw_joint
 from refvpng.experiments import harness
 from refvpng.experiments.harness import Cell
@@ -114,6 +115,7 @@ def make_problem(d: int = 10, k: int = 2, n: int = 1000, seed: int = 0) -> dict[
     >>> p["x"].shape, bool(p["max_loglik"] < 0)
     ((50, 4), True)
     """
+    seed = as_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     spec = ppca.PPCASpec(d, k)
     scales = np.linspace(2.0, 1.0, k)
@@ -138,6 +140,9 @@ def make_problem(d: int = 10, k: int = 2, n: int = 1000, seed: int = 0) -> dict[
 
 def initial_eta(problem: dict, seed: int = 1) -> np.ndarray:
     r"""Return the start point shared by every method (module docstring), packed as :math:`\eta`."""
+    if not isinstance(problem, dict) or "spec" not in problem:
+        raise TypeError(f"problem must be the dict of make_problem, got {type(problem).__name__}")
+    seed = as_int(seed, "seed", minimum=0)
     spec = problem["spec"]
     d, k = spec.d, spec.k
     rng = np.random.default_rng(seed)
@@ -148,6 +153,8 @@ def initial_eta(problem: dict, seed: int = 1) -> np.ndarray:
 
 def method_grid(method: str, quick: bool = False) -> list[dict]:
     """Hyperparameter configurations tried for ``method`` (module docstring)."""
+    if not isinstance(quick, (bool, np.bool_)):
+        raise TypeError(f"quick must be a bool, got {type(quick).__name__}")
     if method == "two_step":
         if quick:
             return [{"lr": 1.0, "steps": [1, 1], "damping": 1e-3}]
@@ -247,7 +254,9 @@ def run_method(
     last = {"params": eta0}
 
     def objective_and_grad(params, rng):
-        return lv.elbo_closed_value_and_grad(spec, params, x)
+        # unchecked (__wrapped__): a divergence is reported by optim.run at the step where the
+        # ELBO stops being finite, as recorded in the results
+        return lv.elbo_closed_value_and_grad.__wrapped__(spec, params, x)
 
     def callback(step, params, state, value):
         times.append(time.perf_counter() - t0)

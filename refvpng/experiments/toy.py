@@ -36,6 +36,7 @@ import dataclasses
 
 import numpy as np
 
+from refvpng._checks import as_int, as_nonneg_scalar, as_positive_scalar
 from refvpng.experiments import harness
 from refvpng.experiments.harness import Cell
 from refvpng.models import gaussian_mean as gm
@@ -52,6 +53,8 @@ PAPER_CLAIM = (
 
 def setup(n=10, eps_corr=0.001, sigma=0.5, seed=0, mu_true=(1.0, -1.0)):
     r"""Data, optimum :math:`\\lambda^* = \\mu'` and start point of the experiment."""
+    seed = as_int(seed, "seed", minimum=0)
+    sigma = as_positive_scalar(sigma, "sigma")
     rng = np.random.default_rng(seed)
     x = gm.make_data(rng, n, eps_corr, mu_true)
     opt, _ = gm.posterior(x, eps_corr)
@@ -69,6 +72,7 @@ def _curvature(method, s, damping=0.0):
 
 def directions_at(s, lam, damping=0.0):
     """The three (unscaled) directions at ``lam``."""
+    damping = as_nonneg_scalar(damping, "damping")
     g = gm.elbo_grad_closed(lam, s["x"], s["eps_corr"])
     out = {}
     for m in METHODS:

@@ -123,6 +123,7 @@ import dataclasses
 
 import numpy as np
 
+from refvpng._checks import as_int
 from refvpng.experiments import harness
 from refvpng.experiments.chain_training import (
     METHODS,
@@ -230,6 +231,8 @@ def synthetic_data(seed: int = 0, n_train: int = 200, n_test: int = 100, d: int 
     -------
     BinarizedMNIST
     """
+    seed = as_int(seed, "seed", minimum=0)
+    n_train, n_test, d = as_int(n_train, "n_train"), as_int(n_test, "n_test"), as_int(d, "d")
     from refvpng.data.mnist import BinarizedMNIST
 
     rng = np.random.default_rng(seed)

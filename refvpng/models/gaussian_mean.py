@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refvpng._checks import as_array, as_int, as_positive_scalar
+from refvpng._checks import as_array, as_int, as_positive_scalar, check_rng, finite_output
 from refvpng.models.latent import LatentModel
 from refvpng.models.likelihoods import Gaussian
 from refvpng.models.variational import MeanFieldGaussian
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 
+@finite_output
 def covariance(eps_corr: float) -> np.ndarray:
     r"""The pathological covariance :math:`\Sigma` of Eq 4, requiring :math:`0 < \epsilon < 2`."""
     e = as_positive_scalar(eps_corr, "eps_corr")
@@ -96,8 +97,10 @@ def make_model(eps_corr: float = 0.01, sigma: float | None = 1.0, scale: str = "
     )
 
 
+@finite_output
 def make_data(rng: np.random.Generator, n: int, eps_corr: float = 0.01, mu_true=(1.0, -1.0)) -> np.ndarray:
     r"""Draw :math:`x_i \sim N(\mu_{true}, \Sigma)`, shape ``(n, 2)``."""
+    check_rng(rng)
     n = as_int(n, "n")
     mu_true = as_array(mu_true, "mu_true", shape=(2,))
     l_chol = np.linalg.cholesky(covariance(eps_corr))
@@ -108,6 +111,7 @@ def _check_x(x):
     return as_array(x, "x", shape=(None, 2))
 
 
+@finite_output
 def posterior(x, eps_corr: float):
     r"""Exact posterior :math:`(\mu', \Sigma')` of Eq 4."""
     x = _check_x(x)
@@ -117,15 +121,18 @@ def posterior(x, eps_corr: float):
     return post_cov @ prec @ x.sum(axis=0), post_cov
 
 
+@finite_output
 def log_posterior(z, x, eps_corr: float) -> float:
     r""":math:`\log p(\mu = z \mid x)` (a single draw ``z`` of shape (2,))."""
     mean, cov = posterior(x, eps_corr)
-    r = np.asarray(z) - mean
+    r = as_array(z, "z", shape=(2,)) - mean
     _, logdet = np.linalg.slogdet(cov)
     return float(-0.5 * r @ np.linalg.solve(cov, r) - 0.5 * logdet - np.log(2 * np.pi))
 
 
 def _split(lam, sigma, scale):
+    if not isinstance(scale, str) or scale not in ("fixed", "exp", "softplus"):
+        raise ValueError(f"scale must be 'fixed', 'exp' or 'softplus', got {scale!r}")
     if scale == "fixed":
         lam = as_array(lam, "lam", shape=(2,))
         return lam, np.full(2, as_positive_scalar(sigma, "sigma"))
@@ -133,6 +140,7 @@ def _split(lam, sigma, scale):
     return lam[:2], np.asarray(MeanFieldGaussian(scale).std(lam[2:]))
 
 
+@finite_output
 def elbo_closed(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str = "fixed") -> float:
     """Closed-form ELBO (Eq 1) of the model of Eq 4 (see module docstring)."""
     x = _check_x(x)
@@ -149,6 +157,7 @@ def elbo_closed(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str =
     return float(ell - kl)
 
 
+@finite_output
 def elbo_grad_closed(lam, x, eps_corr: float) -> np.ndarray:
     r"""Eq 5: :math:`\nabla_\lambda\mathcal{L} = -\lambda + \Sigma^{-1}(\sum_i x_i - n\lambda)` (means)."""
     x = _check_x(x)
@@ -157,11 +166,13 @@ def elbo_grad_closed(lam, x, eps_corr: float) -> np.ndarray:
     return -lam + prec @ (x.sum(axis=0) - x.shape[0] * lam)
 
 
+@finite_output
 def elbo_hessian_closed(n: int, eps_corr: float) -> np.ndarray:
     r""":math:`\partial^2_\lambda\mathcal{L} = -(I + n\Sigma^{-1})` in the means."""
     return -(np.eye(2) + as_int(n, "n") * np.linalg.inv(covariance(eps_corr)))
 
 
+@finite_output
 def q_fisher_closed(sigma: float) -> np.ndarray:
     r""":math:`F_q = I/\sigma^2` in the means (Eq 2)."""
     sigma = as_positive_scalar(sigma, "sigma")
@@ -170,11 +181,13 @@ def q_fisher_closed(sigma: float) -> np.ndarray:
     return np.eye(2) / sigma**2
 
 
+@finite_output
 def vp_fisher_closed(n: int, eps_corr: float) -> np.ndarray:
     r""":math:`F_r = n\Sigma^{-1}` (Section 3.3)."""
     return as_int(n, "n") * np.linalg.inv(covariance(eps_corr))
 
 
+@finite_output
 def eq3_integral_closed(n: int, eps_corr: float, sigma: float) -> np.ndarray:
     r"""The integral term of Eq 3 in the means: :math:`I + n\Sigma^{-1} - I/\sigma^2`."""
     return -elbo_hessian_closed(n, eps_corr) - q_fisher_closed(sigma)

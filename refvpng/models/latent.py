@@ -88,7 +88,15 @@ from typing import NamedTuple
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import (
+    as_array,
+    as_array_or_traced,
+    as_int,
+    check_rng,
+    check_samples,
+    finite_output,
+    is_traced,
+)
 from refvpng.models.likelihoods import Likelihood
 from refvpng.models.variational import MeanFieldGaussian
 
@@ -218,8 +226,8 @@ def without_hooks(model: LatentModel) -> LatentModel:
 
 def split_params(model: LatentModel, eta):
     r"""Split :math:`\eta` into :math:`(\lambda, \theta)` after checking its length."""
-    if isinstance(eta, np.ndarray) or not hasattr(eta, "_value"):
-        eta = as_array(eta, "eta", ndim=1)
+    check_model(model)
+    eta = as_array_or_traced(eta, "eta", ndim=1)
     if eta.shape[0] != model.n_params:
         raise ValueError(
             f"eta must have length n_lambda + n_theta = {model.n_params} for model "
@@ -230,11 +238,7 @@ def split_params(model: LatentModel, eta):
 
 def check_data(model: LatentModel, x, cov=None):
     """Validate observations ``x`` (n, d) and covariates ``cov`` (n, c); return float64 arrays."""
-    x = as_array(x, "x", ndim=2)
-    if x.shape[1] != model.obs_dim:
-        raise ValueError(f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}")
-    if x.shape[0] < 1:
-        raise ValueError("x must have at least one row")
+    x = _check_x(model, x)
     if model.n_cov:
         if cov is None:
             raise ValueError(f"cov is required for model {model.name!r} ({model.n_cov} columns)")
@@ -244,9 +248,25 @@ def check_data(model: LatentModel, x, cov=None):
     return x, cov
 
 
+def _check_x(model: LatentModel, x) -> np.ndarray:
+    """Observations ``x`` of shape ``(n, obs_dim)``, ``n >= 1``, as float64 (covariates unchecked)."""
+    check_model(model)
+    x = as_array(x, "x", ndim=2)
+    if x.shape[1] != model.obs_dim:
+        raise ValueError(f"x must have {model.obs_dim} columns for model {model.name!r}, got {x.shape[1]}")
+    if x.shape[0] < 1:
+        raise ValueError("x must have at least one row")
+    return x
+
+
 def check_eps(model: LatentModel, eps, n: int):
-    """Validate pre-drawn noise against the model and ``n`` data points (see module docstring)."""
-    eps = as_array(eps, "eps", ndim=(2, 3))
+    """Validate pre-drawn noise against the model and ``n`` data points (see module docstring).
+
+    ``eps`` needs at least one Monte Carlo sample (``S >= 1``).
+    """
+    check_model(model)
+    n = as_int(n, "n")
+    eps = check_samples(as_array(eps, "eps", ndim=(2, 3)), "eps")
     dz = model.latent_dim
     if eps.ndim == 3:
         if eps.shape[1:] != (n, dz):
@@ -281,8 +301,8 @@ def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: in
     -------
     eps : ndarray, shape (S, dz) or (S, n, dz)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
+    check_model(model)
     n = as_int(n, "n")
     n_samples = as_int(n_samples, "n_samples")
     if model.local:
@@ -294,11 +314,24 @@ def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: in
     return rng.standard_normal((n_samples, n, model.latent_dim))
 
 
+@finite_output
 def latents(model: LatentModel, lam, x, eps):
     r"""Reparameterised latents :math:`z = g(x, \varepsilon; \lambda)` (Eq 6), shape ``(S, n, dz)``.
 
-    Shared global noise ``(S, dz)`` is broadcast to every data point.
+    Shared global noise ``(S, dz)`` is broadcast to every data point. Plain arrays are validated
+    (``lam`` of length ``n_lambda``, ``x`` of shape ``(n, d)``, ``eps`` as in :func:`check_eps`);
+    an autograd-traced ``lam`` passes unchanged (the estimators validate before tracing).
+
+    Raises
+    ------
+    FloatingPointError
+        If the latents overflow float64 (finite inputs of extreme magnitude).
     """
+    check_model(model)
+    if not is_traced(lam):
+        lam = as_array(lam, "lam", shape=(model.n_lambda,))
+        x = _check_x(model, x)
+        eps = check_eps(model, eps, x.shape[0])
     m, rho = model.encode(lam, x)
     z = model.family.reparam(m, rho, eps)
     if eps.ndim == 2:  # shared global draw
@@ -306,12 +339,27 @@ def latents(model: LatentModel, lam, x, eps):
     return z
 
 
+@finite_output
 def outputs(model: LatentModel, eta, x, eps, cov=None):
-    r"""Likelihood output :math:`t_{si} = h(g(x_i, \varepsilon_{si}; \lambda); \theta)`, ``(S, n, d)``."""
+    r"""Likelihood output :math:`t_{si} = h(g(x_i, \varepsilon_{si}; \lambda); \theta)`, ``(S, n, d)``.
+
+    Plain arrays are validated as in :func:`latents` (and ``cov`` as in :func:`check_data`);
+    an autograd-traced ``eta`` passes unchanged.
+
+    Raises
+    ------
+    FloatingPointError
+        If the outputs overflow float64 (finite inputs of extreme magnitude).
+    """
+    if not is_traced(eta):
+        eta = as_array(eta, "eta", ndim=1)
+        x, cov = check_data(model, x, cov)
+        eps = check_eps(model, eps, x.shape[0])
     lam, theta = split_params(model, eta)
     return model.decode(theta, latents(model, lam, x, eps), cov)
 
 
+@finite_output
 def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None):
     r"""Draw predictive samples :math:`x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15).
 
@@ -320,8 +368,7 @@ def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n
     x_pred : ndarray, shape (S, M, n, d)
         ``M = n_pred`` samples for each Monte Carlo sample of the latents and each data point.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
     x, cov = check_data(model, x, cov)
     eps = check_eps(model, eps, x.shape[0])
     n_pred = as_int(n_pred, "n_pred")
@@ -330,6 +377,7 @@ def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n
     return model.likelihood.sample(rng, tt)
 
 
+@finite_output
 def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None):
     r"""Draw :math:`\tilde z_{si} \sim p(z)` and :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si}; \theta)`.
 
@@ -341,8 +389,8 @@ def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int
     z_tilde : ndarray, shape (S, n, dz)
     x_tilde : ndarray, shape (S, n, d)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
+    check_model(model)
     n = as_int(n, "n")
     n_samples = as_int(n_samples, "n_samples")
     _, theta = split_params(model, eta)

@@ -29,7 +29,14 @@ import autograd.numpy as anp
 import numpy as np
 from scipy.special import gammaln
 
-from refvpng._checks import as_array
+from refvpng._checks import (
+    as_array,
+    as_array_or_traced,
+    check_finite_output,
+    check_rng,
+    check_trailing,
+    is_traced,
+)
 
 __all__ = ["Likelihood", "Gaussian", "Bernoulli", "Poisson", "log_sigmoid", "softplus", "sigmoid"]
 
@@ -60,18 +67,66 @@ class Likelihood(Protocol):
 
 
 def softplus(t):
-    r"""Stable :math:`\log(1 + e^t)` (autograd-differentiable)."""
-    return anp.logaddexp(0.0, t)
+    r"""Stable :math:`\log(1 + e^t)` (autograd-differentiable; plain ``t`` is validated)."""
+    return anp.logaddexp(0.0, as_array_or_traced(t, "t"))
 
 
 def log_sigmoid(t):
     r"""Stable :math:`\log \sigma(t) = -\operatorname{softplus}(-t)`."""
-    return -anp.logaddexp(0.0, -t)
+    return -anp.logaddexp(0.0, -as_array_or_traced(t, "t"))
 
 
 def sigmoid(t):
     r"""Stable logistic function :math:`1/(1+e^{-t})`."""
     return anp.exp(log_sigmoid(t))
+
+
+_NO_X = object()
+
+
+def _xt(x, t, d=None, *, counts=False):
+    """Validate the output parameter ``t`` (..., d) and observations ``x`` against it.
+
+    Plain arrays are converted to float64 and checked (finite, real, shapes); autograd boxes
+    (estimators differentiating ``log_prob`` in ``t``) pass unchanged, validated upstream.
+    """
+    t = as_array_or_traced(t, "t")
+    if np.ndim(t) < 1:
+        raise ValueError(f"t must have shape (..., d), got shape {np.shape(t)}")
+    if d is not None:
+        check_trailing(t, "t", d)
+    if x is _NO_X:
+        return None, t
+    x = as_array_or_traced(x, "x")
+    if np.shape(x)[-1:] != np.shape(t)[-1:]:
+        raise ValueError(f"x must have as many columns as t ({np.shape(t)[-1]}), got shape {np.shape(x)}")
+    try:
+        np.broadcast_shapes(np.shape(x), np.shape(t))
+    except ValueError:
+        raise ValueError(
+            f"x of shape {np.shape(x)} does not broadcast against t of shape {np.shape(t)}"
+        ) from None
+    if counts and not is_traced(x) and np.any(x < 0):
+        raise ValueError("x must hold non-negative counts")
+    return x, t
+
+
+def _checked(value, func, *inputs):
+    """``value``, required finite unless an input is traced (the output is then a box)."""
+    if any(is_traced(a) for a in inputs):
+        return value
+    return check_finite_output(value, func)
+
+
+def _jac(jac, t_shape):
+    jac = as_array(jac, "jac")
+    if jac.ndim < 2 or jac.shape[-2] != t_shape[-1]:
+        raise ValueError(f"jac must have shape (..., {t_shape[-1]}, P), got {jac.shape}")
+    try:
+        np.broadcast_shapes(jac.shape[:-1], t_shape)
+    except ValueError:
+        raise ValueError(f"jac of shape {jac.shape} does not match t of shape {t_shape}") from None
+    return jac
 
 
 def _log_softplus(t):
@@ -138,21 +193,25 @@ class Gaussian:
 
     def log_prob(self, x, t):
         r""":math:`\log N(x \mid t, \Sigma)`, summed over the last axis."""
+        x, t = _xt(x, t, self.dim)
         r = x - t
         quad = anp.sum(anp.dot(r, self._prec) * r, axis=-1)
-        return -0.5 * (quad + self._logdet + self.dim * _LOG_2PI)
+        return _checked(-0.5 * (quad + self._logdet + self.dim * _LOG_2PI), "log_prob", x, t)
 
     def score(self, x, t):
         r""":math:`\Sigma^{-1}(x - t)`."""
-        return (np.asarray(x) - np.asarray(t)) @ self._prec
+        x, t = _xt(x, t, self.dim)
+        return check_finite_output((x - t) @ self._prec, "score")
 
     def sample(self, rng: np.random.Generator, t):
         """Draw ``x' = t + L z`` with ``cov = L L^T`` and ``z`` standard normal."""
-        t = np.asarray(t, dtype=np.float64)
-        return t + rng.standard_normal(t.shape) @ self._chol.T
+        check_rng(rng)
+        _, t = _xt(_NO_X, t, self.dim)
+        return check_finite_output(t + rng.standard_normal(t.shape) @ self._chol.T, "sample")
 
     def output_fisher(self, t):
-        r""":math:`\Lambda = \Sigma^{-1}`, shape (d, d), independent of ``t``."""
+        r""":math:`\Lambda = \Sigma^{-1}`, shape (d, d), independent of ``t`` (still validated)."""
+        _xt(_NO_X, t, self.dim)
         return self._prec
 
     def whiten(self, jac, t):
@@ -162,7 +221,8 @@ class Gaussian:
         """
         from scipy.linalg import solve_triangular
 
-        jac = np.asarray(jac)
+        _, t = _xt(_NO_X, t, self.dim)
+        jac = _jac(jac, t.shape)
         flat = np.moveaxis(jac, -2, 0).reshape(self.dim, -1)
         out = solve_triangular(self._chol, flat, lower=True)
         return np.moveaxis(out.reshape((self.dim,) + jac.shape[:-2] + jac.shape[-1:]), 0, -2)
@@ -180,25 +240,29 @@ class Bernoulli:
 
     def log_prob(self, x, t):
         """Log probability summed over the last axis; finite for ``|t| <= 1000``."""
-        return anp.sum(x * t - softplus(t), axis=-1)
+        x, t = _xt(x, t)
+        return _checked(anp.sum(x * t - softplus(t), axis=-1), "log_prob", x, t)
 
     def score(self, x, t):
         r""":math:`x - \sigma(t)`."""
-        return np.asarray(x) - sigmoid(np.asarray(t))
+        x, t = _xt(x, t)
+        return x - sigmoid(t)
 
     def sample(self, rng: np.random.Generator, t):
         """Draw ``x' ~ Bernoulli(sigmoid(t))`` as float64 zeros and ones."""
-        t = np.asarray(t, dtype=np.float64)
+        check_rng(rng)
+        _, t = _xt(_NO_X, t)
         return (rng.random(t.shape) < sigmoid(t)).astype(np.float64)
 
     def output_fisher(self, t):
         r"""Diagonal :math:`\sigma(t)\sigma(-t)`, same shape as ``t``."""
-        t = np.asarray(t, dtype=np.float64)
+        _, t = _xt(_NO_X, t)
         return np.exp(log_sigmoid(t) + log_sigmoid(-t))
 
     def whiten(self, jac, t):
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
-        return np.sqrt(self.output_fisher(t))[..., None] * np.asarray(jac)
+        lam = self.output_fisher(t)
+        return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape), "whiten")
 
 
 @dataclass(frozen=True)
@@ -234,17 +298,22 @@ class Poisson:
 
     def log_rate(self, t):
         """Log of the rate, stable for ``|t| <= 1000``."""
+        t = as_array_or_traced(t, "t")
         return t if self.link == "log" else _log_softplus(t)
 
     def rate(self, t):
         """The Poisson rate."""
+        t = as_array_or_traced(t, "t")
+        self._check_t(t)
         return anp.exp(t) if self.link == "log" else softplus(t)
 
     def log_prob(self, x, t):
         """Log probability summed over the last axis."""
+        x, t = _xt(x, t, counts=True)
         self._check_t(t)
         xv = np.asarray(getattr(x, "_value", x), dtype=np.float64)
-        return anp.sum(x * self.log_rate(t) - self.rate(t), axis=-1) - np.sum(gammaln(xv + 1.0), axis=-1)
+        out = anp.sum(x * self.log_rate(t) - self.rate(t), axis=-1) - np.sum(gammaln(xv + 1.0), axis=-1)
+        return _checked(out, "log_prob", x, t)
 
     def _ratio(self, t):
         # sigmoid(t) / softplus(t), computed in log space (tends to 1 as t -> -inf).
@@ -252,22 +321,25 @@ class Poisson:
 
     def score(self, x, t):
         r""":math:`\partial_t \log p`: :math:`x - e^t` or :math:`x\,\sigma(t)/r - \sigma(t)`."""
-        t = np.asarray(t, dtype=np.float64)
+        x, t = _xt(x, t, counts=True)
         self._check_t(t)
-        x = np.asarray(x, dtype=np.float64)
         if self.link == "log":
-            return x - np.exp(t)
-        return x * self._ratio(t) - sigmoid(t)
+            return check_finite_output(x - np.exp(t), "score")
+        return check_finite_output(x * self._ratio(t) - sigmoid(t), "score")
 
     def sample(self, rng: np.random.Generator, t):
         """Draw ``x' ~ Poisson(rate(t))`` as float64."""
-        t = np.asarray(t, dtype=np.float64)
+        check_rng(rng)
+        _, t = _xt(_NO_X, t)
         self._check_t(t)
-        return rng.poisson(self.rate(t)).astype(np.float64)
+        rate = self.rate(t)
+        if np.any(rate > 1e15):
+            raise ValueError("t is so large that the Poisson rate exceeds 1e15 (sampling overflows)")
+        return rng.poisson(rate).astype(np.float64)
 
     def output_fisher(self, t):
         r""":math:`e^t` (log link) or :math:`\sigma(t)^2/\operatorname{softplus}(t)` (softplus)."""
-        t = np.asarray(t, dtype=np.float64)
+        _, t = _xt(_NO_X, t)
         self._check_t(t)
         if self.link == "log":
             return np.exp(t)
@@ -275,7 +347,8 @@ class Poisson:
 
     def whiten(self, jac, t):
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
-        return np.sqrt(self.output_fisher(t))[..., None] * np.asarray(jac)
+        lam = self.output_fisher(t)
+        return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape), "whiten")
 
 
 def _plain(a):
@@ -348,6 +421,7 @@ class GaussianLearnedVariance:
         return self.dim + 1 if self.shared else 2 * self.dim
 
     def _split(self, t):
+        t = as_array_or_traced(t, "t", finite=False)
         if np.shape(t)[-1:] != (self.n_out,):
             raise ValueError(
                 f"t must have {self.n_out} columns (mean, log-variance), got shape {np.shape(t)}"
@@ -357,54 +431,53 @@ class GaussianLearnedVariance:
         return t[..., : self.dim], t[..., self.dim :]
 
     def _check_x(self, x):
+        x = as_array_or_traced(x, "x", finite=False)
         if np.shape(x)[-1:] != (self.dim,):
             raise ValueError(f"x must have {self.dim} columns, got shape {np.shape(x)}")
         if not np.all(np.isfinite(_plain(x))):
             raise ValueError("x contains NaN or infinite values")
+        return x
 
     def log_prob(self, x, t):
         r"""Log density summed over the ``dim`` data columns (autograd-friendly in ``t``)."""
-        self._check_x(x)
+        x = self._check_x(x)
         mu, s = self._split(t)
+        _xt(x, mu)
         r = x - mu
         # a shared s (..., 1) broadcasts over the dim columns
-        return -0.5 * anp.sum(_LOG_2PI + s + anp.exp(-s) * r * r, axis=-1)
+        return _checked(-0.5 * anp.sum(_LOG_2PI + s + anp.exp(-s) * r * r, axis=-1), "log_prob", x, t)
 
     def score(self, x, t):
         r""":math:`\nabla_t \log p(x \mid t)`, shape ``(..., n_out)``."""
-        x = np.asarray(x, dtype=np.float64)
-        t = np.asarray(t, dtype=np.float64)
-        self._check_x(x)
+        x = self._check_x(x)
         mu, s = self._split(t)
+        _xt(x, mu)
         r = x - mu
         inv = np.exp(-s)
         ds = 0.5 * (inv * r * r - 1.0)
         if self.shared:
             ds = np.sum(ds, axis=-1, keepdims=True)
-        return np.concatenate([inv * r, ds], axis=-1)
+        return check_finite_output(np.concatenate([inv * r, ds], axis=-1), "score")
 
     def sample(self, rng: np.random.Generator, t):
         r"""Draw :math:`x' = \mu + e^{s/2}\odot\varepsilon`, shape ``(..., dim)``."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        mu, s = self._split(np.asarray(t, dtype=np.float64))
-        return mu + np.exp(0.5 * s) * rng.standard_normal(mu.shape)
+        check_rng(rng)
+        mu, s = self._split(t)
+        return check_finite_output(mu + np.exp(0.5 * s) * rng.standard_normal(mu.shape), "sample")
 
     def output_fisher(self, t):
         r"""Diagonal :math:`\Lambda(t)` (class docstring), shape ``(..., n_out)``."""
-        t = np.asarray(t, dtype=np.float64)
         mu, s = self._split(t)
-        out = np.empty(t.shape)
+        out = np.empty(mu.shape[:-1] + (self.n_out,))
         out[..., : self.dim] = np.exp(-s) * np.ones_like(mu)
         out[..., self.dim :] = 0.5 * self.dim if self.shared else 0.5
-        return out
+        return check_finite_output(out, "output_fisher")
 
     def whiten(self, jac, t):
         r"""Return :math:`\sqrt{\Lambda} J` for ``jac`` of shape ``(..., n_out, P)``."""
-        jac = np.asarray(jac, dtype=np.float64)
-        if jac.shape[-2:-1] != (self.n_out,):
-            raise ValueError(f"jac must have shape (..., {self.n_out}, P), got {jac.shape}")
-        return np.sqrt(self.output_fisher(t))[..., None] * jac
+        mu, _ = self._split(t)
+        jac = _jac(jac, mu.shape[:-1] + (self.n_out,))
+        return check_finite_output(np.sqrt(self.output_fisher(t))[..., None] * jac, "whiten")
 
 
 __all__ += ["GaussianLearnedVariance"]

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refvpng._checks import as_array, as_int, as_positive_scalar
+from refvpng._checks import as_array, as_finite_scalar, as_int, as_positive_scalar, check_rng, finite_output
 from refvpng.models.latent import LatentModel
 from refvpng.models.likelihoods import Gaussian
 from refvpng.models.variational import MeanFieldGaussian
@@ -101,21 +101,26 @@ def make_model(sigma: float = 1.0) -> LatentModel:
     )
 
 
+@finite_output
 def make_data(rng: np.random.Generator, n: int, theta: float = 1.0) -> np.ndarray:
     r"""Draw :math:`x_i = \theta z_i + \nu_i` with :math:`z_i, \nu_i \sim N(0,1)`, shape ``(n, 1)``."""
+    check_rng(rng)
     n = as_int(n, "n")
+    theta = as_finite_scalar(theta, "theta")
     return theta * rng.standard_normal((n, 1)) + rng.standard_normal((n, 1))
 
 
+@finite_output
 def eq9_closed(theta: float, n: int) -> np.ndarray:
     r""":math:`n[[\theta^2(\theta^2+1), \theta^2-1], [\theta^2-1, 1]]` (Eq 9)."""
-    t2 = float(as_array(theta, "theta", shape=())) ** 2
+    t2 = as_finite_scalar(theta, "theta") ** 2
     return as_int(n, "n") * np.array([[t2 * (t2 + 1.0), t2 - 1.0], [t2 - 1.0, 1.0]])
 
 
+@finite_output
 def eq11_closed(theta: float, n: int) -> np.ndarray:
     r""":math:`n[[\theta^2(\theta^2+1), \theta^2], [\theta^2, 1]]` (Eq 11), PSD for every :math:`\theta`."""
-    t2 = float(as_array(theta, "theta", shape=())) ** 2
+    t2 = as_finite_scalar(theta, "theta") ** 2
     return as_int(n, "n") * np.array([[t2 * (t2 + 1.0), t2], [t2, 1.0]])
 
 
@@ -125,6 +130,7 @@ def _unpack(eta, x):
     return eta[0], eta[1], x[:, 0]
 
 
+@finite_output
 def vp_fisher_closed(eta, x, sigma: float) -> np.ndarray:
     r"""Exact :math:`F_r` on data ``x`` (module docstring)."""
     lam, th, xv = _unpack(eta, x)
@@ -133,6 +139,7 @@ def vp_fisher_closed(eta, x, sigma: float) -> np.ndarray:
     return np.array([[th**2 * sxx, th * lam * sxx], [th * lam * sxx, lam**2 * sxx + xv.size * sigma**2]])
 
 
+@finite_output
 def ll_neg_hessian_closed(eta, x, sigma: float) -> np.ndarray:
     r"""Exact :math:`-\partial^2_\eta\mathcal{L}_{ll}` on data ``x`` (Eq 7)."""
     lam, th, xv = _unpack(eta, x)
@@ -142,6 +149,7 @@ def ll_neg_hessian_closed(eta, x, sigma: float) -> np.ndarray:
     return np.array([[th**2 * sxx, off], [off, lam**2 * sxx + xv.size * sigma**2]])
 
 
+@finite_output
 def elbo_closed(eta, x, sigma: float) -> float:
     """Closed-form ELBO (Eq 1)."""
     lam, th, xv = _unpack(eta, x)
@@ -151,6 +159,7 @@ def elbo_closed(eta, x, sigma: float) -> float:
     return float(np.sum(ell - kl))
 
 
+@finite_output
 def elbo_grad_closed(eta, x, sigma: float) -> np.ndarray:
     r"""Closed-form gradient of the ELBO.
 
@@ -164,12 +173,15 @@ def elbo_grad_closed(eta, x, sigma: float) -> np.ndarray:
     return np.array([sxx * (th - th**2 * lam - lam), lam * sxx * (1 - th * lam) - xv.size * th * s2])
 
 
+@finite_output
 def posterior(theta: float, x):
     r"""Exact posterior :math:`p(z_i\mid x_i) = N(\theta x_i/(1+\theta^2), 1/(1+\theta^2))`."""
     x = as_array(x, "x", shape=(None, 1))
+    theta = as_finite_scalar(theta, "theta")
     return theta * x / (1 + theta**2), np.full(x.shape, 1.0 / (1 + theta**2))
 
 
+@finite_output
 def log_posterior(z, theta: float, x) -> float:
     r""":math:`\sum_i\log p(z_i \mid x_i)` for one draw ``z`` of shape ``(n, 1)``."""
     mean, var = posterior(theta, x)
@@ -177,18 +189,22 @@ def log_posterior(z, theta: float, x) -> float:
     return float(np.sum(-0.5 * (z - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var)))
 
 
+@finite_output
 def q_fisher_closed(x, sigma: float) -> np.ndarray:
     r""":math:`F_q = S_{xx}/\sigma^2` (Eq 2), shape (1, 1)."""
     x = as_array(x, "x", shape=(None, 1))
     return np.array([[float(x[:, 0] @ x[:, 0]) / as_positive_scalar(sigma, "sigma") ** 2]])
 
 
+@finite_output
 def elbo_hessian_lambda_closed(theta: float, x) -> np.ndarray:
     r""":math:`\partial^2_\lambda\mathcal{L} = -(1+\theta^2)S_{xx}`, shape (1, 1)."""
     x = as_array(x, "x", shape=(None, 1))
+    theta = as_finite_scalar(theta, "theta")
     return np.array([[-(1 + theta**2) * float(x[:, 0] @ x[:, 0])]])
 
 
+@finite_output
 def eq3_integral_closed(theta: float, x, sigma: float) -> np.ndarray:
     r"""Eq 3 integral term :math:`(1+\theta^2)S_{xx} - S_{xx}/\sigma^2`, shape (1, 1)."""
     return -elbo_hessian_lambda_closed(theta, x) - q_fisher_closed(x, sigma)

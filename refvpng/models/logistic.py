@@ -28,7 +28,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from refvpng._checks import as_array, as_int, as_positive_scalar
+from refvpng._checks import (
+    as_array,
+    as_int,
+    as_nonneg_scalar,
+    as_positive_scalar,
+    check_finite_output,
+    check_rng,
+)
 from refvpng.models.latent import LatentModel, ModelHooks
 from refvpng.models.likelihoods import Bernoulli, log_sigmoid, sigmoid
 from refvpng.models.variational import MeanFieldGaussian
@@ -117,7 +124,11 @@ def make_data(rng: np.random.Generator, n: int = 500, noise: float = 0.005):
     y : ndarray, shape (n,)
         Labels in {0, 1}.
     """
+    check_rng(rng)
     n = as_int(n, "n")
+    noise = as_nonneg_scalar(noise, "noise")
+    if noise > 1e100:
+        raise ValueError(f"noise must be a moderate width (<= 1e100), got {noise}")
     a = rng.uniform(-5.0, 5.0, size=n)
     eps = rng.uniform(-noise, noise, size=(n, 4))
     x = a[:, None] * np.array([1.0, 1 / 2, 1 / 3, 1 / 4]) + eps
@@ -132,8 +143,13 @@ def add_bias(x) -> np.ndarray:
 
 
 def train_test_split(rng: np.random.Generator, n: int, train_fraction: float = 0.8):
-    """A fixed random split of ``range(n)``: (train_idx, test_idx)."""
-    perm = rng.permutation(as_int(n, "n"))
+    """A fixed random split of ``range(n)``: (train_idx, test_idx); ``0 <= train_fraction <= 1``."""
+    check_rng(rng)
+    n = as_int(n, "n")
+    train_fraction = as_nonneg_scalar(train_fraction, "train_fraction")
+    if train_fraction > 1.0:
+        raise ValueError(f"train_fraction must be in [0, 1], got {train_fraction}")
+    perm = rng.permutation(n)
     k = int(round(train_fraction * n))
     return np.sort(perm[:k]), np.sort(perm[k:])
 
@@ -193,4 +209,4 @@ def predict_mean(lam, design) -> np.ndarray:
     r"""The mean prediction :math:`\mathrm{sigmoid}(a_i^\top m)` used for the paper's AUC."""
     design = as_array(design, "design", ndim=2)
     lam = as_array(lam, "lam", shape=(2 * design.shape[1],))
-    return sigmoid(design @ lam[: design.shape[1]])
+    return check_finite_output(sigmoid(design @ lam[: design.shape[1]]), "predict_mean")

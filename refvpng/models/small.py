@@ -65,6 +65,8 @@ def make_small_model(
 ) -> LatentModel:
     """A small nonlinear model (see the module docstring for the packing)."""
     dz, d = as_int(dz, "dz"), as_int(d, "d")
+    if not isinstance(local, (bool, np.bool_)):
+        raise TypeError(f"local must be a bool, got {type(local).__name__}")
     family = MeanFieldGaussian("fixed", sigma) if scale == "fixed" else MeanFieldGaussian(scale)
     has_rho = scale != "fixed"
     if local:

@@ -32,13 +32,46 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_nonneg_scalar
+from refvpng._checks import (
+    as_array_or_traced,
+    as_nonneg_scalar,
+    as_positive_scalar,
+    check_finite_output,
+    finite_output,
+    is_traced,
+)
 from refvpng.models.likelihoods import log_sigmoid, sigmoid, softplus
 
 __all__ = ["MeanFieldGaussian", "SCALE_COORDS"]
 
 SCALE_COORDS = ("fixed", "exp", "softplus")
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _arrays(**named):
+    """Validate plain array arguments (autograd boxes pass) and require that they broadcast."""
+    out = [None if (v is None and k == "rho") else as_array_or_traced(v, k) for k, v in named.items()]
+    shapes = [np.shape(v) for v in out if v is not None]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        desc = " and ".join(
+            f"{k} of shape {np.shape(v)}" for k, v in zip(named, out, strict=True) if v is not None
+        )
+        raise ValueError(f"{desc} do not broadcast against each other") from None
+    return out
+
+
+def _checked(value, func, *inputs):
+    if any(is_traced(a) for a in inputs):
+        return value
+    return check_finite_output(value, func)
+
+
+def _rho(rho):
+    if rho is None:
+        raise TypeError("rho must be a numeric array for a learned scale ('exp' or 'softplus'), got None")
+    return rho
 
 
 @dataclass(frozen=True)
@@ -88,21 +121,26 @@ class MeanFieldGaussian:
         r""":math:`\sigma(\rho)`; ``rho`` is ignored (may be ``None``) for ``"fixed"``."""
         if self.scale == "fixed":
             return self.sigma
+        (rho,) = _arrays(rho=_rho(rho))
         s = anp.exp(rho) if self.scale == "exp" else softplus(rho)
-        return s + self.floor if self.floor else s
+        return _checked(s + self.floor if self.floor else s, "std", rho)
 
     def dstd(self, rho):
         r""":math:`d\sigma/d\rho`."""
+        if self.scale == "fixed":
+            raise ValueError("dstd is undefined for scale='fixed'")
+        (rho,) = _arrays(rho=_rho(rho))
         if self.scale == "exp":
-            return np.exp(rho)
+            return _checked(np.exp(rho), "dstd", rho)
         if self.scale == "softplus":
-            return sigmoid(np.asarray(rho))
+            return sigmoid(rho)
         raise ValueError("dstd is undefined for scale='fixed'")
 
     def log_std(self, rho):
         r""":math:`\log\sigma`, stable."""
         if self.scale == "fixed":
             return float(np.log(self.sigma))
+        (rho,) = _arrays(rho=_rho(rho))
         if self.floor:
             return anp.log(self.std(rho))  # >= log(floor): no underflow
         if self.scale == "exp":
@@ -113,21 +151,31 @@ class MeanFieldGaussian:
 
     def reparam(self, m, rho, eps):
         r""":math:`z = g(\varepsilon; m, \rho) = m + \sigma(\rho)\,\varepsilon` (Eq 6)."""
-        return m + self.std(rho) * eps
+        m, rho, eps = _arrays(m=m, rho=_rho(rho) if self.has_scale_params else rho, eps=eps)
+        return _checked(m + self.std(rho) * eps, "reparam", m, rho, eps)
 
     def inverse(self, z, m, rho):
         r""":math:`\varepsilon = g^{-1}(z; m, \rho) = (z - m)/\sigma(\rho)`."""
-        return (z - m) / self.std(rho)
+        z, m, rho = _arrays(z=z, m=m, rho=_rho(rho) if self.has_scale_params else rho)
+        return _checked((z - m) / self.std(rho), "inverse", z, m, rho)
 
     def log_density(self, z, m, rho):
         r""":math:`\log q(z)`, summed over the last axis."""
+        z, m, rho = _arrays(z=z, m=m, rho=_rho(rho) if self.has_scale_params else rho)
+        if np.ndim(z) < 1:
+            raise ValueError(f"z must have shape (..., dz), got {np.shape(z)}")
         ls = self.log_std(rho)
         w = (z - m) / self.std(rho)
         d = z.shape[-1]
         if self.scale == "fixed":
-            return -0.5 * anp.sum(w**2, axis=-1) - d * ls - 0.5 * d * _LOG_2PI
-        return -0.5 * anp.sum(w**2, axis=-1) - anp.sum(ls * anp.ones_like(w), axis=-1) - (0.5 * d * _LOG_2PI)
+            out = -0.5 * anp.sum(w**2, axis=-1) - d * ls - 0.5 * d * _LOG_2PI
+        else:
+            out = (
+                -0.5 * anp.sum(w**2, axis=-1) - anp.sum(ls * anp.ones_like(w), axis=-1) - (0.5 * d * _LOG_2PI)
+            )
+        return _checked(out, "log_density", z, m, rho)
 
+    @finite_output
     def kl_to_normal(self, m, rho, prior_std: float):
         r""":math:`\mathrm{KL}(q \,\|\, N(0, \tau^2 I))`, summed over the last axis.
 
@@ -135,11 +183,20 @@ class MeanFieldGaussian:
             \mathrm{KL} = \sum_j \Big[\log\frac{\tau}{\sigma_j}
                 + \frac{\sigma_j^2 + m_j^2}{2\tau^2} - \frac12\Big]
         """
+        m, rho = _arrays(m=m, rho=rho)
+        if rho is not None and np.shape(rho) != np.shape(m):
+            raise ValueError(f"rho must have the shape of m {np.shape(m)}, got {np.shape(rho)}")
+        if np.ndim(m) < 1:
+            raise ValueError(f"m must have shape (..., dz), got {np.shape(m)}")
+        if not is_traced(prior_std):
+            prior_std = as_positive_scalar(prior_std, "prior_std")
+        if self.has_scale_params:
+            _rho(rho)
         s = self.std(rho)
         ls = self.log_std(rho)
         tau2 = prior_std**2
         term = np.log(prior_std) - ls + (s**2 + m**2) / (2.0 * tau2) - 0.5
-        return anp.sum(term * anp.ones_like(m), axis=-1)
+        return _checked(anp.sum(term * anp.ones_like(m), axis=-1), "kl_to_normal", m, rho)
 
     def fisher_diag(self, rho, m_shape):
         r"""Diagonal q-Fisher (Eq 2) of one Gaussian in :math:`(m, \rho)`.
@@ -151,15 +208,21 @@ class MeanFieldGaussian:
         frho : ndarray or None
             :math:`2 (d\sigma/d\rho)^2/\sigma^2` for the scale parameters (``None`` if fixed).
         """
+        if not isinstance(m_shape, tuple) or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0 for k in m_shape
+        ):
+            raise TypeError(f"m_shape must be a tuple of non-negative ints, got {m_shape!r}")
         if self.scale == "fixed":
             if np.log(self.sigma) < -350.0:
                 raise ValueError("sigma is so small that 1/sigma^2 overflows float64 (log sigma < -350)")
             return np.full(m_shape, 1.0 / self.sigma**2), None
-        rho = np.asarray(rho, dtype=np.float64)
+        (rho,) = _arrays(rho=_rho(rho))
+        if np.shape(rho) != m_shape:
+            raise ValueError(f"rho must have shape m_shape {m_shape}, got {np.shape(rho)}")
         log_s = np.asarray(self.log_std(rho))
         if np.any(log_s < -350.0):
-            raise ValueError(
-                "rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); "
+            raise FloatingPointError(
+                "fisher_diag: rho is so small that 1/sigma^2 overflows float64 (log sigma < -350); "
                 "the q-Fisher of the means is not representable"
             )
         fm = np.broadcast_to(np.exp(-2.0 * log_s), m_shape).copy()
@@ -168,4 +231,4 @@ class MeanFieldGaussian:
         else:
             # 2 sigmoid(rho)^2 / sigma^2, in log space.
             frho = 2.0 * np.exp(2.0 * (log_sigmoid(rho) - log_s))
-        return fm, frho
+        return fm, check_finite_output(frho, "fisher_diag")

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit
 
-from refvpng._checks import as_array, as_nonneg_scalar, as_positive_scalar
+from refvpng._checks import as_array, as_nonneg_scalar, as_positive_scalar, finite_output
 from refvpng.models.latent import LatentModel, ModelHooks
 from refvpng.models.likelihoods import Bernoulli, Gaussian, Poisson
 from refvpng.models.variational import MeanFieldGaussian
@@ -175,8 +175,23 @@ class Chain:
         Returns
         -------
         Chain
+
+        Raises
+        ------
+        TypeError, ValueError
+            Naming ``encoder_sizes`` or ``decoder_sizes`` if one is not a sequence of at least
+            two positive ints; as :class:`Chain` for mismatched widths.
         """
-        return cls(MLP(encoder_sizes, activation), MLP(decoder_sizes, activation, decoder_bias), floor)
+        mlps = []
+        for name, sizes in (("encoder_sizes", encoder_sizes), ("decoder_sizes", decoder_sizes)):
+            try:
+                mlps.append(MLP(sizes, activation, bias=name == "encoder_sizes" or decoder_bias))
+            except (TypeError, ValueError) as exc:
+                msg = str(exc)
+                if not msg.startswith("sizes"):
+                    raise
+                raise type(exc)(name + msg[len("sizes") :]) from None
+        return cls(mlps[0], mlps[1], floor)
 
     @property
     def d_x(self) -> int:
@@ -223,6 +238,7 @@ class Chain:
         r"""Draw :math:`\eta` with :meth:`MLP.init` for both halves (encoder first)."""
         return np.concatenate([self.encoder.init(rng), self.decoder.init(rng)])
 
+    @finite_output
     def forward(self, eta, x, eps) -> tuple[np.ndarray, ChainCache]:
         r"""Forward pass :math:`x \to (\mu, \sigma_{raw}) \to z \to t`.
 
@@ -245,10 +261,16 @@ class Chain:
         ------
         ValueError
             If an argument has the wrong shape or non-finite entries.
+        FloatingPointError
+            If the outputs or the cached activations overflow float64 (extreme finite inputs).
         """
         lam, theta = self.split(eta)
         x = as_array(x, "x", shape=(None, self.d_x))
-        eps = as_array(eps, "eps", shape=(x.shape[0], self.d_z))
+        eps = as_array(eps, "eps", ndim=2)
+        if eps.shape != (x.shape[0], self.d_z):
+            raise ValueError(
+                f"eps must have shape ({x.shape[0]}, {self.d_z}) (one row per row of x), got {eps.shape}"
+            )
         h, enc_cache = self.encoder.forward(lam, x)
         mu, sigma_raw = h[:, : self.d_z], h[:, self.d_z :]
         sigma = np.logaddexp(0.0, sigma_raw) + self.floor
@@ -285,6 +307,8 @@ class Chain:
         ValueError
             If ``d_t`` has the wrong shape or non-finite entries.
         """
+        if not isinstance(cache, ChainCache):
+            raise TypeError(f"cache must be the ChainCache of Chain.forward, got {type(cache).__name__}")
         n = cache.z.shape[0]
         d_t = as_array(d_t, "d_t", shape=(n, self.d_out))
         dec = self.decoder.backward(cache.decoder, d_t)
@@ -303,6 +327,7 @@ class Chain:
         grads = self.backward(cache, np.tile(np.eye(d), (n, 1)))
         return t, per_example_gradients(grads.pairs).reshape(n, d, self.num_params)
 
+    @finite_output
     def jacobian(self, eta, x_i, eps_i) -> np.ndarray:
         r"""Dense Jacobian :math:`J = \partial t / \partial \eta` for one data point.
 

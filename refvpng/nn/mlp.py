@@ -45,7 +45,17 @@ from typing import Any, NamedTuple
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import (
+    as_array,
+    as_array_or_traced,
+    as_finite_scalar,
+    as_int,
+    check_finite_output,
+    check_pairs,
+    check_rng,
+    check_trailing,
+    is_traced,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -232,6 +242,10 @@ class MLP:
         ValueError
             If the number or shapes of ``weights`` do not match the architecture.
         """
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                f"weights must be a sequence of {self.num_layers} arrays, got {type(weights).__name__}"
+            )
         if len(weights) != self.num_layers:
             raise ValueError(f"weights must have {self.num_layers} entries, got {len(weights)}")
         return np.concatenate(
@@ -255,6 +269,8 @@ class MLP:
         -------
         ndarray, shape (P,)
         """
+        check_rng(rng)
+        bias_scale = as_finite_scalar(bias_scale, "bias_scale")
         ws = []
         for (o, _), i in zip(self.layer_shapes, self.sizes[:-1], strict=True):
             w = np.empty((o, i + self.bias))
@@ -269,7 +285,7 @@ class MLP:
 
         Same packing and arithmetic as :meth:`forward`, differentiable by autograd (this is what
         :func:`refvpng.nn.chain_model` hands to the generic estimators). No input checks: it is
-        called inside estimators that have checked their arguments.
+        called inside estimators with autograd boxes; plain arrays are checked.
 
         Parameters
         ----------
@@ -280,6 +296,8 @@ class MLP:
         -------
         ndarray, shape (..., d_L)
         """
+        params = as_array_or_traced(params, "params", shape=(self.num_params,))
+        x = check_trailing(as_array_or_traced(x, "x"), "x", self.sizes[0])
         a, k = x, 0
         for layer, (o, i) in enumerate(self.layer_shapes):
             w = anp.transpose(anp.reshape(params[k : k + o * i], (i, o)))
@@ -293,7 +311,7 @@ class MLP:
                 a = anp.tanh(s)
             else:
                 a = s
-        return a
+        return a if is_traced(params) or is_traced(x) else check_finite_output(a, "apply")
 
     def forward(self, params, x) -> tuple[np.ndarray, MLPCache]:
         r"""Forward pass on a batch.
@@ -355,6 +373,8 @@ class MLP:
         ValueError
             If ``d_out`` has the wrong shape or non-finite entries.
         """
+        if not isinstance(cache, MLPCache):
+            raise TypeError(f"cache must be the MLPCache of forward, got {type(cache).__name__}")
         n = cache.a_bar[0].shape[0]
         g = as_array(d_out, "d_out", shape=(n, self.sizes[-1]))
         gs: list[Any] = [None] * self.num_layers  # filled from the last layer back
@@ -366,6 +386,8 @@ class MLP:
             if k > 0:
                 g = da * _act_grad(cache.activation, cache.s[k - 1])
         pairs = tuple(zip(cache.a_bar, gs, strict=True))
+        for k, gk in enumerate(grads):
+            check_finite_output(gk, "backward", f"gradient of layer {k}")
         return MLPGrads(self.pack(grads), tuple(gs), pairs, da)
 
 
@@ -399,7 +421,7 @@ def per_example_gradients(pairs) -> np.ndarray:
     array([[ 2., 20.,  1., 10.]])
     """
     blocks, rows = [], None
-    for k, (a_bar, g) in enumerate(pairs):
+    for k, (a_bar, g) in enumerate(check_pairs(pairs)):
         a_bar = as_array(a_bar, f"pairs[{k}][0]", ndim=2)
         g = as_array(g, f"pairs[{k}][1]", ndim=2)
         if rows is None:

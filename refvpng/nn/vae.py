@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import expit
 
-from refvpng._checks import as_int
+from refvpng._checks import as_array, as_finite_scalar, as_int, check_finite_output, finite_output
 from refvpng.curvature.kfac import KFACFactors
 from refvpng.models.likelihoods import Bernoulli, Poisson
 from refvpng.nn._bernoulli_kernel import (
@@ -110,6 +110,7 @@ def make_vae(d_x: int = 784, hidden: int = 200, d_z: int = 100, floor: float = 1
     >>> make_vae().num_params
     455384
     """
+    d_x, hidden, d_z = as_int(d_x, "d_x"), as_int(hidden, "hidden"), as_int(d_z, "d_z")
     return Chain.from_sizes((d_x, hidden, hidden, 2 * d_z), (d_z, hidden, hidden, d_x), "relu", floor)
 
 
@@ -165,6 +166,8 @@ def _check_data(chain: Chain, eta, x, eps):
     x = real_array(x, "x", (None, chain.d_x))
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one data point")
+    if np.any((x != 0.0) & (x != 1.0)):
+        raise ValueError("x must be binary (entries 0 or 1) for the Bernoulli VAE")
     eps = real_array(eps, "eps", (None, x.shape[0], chain.d_z))
     if eps.shape[0] == 0:
         raise ValueError("eps must hold at least one sample (S >= 1)")
@@ -252,13 +255,27 @@ def gram(a, scale: float, dtype) -> np.ndarray:
     array([[0.5, 1. ],
            [1. , 2. ]])
     """
+    a, scale, dtype = _check_gram(a, "a", scale, dtype)
     a = a.astype(dtype, copy=False)
-    return (a.T @ a).astype(np.float64) * scale
+    return check_finite_output((a.T @ a).astype(np.float64) * scale, "gram")
 
 
 def cross_gram(a, b, scale: float, dtype) -> np.ndarray:
     """Return ``scale * a.T @ b`` computed in ``dtype`` and returned in float64 (cross factors)."""
-    return (a.astype(dtype, copy=False).T @ b.astype(dtype, copy=False)).astype(np.float64) * scale
+    a, scale, dtype = _check_gram(a, "a", scale, dtype)
+    b = as_array(b, "b", shape=(a.shape[0], None), dtype=None)
+    out = (a.astype(dtype, copy=False).T @ b.astype(dtype, copy=False)).astype(np.float64) * scale
+    return check_finite_output(out, "cross_gram")
+
+
+def _check_gram(a, name, scale, dtype):
+    """Validate a Gram operand (its dtype kept), the scale and the compute dtype."""
+    a = as_array(a, name, ndim=2, dtype=None)
+    scale = as_finite_scalar(scale, "scale")
+    fdt = np.dtype(dtype) if isinstance(dtype, (type, np.dtype, str)) else None
+    if fdt is None or fdt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return a, scale, fdt
 
 
 def _check_counts(family: str, x) -> None:
@@ -292,6 +309,7 @@ def _check_step_args(
     return chain, eta, x, eps, u, m, fdt, (family, _check_kernel(kernel))
 
 
+@finite_output
 def vae_step(
     chain: Chain,
     eta,
@@ -407,6 +425,9 @@ def vae_step(
             g = (g @ w_enc[k][:, :-1]) * (enc_s[k - 1] > 0.0)
     enc_grads = grads[::-1]
     dec_grads = [gg.T @ ab for gg, ab in zip(gs_dec, dec_in, strict=True)]
+    check_finite_output(value, "vae_step", "ELBO")
+    for k, gk in enumerate(enc_grads + dec_grads):
+        check_finite_output(gk, "vae_step", f"gradient of layer {k}")
     grad = np.concatenate([chain.encoder.pack(enc_grads), chain.decoder.pack(dec_grads)])
     if curvature is None:
         return VAEStep(value, grad, None)
@@ -454,6 +475,7 @@ def vae_step(
     return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f), tuple(a_c), tuple(g_c)))
 
 
+@finite_output
 def vae_elbo(
     chain: Chain,
     eta,

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from refvpng._atomic import atomic_path, remove_stale_temporaries
+from refvpng._checks import as_path
 from refvpng.optim.base import check_params
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -253,7 +254,7 @@ def save_checkpoint(
     }
     arrays["__meta__"] = np.array(json.dumps(meta))
 
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.abspath(os.fspath(as_path(path, "path")))
     remove_stale_temporaries(os.path.dirname(path))
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         _write_npz(f, arrays)
@@ -289,7 +290,7 @@ def load_checkpoint(path: str | os.PathLike, *, like=None) -> Checkpoint:
     --------
     See :func:`save_checkpoint`.
     """
-    path = os.fspath(path)
+    path = os.fspath(as_path(path, "path"))
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -27,7 +27,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar
+from refvpng._checks import (
+    as_array,
+    as_int,
+    as_nonneg_scalar,
+    as_positive_scalar,
+    as_real_scalar,
+    finite_output,
+)
 from refvpng.optim.base import GradientTransformation, check_grads, check_params
 from refvpng.optim.directions import resolve_index
 
@@ -40,6 +47,7 @@ __all__ = [
 ]
 
 
+@finite_output
 def predicted_improvement(grads, updates, curvature, damping: float = 0.0, *, index: Any = None) -> float:
     r"""Improvement of the objective predicted by the local quadratic model.
 
@@ -121,12 +129,15 @@ def reduction_ratio(value_new: float, value_old: float, predicted: float) -> flo
     >>> reduction_ratio(1.5, 1.0, 1.0)
     0.5
     """
-    vn, vo, p = float(value_new), float(value_old), float(predicted)
+    vn = as_real_scalar(value_new, "value_new")
+    vo = as_real_scalar(value_old, "value_old")
+    p = as_real_scalar(predicted, "predicted")
     if not (math.isfinite(vn) and math.isfinite(vo) and math.isfinite(p) and p > 0.0):
         return math.nan
     return (vn - vo) / p
 
 
+@finite_output
 def lm_adjust(damping: float, rho: float, omega: float) -> float:
     r"""One Levenberg–Marquardt adjustment of the damping (Martens & Grosse, 2015, Sec. 6.5).
 
@@ -157,8 +168,11 @@ def lm_adjust(damping: float, rho: float, omega: float) -> float:
     >>> lm_adjust(1.0, 0.9, 0.5), lm_adjust(1.0, 0.1, 0.5), lm_adjust(1.0, 0.5, 0.5)
     (0.5, 2.0, 1.0)
     """
-    mu = float(damping)
-    r = float(rho)
+    mu = as_nonneg_scalar(damping, "damping")
+    r = as_real_scalar(rho, "rho")
+    omega = as_positive_scalar(omega, "omega")
+    if omega >= 1.0:
+        raise ValueError(f"omega must be in (0, 1), got {omega}")
     if r > 0.75:
         return omega * mu
     if r < 0.25:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refvpng._checks import as_nonneg_scalar
+from refvpng._checks import as_int, as_nonneg_scalar
 from refvpng.curvature.solve import damped_solve
 from refvpng.optim.base import EmptyState, GradientTransformation, check_grads, check_params
 
@@ -87,6 +87,7 @@ def resolve_index(index, size: int) -> np.ndarray | None:
     >>> resolve_index([True, False, True], 3)
     array([0, 2])
     """
+    size = as_int(size, "size", minimum=0)
     if index is None:
         return None
     if isinstance(index, slice):

@@ -167,7 +167,9 @@ def step_rngs(seed: int, step: int) -> tuple[np.random.Generator, np.random.Gene
     >>> bool(a.standard_normal() == b.standard_normal())
     True
     """
-    ss = np.random.SeedSequence(seed, spawn_key=(int(step),))
+    seed = as_int(seed, "seed", minimum=0)
+    step = as_int(step, "step", minimum=0)
+    ss = np.random.SeedSequence(seed, spawn_key=(step,))
     s_obj, s_curv = ss.spawn(2)
     return np.random.default_rng(s_obj), np.random.default_rng(s_curv)
 

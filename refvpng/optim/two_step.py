@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import as_array, as_int, as_positive_scalar
 from refvpng.optim.base import GradientTransformation, chain, check_grads, check_params
 from refvpng.optim.directions import natural_direction
 from refvpng.optim.stepsize import adam, rmsprop, scale
@@ -257,14 +257,15 @@ def two_step(
     return GradientTransformation(init, update)
 
 
-def _rule(rule: str, lr: float) -> GradientTransformation:
+def _rule(rule: str, lr: float, prefix: str = "") -> GradientTransformation:
+    lr = as_positive_scalar(lr, f"{prefix}lr")
     if rule == "fixed":
         return scale(lr)
     if rule == "rmsprop":
         return rmsprop(lr)
     if rule == "adam":
         return adam(lr)
-    raise ValueError(f"rule must be one of ('fixed', 'rmsprop', 'adam'), got {rule!r}")
+    raise ValueError(f"{prefix}rule must be one of ('fixed', 'rmsprop', 'adam'), got {rule!r}")
 
 
 def make_two_step(
@@ -316,8 +317,8 @@ def make_two_step(
     >>> type(state).__name__, state.count
     ('TwoStepState', 0)
     """
-    enc = chain(natural_direction(encoder_damping), _rule(encoder_rule, encoder_lr))
-    dec = chain(natural_direction(decoder_damping), _rule(decoder_rule, decoder_lr))
+    enc = chain(natural_direction(encoder_damping), _rule(encoder_rule, encoder_lr, "encoder_"))
+    dec = chain(natural_direction(decoder_damping), _rule(decoder_rule, decoder_lr, "decoder_"))
     return two_step(enc, dec, n_encoder, encoder_steps=encoder_steps, decoder_steps=decoder_steps)
 
 
@@ -350,8 +351,9 @@ def two_step_curvature(
     """
     from refvpng.curvature.fisher import q_fisher
     from refvpng.curvature.latent_fisher import decoder_fisher
-    from refvpng.models.latent import check_data, draw_eps
+    from refvpng.models.latent import check_data, check_model, draw_eps
 
+    check_model(model)
     x, cov = check_data(model, x, cov)
     n_samples = as_int(n_samples, "n_samples")
 

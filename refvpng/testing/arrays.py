@@ -166,6 +166,11 @@ def reference(problem: dict, quantity: str) -> np.ndarray:
     ValueError
         If ``quantity`` is unknown.
     """
-    if quantity not in QUANTITIES:
+    if not isinstance(quantity, str) or quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {sorted(QUANTITIES)}, got {quantity!r}")
+    keys = ("spec", "eta", "x", "eps") + (("x_pred",) if quantity in ("vp_fisher_mc", "vp_scores") else ())
+    if not isinstance(problem, dict) or any(k not in problem for k in keys):
+        raise TypeError(
+            f"problem must be a dict with the keys {keys} (from problem_arrays), got {problem!r:.60}"
+        )
     return np.asarray(QUANTITIES[quantity](build_model(problem["spec"]), problem), dtype=np.float64)

@@ -21,6 +21,8 @@ def assert_symmetric_psd(m, *, rtol: float = 1e-10) -> None:
 
 def assert_operator_matches_dense(op, *, rtol: float = EXACT, n_probe: int = 3, seed: int = 0) -> None:
     """Assert ``op.matvec(v) == op.to_dense() @ v`` for random probes ``v`` (relative ``rtol``)."""
+    if not (callable(getattr(op, "to_dense", None)) and callable(getattr(op, "matvec", None))):
+        raise TypeError(f"op must be an operator with matvec and to_dense, got {type(op).__name__}")
     dense = np.asarray(op.to_dense())
     rng = np.random.default_rng(seed)
     for _ in range(n_probe):

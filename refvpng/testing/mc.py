@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from refvpng._checks import as_array
 from refvpng.testing.tolerances import MC_K
 
 __all__ = ["mc_mean_and_se", "assert_mc_close"]
@@ -33,7 +34,7 @@ def mc_mean_and_se(samples) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         If there are fewer than 2 samples or a sample is NaN or infinite.
     """
-    samples = np.asarray(samples, dtype=np.float64)
+    samples = as_array(samples, "samples", finite=False)
     if samples.ndim == 0 or samples.shape[0] < 2:
         raise ValueError(
             "samples needs at least 2 rows to estimate a standard error, got "
@@ -43,7 +44,15 @@ def mc_mean_and_se(samples) -> tuple[np.ndarray, np.ndarray]:
         bad = int(np.sum(~np.isfinite(samples)))
         raise ValueError(f"samples must be finite: {bad} NaN or infinite entries")
     s = samples.shape[0]
-    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(s)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        # squares (or sums) beyond float64: the same statistics of the samples scaled to |x| <= 1
+        scale = np.max(np.abs(samples), axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        mean = (samples / scale).mean(axis=0) * scale
+        std = (samples / scale).std(axis=0, ddof=1) * scale
+    return mean, std / np.sqrt(s)
 
 
 def assert_mc_close(samples, truth, *, k: float = MC_K, atol: float = 1e-12) -> None:
@@ -87,7 +96,10 @@ def assert_mc_close(samples, truth, *, k: float = MC_K, atol: float = 1e-12) -> 
     if not np.all(np.isfinite(truth)):
         raise ValueError(f"truth must be finite, got {truth if truth.ndim == 0 else 'non-finite entries'}")
     if truth.ndim and truth.shape != mean.shape:
-        raise ValueError(f"truth must be a scalar or have shape {mean.shape}, got {truth.shape}")
+        raise ValueError(
+            f"truth must be a scalar or have the trailing shape {mean.shape} of samples "
+            f"{np.shape(samples)}, got {truth.shape}"
+        )
     truth = np.broadcast_to(truth, mean.shape)
     err = np.abs(mean - truth)
     slack = atol * np.maximum(1.0, np.abs(truth))

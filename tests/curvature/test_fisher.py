@@ -82,9 +82,7 @@ def test_hessian_form_equals_score_form_in_expectation(case, rng):
     xs = draw_predictive(rng, case.model, case.eta, case.x, eps, 400, case.cov)
     xs_t = np.swapaxes(xs, 0, 1).reshape((-1, 1) + xs.shape[2:])
     eps_rep = np.repeat(eps, xs_t.shape[0], axis=0)
-    _, per_h = vp_fisher_hessian_form(
-        case.model, case.eta, case.x, eps_rep, xs_t, case.cov, batches=40
-    )
+    _, per_h = vp_fisher_hessian_form(case.model, case.eta, case.x, eps_rep, xs_t, case.cov, batches=40)
     _, per_s = vp_fisher_mc(case.model, case.eta, case.x, eps_rep, xs_t, case.cov, per_sample=True)
     per_s = per_s.reshape((40, -1) + per_s.shape[1:]).mean(axis=1)  # same 40 batches
     assert_mc_close(per_h - per_s, 0.0)
@@ -175,3 +173,58 @@ def test_vp_fisher_bad_inputs(rng):
         vp_fisher_mc(model, eta, x, eps, np.zeros((2, 1, 3, 5)))
     with pytest.raises(TypeError, match="rng"):
         draw_predictive(0, model, eta, x, eps, 2)
+
+
+# ---------------------------------------------------------------- validation (issue 11)
+
+
+def _small_problem():
+    model = make_small_model("gaussian", local=True, scale="exp", dz=2, d=3, sigma=0.7)
+    rng = np.random.default_rng(7)
+    eta = 0.3 * rng.standard_normal(model.n_params)
+    x = rng.standard_normal((4, 3))
+    eps = rng.standard_normal((3, 4, 2))
+    return model, eta, x, eps, draw_predictive(rng, model, eta, x, eps, 2)
+
+
+def test_zero_monte_carlo_samples_are_rejected_by_name():
+    from refvpng.curvature.fisher import vp_scores
+
+    model, eta, x, eps, xp = _small_problem()
+    lam = eta[: model.n_lambda]
+    with pytest.raises(ValueError, match="eps must have at least one sample"):
+        vp_fisher_exact(model, eta, x, eps[:0])
+    for fn in (vp_fisher_mc, vp_scores):
+        with pytest.raises(ValueError, match="eps must have at least one sample"):
+            fn(model, eta, x, eps[:0], xp[:0])
+    with pytest.raises(ValueError, match="z must have at least one sample"):
+        q_fisher_mc(model, lam, x, np.zeros((0, 4, 2)))
+    with pytest.raises(ValueError, match="x must have 3 columns"):
+        q_fisher(model, lam, x[:, :2])
+    with pytest.raises(ValueError, match="x must have at least one row"):
+        q_fisher_mc(model, lam, x[:0], np.zeros((2, 0, 2)))
+    with pytest.raises(TypeError, match="model must be a refvpng LatentModel"):
+        vp_fisher_mc(None, eta, x, eps, xp)
+
+
+@pytest.mark.parametrize(
+    "name,call",
+    [
+        ("output_jacobian", lambda m, e, x, eps, xp: output_jacobian(m, e, x, eps)),
+        ("q_fisher", lambda m, e, x, eps, xp: q_fisher(m, e[: m.n_lambda], x)),
+        ("vp_fisher_exact", lambda m, e, x, eps, xp: vp_fisher_exact(m, e, x, eps)),
+        ("vp_fisher_mc", lambda m, e, x, eps, xp: vp_fisher_mc(m, e, x, eps, xp)),
+    ],
+)
+def test_overflow_of_finite_input_names_the_estimator(name, call):
+    """eta of 1e300 is finite; its Fisher is not: FloatingPointError, never inf/NaN or 'jac contains NaN'."""
+    model, eta, x, eps, xp = _small_problem()
+    with pytest.raises(FloatingPointError, match=f"^{name}: "):
+        call(model, np.full_like(eta, 1e300), x, eps, xp)
+    assert np.all(np.isfinite(call(model, eta, x, eps, xp)[-1]))
+
+
+def test_vp_fisher_mc_overflowing_predictive_samples_raise():
+    model, eta, x, eps, xp = _small_problem()
+    with pytest.raises(FloatingPointError, match="^vp_fisher_mc: "):
+        vp_fisher_mc(model, eta, x, eps, np.where(xp > 0, 1e300, xp))

@@ -253,3 +253,15 @@ def test_bench_fisher_largest_quick_checks_its_matrix(tmp_path):
     rec = json.loads(out.read_text())["largest"]
     assert rec["checked_rows"] == 40 and rec["finite"]
     assert rec["agreement_rows_vs_jacobian"] <= 10 * EXACT and rec["max_asymmetry"] == 0.0
+
+
+def test_kron_outer_sum_validates_and_names_overflow():
+    rng = np.random.default_rng(11)
+    a, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2, 5))
+    for bad in (None, "a", np.ones((4, 3))):
+        with pytest.raises(TypeError, match="a_bars must be a sequence"):
+            kron_outer_sum(bad, [g])
+    with pytest.raises(FloatingPointError, match="^kron_outer_sum: "):
+        kron_outer_sum([a * 1e200], [g])
+    with pytest.raises(ValueError, match=r"a_bars\[0\] contains NaN"):
+        kron_outer_sum([np.where(a > 0, np.nan, a)], [g])

@@ -94,9 +94,7 @@ def test_eq3_decomposition_gaussian_mean():
         + np.linalg.slogdet(cov_post)[1]
         - 2 * np.log(sigma**2)
     )
-    _, per = eq3_integral_term_mc(
-        model, lam, x, z, lambda zs: gm.log_posterior(zs, x, eps_corr), baseline=kl
-    )
+    _, per = eq3_integral_term_mc(model, lam, x, z, lambda zs: gm.log_posterior(zs, x, eps_corr), baseline=kl)
     truth = gm.eq3_integral_closed(n, eps_corr, sigma)
     assert_mc_close(per, truth)
     assert_mc_close(per + fq, -h)
@@ -124,3 +122,28 @@ def test_eq9_bad_inputs():
         eq9_matrix(model, np.zeros(2), np.zeros((2, 3, 1)), np.zeros((2, 4, 1)))
     with pytest.raises(ValueError, match="wrt"):
         elbo_hessian(model, np.zeros(2), np.zeros((3, 1)), np.zeros((1, 3, 1)), wrt="theta")
+
+
+# ---- validation (issue 11)
+
+
+def test_hessians_check_model_samples_and_output():
+    from refvpng.curvature.hessian import elbo_hessian, ll_neg_hessian
+    from refvpng.models.small import make_small_model
+
+    rng = np.random.default_rng(7)
+    model = make_small_model("gaussian", local=True, scale="exp", dz=2, d=3)
+    eta, x, eps = (
+        0.3 * rng.standard_normal(model.n_params),
+        rng.standard_normal((4, 3)),
+        rng.standard_normal((2, 4, 2)),
+    )
+    for f in (elbo_hessian, ll_neg_hessian):
+        with pytest.raises(TypeError, match="model must be a refvpng LatentModel"):
+            f(None, eta, x, eps)
+        with pytest.raises(ValueError, match=r"eps .*S >= 1"):
+            f(model, eta, x, eps[:0])
+    big = np.full_like(eta, 1e300)  # finite parameters whose Hessian overflows
+    for f in (elbo_hessian, ll_neg_hessian):
+        with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match=f"^{f.__name__}: "):
+            f(model, big, x, eps)

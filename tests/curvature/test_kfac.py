@@ -211,6 +211,7 @@ def _chain_fhat(chain, eta, x, eps, m, rng):
     pairs, w = vp_kfac_pairs(model, eta, x, eps, x_pred)
     return vp_fisher_mc(model, eta, x, eps, x_pred), pairs, w
 
+
 CHAINS = [
     ("shallow", (3, 2), (1, 3)),
     ("vae-6layer", (4, 3, 3, 4), (2, 3, 3, 4)),
@@ -383,13 +384,13 @@ def test_kfac_ema_is_pure_convex_combination():
 def test_kfac_state_refreshes_every_k_steps(tridiagonal):
     rng = np.random.default_rng(10)
     dims = [(2, 3), (3, 2), (2, 2)]
-    config = KFACConfig(tridiagonal=tridiagonal, inverse_every=3, decay=0.5)
+    config = KFACConfig(tridiagonal=tridiagonal, inverse_every=3, decay=0.8)  # 0.5 hides old/new swapped
     state = kfac_init(kfac_factors(_pairs(rng, dims, 4)), config)
     assert state.config == config
     for step in range(1, 7):
         batch = _pairs(rng, dims, 4)
         new = kfac_update(state, kfac_factors(batch), step)
-        expected = kfac_ema(state.factors, kfac_factors(batch, cross=tridiagonal), 0.5)
+        expected = kfac_ema(state.factors, kfac_factors(batch, cross=tridiagonal), 0.8)
         for got, want in zip(new.factors.A + new.factors.G, expected.A + expected.G, strict=True):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
         if step % 3:
@@ -462,7 +463,7 @@ def test_bad_inputs_name_the_argument():
         kfac_init(f, {"decay": 0.5})
     with pytest.raises(TypeError, match="state"):
         kfac_update(None, f, 1)
-    with pytest.raises(TypeError, match="new"):
+    with pytest.raises(TypeError, match="factors must be KFACFactors"):
         kfac_update(kfac_init(f), pairs, 1)
 
 
@@ -519,3 +520,48 @@ def test_default_config_never_truncates_a_wide_layer(tridiagonal):
     np.testing.assert_array_equal(op.to_dense(), exact)
     v = rng.standard_normal(op.shape[0])
     assert _rel(op.solve(v), np.linalg.solve(exact, v)) <= SOLVE_RTOL  # two layers: exact
+
+
+# ---- validation (issue 11)
+
+
+def test_asymmetric_factors_and_block_arguments_are_rejected():
+    from refvpng.curvature.kfac.linalg import factor_eig, kron_diff_solve
+    from refvpng.curvature.kfac.operators import KroneckerBlock
+
+    asym = np.array([[2.0, 0.5], [0.0, 2.0]])
+    with pytest.raises(ValueError, match="m must be symmetric"):
+        factor_eig(asym)
+    eye = np.eye(2)
+    for name in "abcd":
+        args = dict(a=2 * eye, b=2 * eye, c=0.1 * eye, d=0.1 * eye)
+        args[name] = asym if name in "ab" else 0.1 * asym
+        with pytest.raises(ValueError, match=f"{name} must be symmetric"):
+            kron_diff_solve(**args, v=np.ones(4))
+    with pytest.raises(ValueError, match="c and d are too large"):
+        kron_diff_solve(eye, eye, 2 * eye, 2 * eye, np.ones(4))
+    blk = KroneckerBlock(eye, 2 * eye, factor_eig(eye), factor_eig(2 * eye))
+    with pytest.raises(ValueError, match="gamma must be finite and >= 0"):
+        blk.shifts(-1.0)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 2, 2\)"):
+        blk.solve(np.ones((3, 2)), 0.1)
+    with pytest.raises(TypeError, match="pairs must be a non-empty sequence"):
+        kfac_factors(None)
+
+
+def test_damping_below_the_rounding_of_a_huge_factor_is_a_floating_point_error():
+    """Factors of 1e300 with damping 0.1: eigh's rounding (~1e284) swamps the damping (issue 11).
+
+    A genuinely too-small damping (0 on a singular factor) stays the ValueError naming it.
+    """
+    rng = np.random.default_rng(12)
+    a = np.c_[rng.standard_normal((6, 2)), np.ones(6)]
+    g = rng.standard_normal((6, 3))
+    g[0] *= 1e150
+    f = kfac_factors(((a, g),), np.full(6, 0.3))
+    op = BlockDiagKFAC(f, factor_damping=0.1, pi_heuristic=False)
+    with pytest.raises(FloatingPointError, match="factor_damping 0.316 is below the rounding error"):
+        op.solve(np.ones(9))
+    singular = kfac_factors(((a[:1], g[:1] * 1e-150),), np.ones(1))
+    with pytest.raises(ValueError, match="factor_damping is too small"):
+        BlockDiagKFAC(singular, factor_damping=0.0, pi_heuristic=False).solve(np.ones(9))

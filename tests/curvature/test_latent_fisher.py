@@ -320,3 +320,48 @@ def test_log_joint_is_autograd_friendly():
     x, z = np.ones((2, spec.d)), np.zeros((2, spec.k))
     g = grad(lambda th: anp.sum(lf.log_joint(model, th, x, z)))(theta_general(spec))
     assert g.shape == (model.n_theta,) and np.all(np.isfinite(g))
+
+
+# ---- validation (issue 11)
+
+
+def _small_local():
+    rng = np.random.default_rng(5)
+    model = make_small_model("gaussian", local=True, scale="exp", dz=2, d=3)
+    theta = 0.3 * rng.standard_normal(model.n_theta)
+    return model, theta, rng.standard_normal((4, 3)), rng.standard_normal((2, 4, 2))
+
+
+def test_log_prior_checks_the_latent_width():
+    model, _, _, z = _small_local()
+    assert lf.log_prior(model, z).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"z must have shape \(\.\.\., 2\)"):
+        lf.log_prior(model, z[..., :1])  # broadcast silently before
+    with pytest.raises(TypeError, match="model must be a refvpng LatentModel"):
+        lf.log_prior(None, z)
+
+
+def test_log_joint_and_joint_score_check_their_arguments():
+    model, theta, x, z = _small_local()
+    for f in (lf.log_joint, lf.joint_score):
+        with pytest.raises(ValueError, match="theta contains NaN"):
+            f(model, np.full_like(theta, np.nan), x, z)
+        with pytest.raises(ValueError, match="x of shape .* and z of shape .* do not broadcast"):
+            f(model, theta, x[:3], z)
+        with pytest.raises(ValueError, match="cov must be None"):
+            f(model, theta, x, z, np.ones((4, 1)))
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="^log_joint: "):
+        lf.log_joint(model, theta, x, np.full_like(z, 1e300))
+
+
+def test_importance_sampling_checks_model_and_output():
+    model, _, x, eps = _small_local()
+    eta = np.zeros(model.n_params)
+    for f in (lf.log_importance_weights, lf.marginal_score_is, lf.decoder_fisher):
+        with pytest.raises(TypeError, match="model must be a refvpng LatentModel"):
+            f("model", eta, x, eps)
+    eta[0] = 1e300
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="^log_importance_weights: "):
+        lf.log_importance_weights(model, eta, x, eps)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        lf.marginal_likelihood_is(np.random.RandomState(0), model, np.zeros(model.n_params), x, 2)

@@ -18,6 +18,8 @@ from refvpng._checks import check_psd
 from refvpng.curvature import _outer_kernel
 from refvpng.curvature._outer_kernel import _row_slabs
 from refvpng.curvature.outer import (
+    gram_syrk,
+    mirror_upper,
     outer_auto_method,
     outer_init,
     outer_sum,
@@ -336,10 +338,42 @@ def test_non_finite_b_is_caught_wherever_it_is(method, bad):
 
 
 @pytest.mark.parametrize("method", ["numpy", "numba"])
-def test_finite_b_that_overflows_gives_inf_like_blas(method):
+def test_finite_b_that_overflows_raises_naming_the_function(method):
+    """A finite B whose squares overflow raises instead of returning BLAS's inf (issue 11)."""
     b = np.array([[1e200, 1.0], [1.0, 1.0]])
-    f = outer_sum(b, method=method)
-    assert f[0, 0] == np.inf and f[1, 1] == 2.0
+    with pytest.raises(FloatingPointError, match="outer_sum: .*overflows"):
+        outer_sum(b, method=method)
+    with pytest.raises(FloatingPointError, match=f"outer_sum_{method}: "):
+        (outer_sum_numpy if method == "numpy" else outer_sum_numba)(b)
+    with pytest.raises(FloatingPointError, match="outer_update: "):
+        outer_update(outer_init(2), b, method=method)
+    assert np.isfinite(outer_sum(b * 1e-60, method=method)).all()  # 1e140 squared is finite
+
+
+def test_gram_syrk_and_mirror_upper_validate():
+    b = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(gram_syrk(b), b.T @ b)
+    with pytest.raises(ValueError, match="B must have 2"):
+        gram_syrk(np.ones(3))
+    with pytest.raises(ValueError, match="B contains NaN"):
+        gram_syrk(np.array([[np.nan, 1.0]]))
+    with pytest.raises(FloatingPointError, match="gram_syrk: "):
+        gram_syrk(np.array([[1e200, 1.0]]))
+    f = np.array([[1.0, 2.0], [0.0, 3.0]])
+    assert mirror_upper(f) is f and f[1, 0] == 2.0
+    with pytest.raises(ValueError, match="f must be square"):
+        mirror_upper(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="f contains NaN"):
+        mirror_upper(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(TypeError, match="f must be"):
+        mirror_upper(None)
+
+
+def test_outer_update_messages_name_b_chunk():
+    with pytest.raises(ValueError, match="rows of B_chunk"):
+        outer_update(outer_init(3), np.ones((0, 3)), np.ones(5))
+    with pytest.raises(ValueError, match="columns of B_chunk"):
+        outer_update(outer_init(3), np.ones((2, 4)))
 
 
 @pytest.mark.parametrize("fn", [outer_sum, outer_sum_numpy, outer_sum_numba])

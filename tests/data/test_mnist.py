@@ -196,3 +196,19 @@ def test_packaged_digits():
     np.testing.assert_array_equal(data.test, again.test)
     with pytest.raises(ValueError, match="n_test"):
         load_binarized_mnist("packaged", n_test=5000)
+
+
+# ---- validation (issue 11)
+
+
+def test_binarize_and_paths_check_their_arguments():
+    from refvpng.data.mnist import binarize, load_mnist_idx, read_idx
+
+    with pytest.raises(ValueError, match="images contains NaN"):
+        binarize(np.array([0.0, np.nan]))  # mapped to 0 silently before
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        binarize(np.array([10.0]), np.nan)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        read_idx(None)
+    with pytest.raises(TypeError, match="directory must be a str or os.PathLike"):
+        load_mnist_idx(3)

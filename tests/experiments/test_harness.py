@@ -153,9 +153,7 @@ def test_settings_are_recorded(tmp_path):
 
 
 # --------------------------------------------------------------------------- parallel cells
-TINY = blr.Settings(
-    n=60, n_runs=2, n_iter=30, lrs=(0.1,), rules=("adam",), dampings=(0.1,), eval_every=10
-)
+TINY = blr.Settings(n=60, n_runs=2, n_iter=30, lrs=(0.1,), rules=("adam",), dampings=(0.1,), eval_every=10)
 
 
 def test_joblib_cells_equal_the_serial_run_bit_for_bit(tmp_path):
@@ -166,6 +164,7 @@ def test_joblib_cells_equal_the_serial_run_bit_for_bit(tmp_path):
 
 def test_dask_cluster_cells_equal_the_local_run_bit_for_bit(tmp_path):
     import distributed  # the dask extra is part of the test extra: never skipped
+
     local = blr.run_experiment(TINY, out=tmp_path / "local", plot=False, show_progress=False)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -213,3 +212,20 @@ def test_no_temporary_survives_a_kill(tmp_path):
     assert remove_stale_temporaries(tmp_path) == leftovers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
     assert json.loads(target.read_text()) == {"old": True}
+
+
+def test_output_dir_and_lock_check_their_arguments(tmp_path):
+    from refvpng.experiments.output import output_dir, output_lock
+
+    with pytest.raises(TypeError, match="publish must be a bool"):
+        output_dir(tmp_path, publish=np.ones(2))
+    with pytest.raises(TypeError, match="out must be a str or os.PathLike"):
+        output_dir(object())
+    with pytest.raises(TypeError, match="folder must be a str or os.PathLike"):
+        with output_lock(None):
+            pass
+    garbage = tmp_path / "a-file"
+    garbage.write_text("x")
+    with pytest.raises(OSError, match=f"{garbage}.* not writable"):
+        with output_lock(garbage):
+            pass

@@ -93,9 +93,7 @@ def test_linear_gaussian_elbo_closed_form_is_autograd_consistent(rng):
         return anp.sum(ell - kl)
 
     eta = np.array([0.2, 1.1])
-    np.testing.assert_allclose(
-        grad(expected_elbo)(eta), lg.elbo_grad_closed(eta, x, sigma), rtol=AUTOGRAD
-    )
+    np.testing.assert_allclose(grad(expected_elbo)(eta), lg.elbo_grad_closed(eta, x, sigma), rtol=AUTOGRAD)
     np.testing.assert_allclose(expected_elbo(eta), lg.elbo_closed(eta, x, sigma), rtol=1e-14)
     hl = hessian(expected_elbo)(eta)[0, 0]
     np.testing.assert_allclose(hl, lg.elbo_hessian_lambda_closed(1.1, x)[0, 0], rtol=AUTOGRAD)
@@ -174,3 +172,39 @@ def test_small_model_packs_column_major():
     lam = np.concatenate([a.ravel(order="F"), [0.4, -0.4]])
     x = np.array([[0.2, -0.1, 0.7]])
     np.testing.assert_allclose(model.encode(lam, x)[0], x @ a.T + [0.4, -0.4], rtol=1e-15)
+
+
+# ---- validation (issue 11): scalar arguments and overflow of the closed forms
+
+
+def test_closed_form_scalars_are_checked():
+    from refvpng.models import gaussian_mean as gm
+    from refvpng.models import linear_gaussian as lg
+
+    x = np.ones((3, 1))
+    for f in (
+        lambda th: lg.eq9_closed(th, 3),
+        lambda th: lg.posterior(th, x),
+        lambda th: lg.elbo_hessian_lambda_closed(th, x),
+    ):
+        with pytest.raises(ValueError, match="theta must be finite"):
+            f(np.nan)
+        with pytest.raises(TypeError, match="theta must be a real number"):
+            f(1.0 + 1j)
+    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+        gm.q_fisher_closed(0.0)
+    with pytest.raises(ValueError, match="scale must be 'fixed', 'exp' or 'softplus'"):
+        gm.elbo_closed(np.zeros(2), np.ones((3, 2)), 0.1, 1.0, "bogus")
+    with pytest.raises(ValueError, match="z must have shape"):
+        gm.log_posterior(np.zeros(3), np.ones((3, 2)), 0.1)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        lg.make_data(np.random.RandomState(0), 3)
+
+
+def test_closed_form_overflow_names_the_function():
+    from refvpng.models import linear_gaussian as lg
+
+    with pytest.raises(FloatingPointError, match="^eq9_closed: "):
+        lg.eq9_closed(1e200, 3)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="^eq3_integral_closed: "):
+        lg.eq3_integral_closed(1.0, np.ones((3, 1)), 1e-200)

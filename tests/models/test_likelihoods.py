@@ -5,7 +5,7 @@ import pytest
 from autograd import elementwise_grad
 from scipy import stats
 
-from refvpng.models.likelihoods import Bernoulli, Gaussian, Poisson
+from refvpng.models.likelihoods import Bernoulli, Gaussian, Poisson, log_sigmoid, sigmoid, softplus
 from refvpng.testing import AUTOGRAD, EXACT, assert_mc_close
 
 COV = np.array([[1.0, 0.6], [0.6, 2.0]])
@@ -142,3 +142,73 @@ def test_gaussian_bad_cov(cov, msg):
 def test_poisson_bad_link():
     with pytest.raises(ValueError, match="link"):
         Poisson("identity")
+
+
+# ---- validation (issue 11): plain inputs are checked, autograd boxes pass
+
+
+@pytest.mark.parametrize(
+    "lik", [Gaussian(np.eye(2)), Bernoulli(), Poisson("log"), Poisson("softplus")], ids=repr
+)
+class TestValidation:
+    def test_nan_t_is_named(self, lik):
+        t = np.array([[0.1, np.nan]])
+        for call in (lambda: lik.log_prob(np.ones((1, 2)), t), lambda: lik.score(np.ones((1, 2)), t)):
+            with pytest.raises(ValueError, match="t contains NaN"):
+                call()
+        with pytest.raises(ValueError, match="t contains NaN"):
+            lik.output_fisher(t)
+
+    def test_x_columns_must_match_t(self, lik):
+        with pytest.raises(ValueError, match="x must have as many columns as t"):
+            lik.log_prob(np.ones((1, 3)), np.zeros((1, 2)))
+
+    def test_x_must_broadcast_against_t(self, lik):
+        with pytest.raises(ValueError, match="x of shape"):
+            lik.score(np.ones((3, 2)), np.zeros((2, 2)))
+
+    def test_complex_and_bool_rejected(self, lik):
+        with pytest.raises(TypeError, match="t must be a real"):
+            lik.output_fisher(np.zeros((1, 2)) + 1j)
+        with pytest.raises(TypeError, match="x must be a real"):
+            lik.log_prob(np.ones((1, 2), dtype=bool), np.zeros((1, 2)))
+
+    def test_rng_must_be_a_generator(self, lik):
+        with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+            lik.sample(np.random.RandomState(0), np.zeros((1, 2)))
+        with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+            lik.sample(np.random, np.zeros((1, 2)))
+
+    def test_jac_shape(self, lik):
+        with pytest.raises(ValueError, match="jac must have shape"):
+            lik.whiten(np.ones((1, 3, 4)), np.zeros((1, 2)))
+
+    def test_float32_promoted(self, lik):
+        x, t = np.ones((1, 2)), np.full((1, 2), 0.25)
+        out = lik.score(x.astype(np.float32), t.astype(np.float32))
+        assert out.dtype == np.float64
+        np.testing.assert_array_equal(out, lik.score(x, t))
+
+    def test_autograd_still_differentiates(self, lik):
+        x, t = np.ones((2, 2)), np.full((2, 2), 0.3)
+        g = elementwise_grad(lambda tt: lik.log_prob(x, tt))(t)
+        np.testing.assert_allclose(g, lik.score(x, t), rtol=AUTOGRAD)
+
+
+def test_gaussian_log_prob_overflow_names_the_function():
+    with pytest.raises(FloatingPointError, match="log_prob"), np.errstate(all="ignore"):
+        Gaussian(np.eye(2)).log_prob(np.ones((1, 2)), np.full((1, 2), 1e300))
+
+
+def test_poisson_counts_must_be_nonnegative():
+    with pytest.raises(ValueError, match="non-negative counts"):
+        Poisson("softplus").log_prob(-np.ones((1, 2)), np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("f", [softplus, log_sigmoid, sigmoid])
+def test_sigmoid_family_validates_and_promotes(f):
+    with pytest.raises(ValueError, match="t contains NaN"):
+        f(np.array([0.0, np.nan]))
+    with pytest.raises(TypeError, match="t must be a real"):
+        f(np.array([1j]))
+    assert np.asarray(f(np.float32(0.5))).dtype == np.float64

@@ -203,9 +203,9 @@ def test_vp_fisher_mc_eq16_through_obs_dim_d_plus_one_output():
     c = CASES[1]
     eta, x = c.eta(), c.x()
     rng = np.random.default_rng(3)
-    eps = draw_eps(rng, c.model, c.n, 3000)
-    x_pred = draw_predictive(rng, c.model, eta, x, eps, 1)
-    assert x_pred.shape == (3000, 1, c.n, c.d)
+    eps = draw_eps(rng, c.model, c.n, 1500)
+    x_pred = draw_predictive(rng, c.model, eta, x, eps, 2)  # M = 2: a missing 1/M doubles F
+    assert x_pred.shape == (1500, 2, c.n, c.d)
     _, per = vp_fisher_mc(c.model, eta, x, eps, x_pred, per_sample=True)
     assert_mc_close(per, lv.vp_fisher_closed(c.spec, eta, x))
 

@@ -55,3 +55,21 @@ def test_make_model_bad_arguments():
         lr.make_model(prior_std=-1.0)
     with pytest.raises(TypeError, match="dim"):
         lr.make_model(dim=2.5)
+
+
+# ---- validation (issue 11)
+
+
+def test_split_and_data_check_their_arguments():
+    from refvpng.models.logistic import make_data, train_test_split
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"train_fraction must be in \[0, 1\]"):
+        train_test_split(rng, 10, 1.5)
+    with pytest.raises(ValueError, match="train_fraction must be finite and >= 0"):
+        train_test_split(rng, 10, -0.1)
+    for bad in (np.random.RandomState(0), np.random, 0):
+        with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+            make_data(bad, 5)
+    with pytest.raises(ValueError, match="noise must be finite and >= 0"):
+        make_data(rng, 5, noise=np.nan)

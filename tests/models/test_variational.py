@@ -44,7 +44,8 @@ def test_softplus_fisher_stable_at_extremes():
     assert np.all(np.isfinite(fm)) and np.all(np.isfinite(frho)) and np.all(frho > 0)
     np.testing.assert_allclose(frho, [2.0, 2.0 / 1000.0**2], rtol=1e-12)
     np.testing.assert_allclose(fm, [np.exp(600.0), 1e-6], rtol=1e-12)
-    with pytest.raises(ValueError, match="rho"):
+    # a finite rho whose 1/sigma^2 overflows: FloatingPointError naming the function (issue 11)
+    with pytest.raises(FloatingPointError, match="fisher_diag: rho is so small"):
         fam.fisher_diag(np.array([-1000.0]), (1,))
 
 
@@ -80,3 +81,34 @@ def test_bad_floor():
         MeanFieldGaussian("fixed", 1.0, floor=0.1)
     with pytest.raises(TypeError, match="floor"):
         MeanFieldGaussian("exp", floor="x")
+
+
+# ---- validation (issue 11)
+
+
+def test_mean_field_methods_validate_plain_inputs():
+    from refvpng.models.variational import MeanFieldGaussian
+
+    fam = MeanFieldGaussian("softplus")
+    m, rho = np.zeros((3, 2)), np.zeros((3, 2))
+    with pytest.raises(ValueError, match="rho must have the shape of m"):
+        fam.kl_to_normal(m, rho[:, :1], 1.0)  # would broadcast silently
+    with pytest.raises(ValueError, match="prior_std must be finite and > 0"):
+        fam.kl_to_normal(m, rho, 0.0)
+    with pytest.raises(TypeError, match="rho must be a numeric array"):
+        fam.std(None)
+    with pytest.raises(ValueError, match="m of shape .* and rho of shape .* do not broadcast"):
+        fam.reparam(m, np.zeros((2, 2)), np.zeros((1, 3, 2)))
+    with pytest.raises(TypeError, match="m_shape must be a tuple"):
+        fam.fisher_diag(rho, [3, 2])
+    with pytest.raises(ValueError, match="rho must have shape m_shape"):
+        fam.fisher_diag(rho, (2, 3))
+    with pytest.raises(TypeError, match="eps must be a real"):
+        fam.reparam(m, rho, np.zeros((1, 3, 2)) + 1j)
+
+
+def test_mean_field_overflow_names_the_method():
+    from refvpng.models.variational import MeanFieldGaussian
+
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="std"):
+        MeanFieldGaussian("exp").std(np.array([800.0]))

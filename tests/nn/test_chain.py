@@ -162,3 +162,30 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="floor"):
         Chain(MLP((3, 2)), MLP((1, 3)), floor=-1.0)
 
+
+# ---------------------------------------------------------------- validation (issue 11)
+
+
+def test_from_sizes_names_the_bad_argument():
+    for bad in (None, "34", 3):
+        with pytest.raises(TypeError, match="^encoder_sizes must be a sequence"):
+            Chain.from_sizes(bad, (1, 3, 3), "tanh")
+    with pytest.raises(ValueError, match="^decoder_sizes must have at least 2 entries"):
+        Chain.from_sizes((3, 4, 2), (), "tanh")
+    with pytest.raises(ValueError, match="activation"):
+        Chain.from_sizes((3, 4, 2), (1, 3, 3), "no-such-activation")
+
+
+def test_forward_backward_jacobian_reject_and_name():
+    chain = Chain.from_sizes((3, 4, 2), (1, 3, 3), "tanh", floor=0.01)
+    rng = np.random.default_rng(3)
+    eta, x, eps = chain.init(rng), rng.standard_normal((2, 3)), rng.standard_normal((2, 1))
+    with pytest.raises(ValueError, match="one row per row of x"):
+        chain.forward(eta, x[:0], eps)
+    with pytest.raises(TypeError, match="cache must be the ChainCache"):
+        chain.backward(None, np.ones((2, 3)))
+    # finite but extreme parameters: the activations overflow -> an error naming the method
+    with pytest.raises(FloatingPointError, match="^forward: "):
+        chain.forward(np.full_like(eta, 1e300), x, eps)
+    with pytest.raises(FloatingPointError, match="^jacobian: "):
+        chain.jacobian(np.full_like(eta, 1e300), x[0], eps[0])

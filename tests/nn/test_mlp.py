@@ -163,3 +163,25 @@ def test_bad_inputs_name_the_argument():
         net.pack([np.zeros((2, 4))])
     with pytest.raises(ValueError, match="pairs"):
         per_example_gradients([(np.zeros((2, 3)), np.zeros((3, 1)))])
+
+
+# ---- validation (issue 11)
+
+
+def test_apply_init_and_backward_check_plain_arguments():
+    from refvpng.nn.mlp import MLP
+
+    net = MLP((3, 4, 2), "tanh")
+    params = net.init(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="params must have shape"):
+        net.apply(params[:-1], np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 3\)"):
+        net.apply(params, np.ones((2, 4)))
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        net.init(np.random.RandomState(0))
+    with pytest.raises(ValueError, match="bias_scale must be finite"):
+        net.init(np.random.default_rng(0), bias_scale=np.inf)
+    with pytest.raises(TypeError, match="cache must be the MLPCache"):
+        net.backward(None, np.ones((2, 2)))
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="apply"):
+        net.apply(np.full_like(params, 1e308), np.ones((2, 3)))

@@ -170,3 +170,27 @@ def _wrong_output_chain():
     from refvpng.nn import Chain
 
     return Chain.from_sizes((12, 5, 6), (3, 5, 11))
+
+
+# ---- validation (issue 11)
+
+
+def test_gram_and_vae_data_checks():
+    from refvpng.nn.vae import cross_gram, gram, make_vae, vae_elbo
+
+    a = np.ones((3, 2), dtype=np.float32)
+    assert gram(a, 0.5, np.float32).dtype == np.float64  # float32 compute, float64 out (documented)
+    with pytest.raises(ValueError, match="a contains NaN"):
+        gram(np.array([[np.nan, 1.0]]), 1.0, np.float64)
+    with pytest.raises(ValueError, match="scale must be finite"):
+        gram(a, np.inf, np.float64)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        gram(a, 1.0, np.int64)
+    with pytest.raises(ValueError, match=r"b must have shape \(3, \*\)"):
+        cross_gram(a, np.ones((2, 2)), 1.0, np.float64)
+    with pytest.raises(ValueError, match="d_z must be >= 1"):
+        make_vae(5, 4, 0)
+    chain = make_vae(5, 4, 2)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="x must be binary"):
+        vae_elbo(chain, chain.init(rng), np.full((2, 5), 0.5), rng.standard_normal((1, 2, 2)))

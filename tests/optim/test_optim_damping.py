@@ -141,3 +141,30 @@ def test_make_optimizer_adaptive_uses_lm():
     assert isinstance(state, LMDampingState) and state.damping == 1e-2
     with pytest.raises(ValueError, match="natural directions only"):
         make_optimizer("gradient", "adam", 0.1, adapt_damping=True)
+
+
+# ---- validation (issue 11)
+
+
+def test_lm_adjust_and_reduction_ratio_check_their_arguments():
+    from refvpng.optim.damping import lm_adjust, reduction_ratio
+
+    assert lm_adjust(2.0, np.nan, 0.5) == 2.0  # documented: NaN keeps the damping
+    with pytest.raises(ValueError, match=r"omega must be in \(0, 1\)"):
+        lm_adjust(1.0, 0.1, 1.5)
+    with pytest.raises(ValueError, match="damping must be finite and >= 0"):
+        lm_adjust(-1.0, 0.1, 0.5)
+    with pytest.raises(TypeError, match="rho must be a real number"):
+        lm_adjust(1.0, None, 0.5)
+    with pytest.raises(FloatingPointError, match="lm_adjust"):
+        lm_adjust(1e308, 0.1, 1e-10)  # mu / omega overflows
+    with pytest.raises(TypeError, match="predicted must be a real number"):
+        reduction_ratio(1.0, 0.5, "0.2")
+
+
+def test_predicted_improvement_overflow_is_raised():
+    from refvpng.curvature.operator import DenseCurvature
+    from refvpng.optim.damping import predicted_improvement
+
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="predicted_improvement"):
+        predicted_improvement(np.ones(2), np.full(2, 1e300), DenseCurvature(np.eye(2)))

@@ -96,10 +96,10 @@ def test_curvature_validation():
 
 def test_custom_curvature_name_and_damping_override():
     F = np.diag([1.0, 3.0])
-    d = natural_direction(damping=1.0, name="fisher_q")
+    d = natural_direction(damping=0.5, name="fisher_q")  # mu != 1: mu^2 = mu would hide a square
     state = d.init(np.zeros(2))
     out, _ = d.update(np.array([2.0, 4.0]), state, fisher_q=F)
-    np.testing.assert_allclose(out, [1.0, 1.0], rtol=EXACT)
+    np.testing.assert_allclose(out, [2.0 / 1.5, 4.0 / 3.5], rtol=EXACT)
     out, _ = d.update(np.array([2.0, 4.0]), state, fisher_q=F, damping=0.0)
     np.testing.assert_allclose(out, [2.0, 4.0 / 3.0], rtol=EXACT)
 
@@ -121,10 +121,10 @@ class DiagOperator:
 
 def test_operator_with_solve():
     op = DiagOperator([1.0, 4.0])
-    d = natural_direction(damping=1.0)
+    d = natural_direction(damping=0.5)
     out, _ = d.update(np.array([2.0, 5.0]), d.init(np.zeros(2)), curvature=op)
-    np.testing.assert_allclose(out, [1.0, 1.0], rtol=EXACT)
-    assert op.calls == [1.0]
+    np.testing.assert_allclose(out, [2.0 / 1.5, 5.0 / 4.5], rtol=EXACT)
+    assert op.calls == [0.5]
 
 
 def test_operator_returning_nan_raises():

@@ -187,3 +187,12 @@ def test_make_optimizer_validation():
         make_optimizer("vpng", "adam", -0.1)
     with pytest.raises(ValueError, match="decay"):
         make_optimizer("vpng", "rmsprop", 0.1, decay=1.0)
+
+
+def test_step_rngs_checks_seed_and_step():
+    from refvpng.optim.loop import step_rngs
+
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        step_rngs(-1, 0)
+    with pytest.raises(TypeError, match="step must be an integer"):
+        step_rngs(0, 1.5)

@@ -281,3 +281,17 @@ def test_two_step_reaches_ml_subspace_and_noise_variance():
     assert np.max(ppca.principal_angles(W, W_ml)) < 1e-6
     assert abs(psi[0] - p["psi_ml"]) <= 1e-6 * p["psi_ml"]
     assert gaps[-1] < 1e-10
+
+
+# ---- validation (issue 11)
+
+
+def test_make_two_step_names_the_learning_rate():
+    from refvpng.optim.two_step import make_two_step, two_step_curvature
+
+    with pytest.raises(ValueError, match="encoder_lr must be finite and > 0"):
+        make_two_step(2, encoder_lr=0.0)
+    with pytest.raises(TypeError, match="decoder_lr must be a real number"):
+        make_two_step(2, decoder_lr=None)
+    with pytest.raises(TypeError, match="model must be a refvpng LatentModel"):
+        two_step_curvature(None, np.ones((2, 2)))

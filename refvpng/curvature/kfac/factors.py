@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from refvpng._checks import as_array, as_nonneg_scalar
+from refvpng._checks import as_array, as_nonneg_scalar, check_pairs, finite_output
 
 __all__ = ["KFACFactors", "kfac_factors", "kfac_ema"]
 
@@ -35,6 +35,7 @@ class KFACFactors(NamedTuple):
     G_cross: tuple[np.ndarray, ...] = ()
 
 
+@finite_output
 def kfac_factors(pairs, weights=None, *, cross: bool = True) -> KFACFactors:
     r"""Kronecker factors from per-layer ``(a_bar, g)`` pairs (M&G 2015, Sections 3 and 4.3).
 
@@ -75,8 +76,9 @@ def kfac_factors(pairs, weights=None, *, cross: bool = True) -> KFACFactors:
     (array([[4., 2.],
            [2., 1.]]), array([[9.]]))
     """
-    if len(pairs) == 0:
+    if isinstance(pairs, (list, tuple)) and len(pairs) == 0:
         raise ValueError("pairs must not be empty")
+    pairs = check_pairs(pairs)
     a_bars, gs, rows = [], [], None
     for k, pair in enumerate(pairs):
         if len(pair) != 2:

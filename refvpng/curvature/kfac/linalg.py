@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-from refvpng._checks import as_array, as_int, as_positive_scalar
+from refvpng._checks import as_array, as_int, as_positive_scalar, check_symmetric
 
 __all__ = [
     "FactorEig",
@@ -78,7 +78,7 @@ def factor_eig(m, *, lowrank_c: float = 4.0, lowrank_threshold: int | None = Non
     -------
     FactorEig
     """
-    m = as_array(m, "m", ndim=2)
+    m = check_symmetric(m, "m")
     n = m.shape[0]
     if lowrank_threshold is not None and n > lowrank_threshold:
         r = lowrank_rank(n, lowrank_c)
@@ -93,6 +93,13 @@ def _damped_values(eig: FactorEig, delta: float) -> np.ndarray:
     """Eigenvalues of the damped factor; raise if it is not positive definite."""
     vals = eig.values + delta
     if np.any(vals <= 0) or (eig.truncated and delta <= 0):
+        rounding = eig.values.shape[0] * np.finfo(float).eps * np.max(np.abs(eig.values))
+        if 0 < delta < rounding and -eig.values.min() <= rounding:
+            raise FloatingPointError(
+                f"factor_damping {delta:.3g} is below the rounding error {rounding:.3g} of a Kronecker "
+                f"factor whose largest eigenvalue is {np.max(np.abs(eig.values)):.3g}: the damped factor "
+                "is not numerically positive definite at this magnitude (rescale the factors)"
+            )
         raise ValueError(
             "factor_damping is too small: a damped Kronecker factor is not positive definite "
             f"(smallest damped eigenvalue {min(vals.min(), delta):.3g})"
@@ -156,7 +163,10 @@ class KronDiffEig(NamedTuple):
 
 def _check_kron_diff(s_a: np.ndarray, s_b: np.ndarray) -> None:
     if np.min(1.0 - np.outer(s_b, s_a)) <= 0:
-        raise ValueError("A kron B - C kron D is not positive definite (1 - s_a s_b <= 0)")
+        raise ValueError(
+            "a kron b - c kron d is not positive definite (1 - s_a s_b <= 0): "
+            "c and d are too large for a and b"
+        )
 
 
 def _kd_from_isqrt(a_isqrt, c, b_isqrt, d) -> KronDiffEig:
@@ -236,7 +246,7 @@ def kron_diff_eig(a, b, c, d) -> KronDiffEig:
     """
     mats = {}
     for name, m in (("a", a), ("b", b), ("c", c), ("d", d)):
-        mats[name] = as_array(m, name, ndim=2)
+        mats[name] = check_symmetric(m, name)
     na, nb = mats["a"].shape[0], mats["b"].shape[0]
     for name, n in (("a", na), ("c", na), ("b", nb), ("d", nb)):
         if mats[name].shape != (n, n):

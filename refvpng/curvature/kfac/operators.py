@@ -18,7 +18,7 @@ import numpy as np
 import scipy.linalg
 from scipy.sparse.linalg import LinearOperator
 
-from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar
+from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar, check_finite_output
 from refvpng.curvature.kfac.factors import KFACFactors, check_factors
 from refvpng.curvature.kfac.linalg import (
     FactorEig,
@@ -59,8 +59,8 @@ class KroneckerBlock(NamedTuple):
 
     def shifts(self, gamma: float) -> tuple[float, float]:
         r"""Return :math:`(\pi\sqrt\gamma, \sqrt\gamma/\pi)`, added to :math:`(A, G)`."""
-        r = math.sqrt(gamma)
-        return self.pi * r, r / self.pi
+        r = math.sqrt(as_nonneg_scalar(gamma, "gamma"))
+        return check_finite_output((self.pi * r, r / self.pi), "shifts")
 
     def damped(self, gamma: float) -> tuple[np.ndarray, np.ndarray]:
         r"""Return :math:`(A^\gamma, G^\gamma)`."""
@@ -70,9 +70,12 @@ class KroneckerBlock(NamedTuple):
     def solve(self, x: np.ndarray, gamma: float) -> np.ndarray:
         r"""Apply :math:`(A^\gamma \otimes G^\gamma)^{-1}` to ``x`` (..., d_l, d_{l-1}+1)."""
         da, dg = self.shifts(gamma)
+        x = as_array(x, "x", ndim=(2, 3))
+        if x.shape[-2:] != (self.G.shape[0], self.A.shape[0]):
+            raise ValueError(f"x must have shape (..., {self.G.shape[0]}, {self.A.shape[0]}), got {x.shape}")
         y = damped_apply(self.eig_G, dg, x, -1.0)
         y = damped_apply(self.eig_A, da, np.swapaxes(y, -1, -2), -1.0)
-        return np.swapaxes(y, -1, -2)
+        return check_finite_output(np.swapaxes(y, -1, -2), "solve")
 
 
 class KFACCache(NamedTuple):

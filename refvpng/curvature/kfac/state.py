@@ -174,6 +174,8 @@ def kfac_update(state: KFACState, factors: KFACFactors, step: int) -> KFACState:
     if not isinstance(state, KFACState):
         raise TypeError(f"state must be a KFACState, got {type(state).__name__}")
     step = as_int(step, "step", minimum=0)
+    if not isinstance(factors, KFACFactors):
+        raise TypeError(f"factors must be KFACFactors, got {type(factors).__name__}")
     config = state.config
     factors = kfac_ema(state.factors, _drop_cross(factors, config), config.decay)  # checks the shapes
     if step % config.inverse_every == 0:

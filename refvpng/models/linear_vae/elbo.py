@@ -11,7 +11,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad
 
-from refvpng._checks import as_int
+from refvpng._checks import as_int, check_finite_output, finite_output
 from refvpng.models.linear_vae._setup import check_eta_x, check_spec, parts
 from refvpng.models.ppca.mle import mle_closed
 from refvpng.models.ppca.model import pack_encoder
@@ -74,6 +74,7 @@ def _elbo_core(spec, eta, x):
     return ell - kl
 
 
+@finite_output
 def elbo_closed(spec: PPCASpec, eta, x) -> float:
     r"""Closed-form ELBO (Eq 1) of the linear VAE, summed over the ``n`` data points.
 
@@ -115,6 +116,7 @@ def elbo_closed(spec: PPCASpec, eta, x) -> float:
     return float(_elbo_core(spec, eta, x))
 
 
+@finite_output
 def elbo_closed_grad(spec: PPCASpec, eta, x) -> np.ndarray:
     r"""Gradient of :func:`elbo_closed` by autograd on the closed form: the derivative oracle.
 
@@ -138,6 +140,7 @@ def elbo_closed_grad(spec: PPCASpec, eta, x) -> np.ndarray:
     return np.asarray(grad(lambda e: _elbo_core(spec, e, x))(eta), dtype=np.float64)
 
 
+@finite_output
 def elbo_closed_value_and_grad(spec: PPCASpec, eta, x) -> tuple[float, np.ndarray]:
     r"""Closed-form ELBO and its hand-derived gradient (NumPy; autograd-checked).
 
@@ -206,6 +209,7 @@ def elbo_closed_value_and_grad(spec: PPCASpec, eta, x) -> tuple[float, np.ndarra
     return float(value), g
 
 
+@finite_output
 def optimal_encoder(spec: PPCASpec, theta) -> np.ndarray:
     r"""Return the maximiser :math:`\lambda^*(\theta)` of the ELBO over the encoder.
 
@@ -250,10 +254,11 @@ def optimal_encoder(spec: PPCASpec, theta) -> np.ndarray:
     W, b, _ = spec.unpack(theta)
     Wp = W / spec.psi_diag(theta)[:, None]
     M = np.eye(spec.k) + W.T @ Wp
-    A = np.linalg.solve(M, Wp.T)
+    A = check_finite_output(np.linalg.solve(M, Wp.T), "optimal_encoder", "encoder weight A")
     return pack_encoder(spec, A, -A @ b, -0.5 * np.log(np.diag(M)))
 
 
+@finite_output
 def mle_eta(spec: PPCASpec, x) -> np.ndarray:
     r"""Packed :math:`\eta` at the closed-form pPCA MLE with the matching (exact) encoder.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from refvpng._checks import finite_output
 from refvpng.models.linear_vae._setup import check_eta_x, moments
 from refvpng.models.ppca.spec import PPCASpec
 
@@ -27,6 +28,7 @@ def _bar(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.ones((a.shape[0], 1))], axis=1)
 
 
+@finite_output
 def q_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
     r"""Closed-form q-Fisher (Eq 2) of the encoder in :math:`\lambda = (\mathrm{vec}\bar A, \rho)`.
 
@@ -75,6 +77,7 @@ def _decoder_block(n, d, s2, psi, m):
     return F
 
 
+@finite_output
 def decoder_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
     r"""Closed-form decoder Fisher: the Fisher of :math:`p(x \mid z; \theta)` at :math:`z \sim q`.
 
@@ -111,6 +114,7 @@ def decoder_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
     return _decoder_block(x.shape[0], spec.d, s2, psi, m)
 
 
+@finite_output
 def vp_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
     r"""Closed-form variational predictive Fisher :math:`F_r` (Section 3.3) of the linear VAE.
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from refvpng._checks import check_finite_output, finite_output
 from refvpng.models.ppca.spec import PPCASpec
 
 __all__ = [
@@ -56,7 +57,9 @@ def _setup(spec: PPCASpec, theta):
     if not isinstance(spec, PPCASpec):
         raise TypeError(f"spec must be a PPCASpec, got {type(spec).__name__}")
     W, b, _ = spec.unpack(theta)
-    return W, b, spec.psi_diag(theta), spec.pullback(theta)
+    psi_d = spec.psi_diag(theta)
+    check_finite_output(W @ W.T + np.diag(psi_d), "marginal covariance", "W W^T + Psi")
+    return W, b, psi_d, spec.pullback(theta)
 
 
 def _colmajor(wk: np.ndarray) -> np.ndarray:
@@ -69,6 +72,7 @@ def _colmajor(wk: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def log_marginal_closed(spec: PPCASpec, theta, x):
     r"""Log marginal density :math:`\log p(x; \theta) = \log N(x; b, C)`, per row.
 
@@ -115,6 +119,7 @@ def _posterior_core(W, psi_d):
     return Sigma, M, Sigma @ Wp.T
 
 
+@finite_output
 def posterior_closed(spec: PPCASpec, theta, x):
     r"""Exact posterior :math:`p(z \mid x; \theta) = N(\mu, \Sigma)` (Tipping & Bishop, Eq 6).
 
@@ -153,6 +158,7 @@ def posterior_closed(spec: PPCASpec, theta, x):
     return (mean[0] if one else mean), Sigma
 
 
+@finite_output
 def marginal_score_closed(spec: PPCASpec, theta, x):
     r"""Score of the marginal, :math:`\nabla_\theta \log N(x; b, C(\theta))`, per row.
 
@@ -200,6 +206,7 @@ def marginal_score_closed(spec: PPCASpec, theta, x):
 # --------------------------------------------------------------------------------------------
 
 
+@finite_output
 def joint_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
     r"""Fisher of the joint :math:`p(x, z; \theta)` for **one** data point.
 
@@ -242,6 +249,7 @@ def joint_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
     return _sym(J.T @ full @ J)
 
 
+@finite_output
 def marginal_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
     r"""Fisher of the marginal :math:`x \sim N(b, C(\theta))` for **one** data point.
 
@@ -335,6 +343,7 @@ def _posterior_fisher_full(W, psi_d, m_y, S_y):
     return F
 
 
+@finite_output
 def missing_information_closed(spec: PPCASpec, theta, x=None) -> np.ndarray:
     r"""Missing information: the expected Fisher of the posterior :math:`p(z \mid x; \theta)`.
 

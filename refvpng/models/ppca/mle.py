@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from refvpng._checks import as_array
+from refvpng._checks import as_array, finite_output
 from refvpng.models.ppca.spec import PPCASpec
 
 __all__ = ["mle_closed", "max_loglik_closed", "principal_angles"]
@@ -49,6 +49,7 @@ def _mle_parts(spec: PPCASpec, x):
     return mean, lam, U, sigma2
 
 
+@finite_output
 def mle_closed(spec: PPCASpec, x) -> np.ndarray:
     r"""Closed-form maximum-likelihood pPCA parameters (Tipping & Bishop 1999, Eqs 7-8).
 
@@ -94,6 +95,7 @@ def mle_closed(spec: PPCASpec, x) -> np.ndarray:
     return spec.pack(W, mean, sigma2)
 
 
+@finite_output
 def max_loglik_closed(spec: PPCASpec, x) -> float:
     r"""Maximal pPCA log-likelihood **per data point**, in closed form.
 
@@ -132,6 +134,7 @@ def max_loglik_closed(spec: PPCASpec, x) -> float:
     return float(-0.5 * d * _LOG_2PI - 0.5 * (np.sum(np.log(lam[:k])) + (d - k) * np.log(sigma2) + d))
 
 
+@finite_output
 def principal_angles(U, V) -> np.ndarray:
     r"""Principal angles between the column spaces of ``U`` and ``V``, ascending.
 

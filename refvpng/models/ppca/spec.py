@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import as_array, as_int, is_traced
 
 __all__ = ["PPCASpec", "NOISES", "NOISE_COORDS"]
 
@@ -195,7 +195,9 @@ class PPCASpec:
         return np.full(self.d, psi[0]) if self.noise == "iso" else psi
 
     def decoder_parts(self, theta):
-        r"""``(W, b, log_psi)`` without checks, autograd-friendly (``log_psi`` shape ``(m,)``)."""
+        r"""``(W, b, log_psi)``, autograd-friendly (``log_psi`` shape ``(m,)``); a plain theta is checked."""
+        if not is_traced(theta):
+            theta = self.check(theta)
         W = anp.transpose(anp.reshape(theta[: self.d * self.k], (self.k, self.d)))
         b = theta[self.slice("b")]
         eta = theta[self.slice("noise")]
