@@ -79,10 +79,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int
 from refvpng.models.likelihoods import Likelihood
@@ -195,7 +196,7 @@ class LatentModel:
         return f"LatentModel({self.name!r}, n_lambda={self.n_lambda}, n_theta={self.n_theta})"
 
 
-def check_model(model) -> LatentModel:
+def check_model(model: object) -> LatentModel:
     """Require a :class:`LatentModel` (``TypeError`` naming ``model`` otherwise)."""
     if not isinstance(model, LatentModel):
         raise TypeError(f"model must be a refvpng LatentModel, got {type(model).__name__}")
@@ -208,10 +209,11 @@ def without_hooks(model: LatentModel) -> LatentModel:
     return dataclasses.replace(model, hooks=ModelHooks(), name=model.name + "[autograd]")
 
 
-def split_params(model: LatentModel, eta):
+def split_params(model: LatentModel, eta: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     r"""Split :math:`\eta` into :math:`(\lambda, \theta)` after checking its length."""
     if isinstance(eta, np.ndarray) or not hasattr(eta, "_value"):
         eta = as_array(eta, "eta", ndim=1)
+    eta = cast(np.ndarray, eta)  # or an autograd box, which passes unconverted
     if eta.shape[0] != model.n_params:
         raise ValueError(
             f"eta must have length n_lambda + n_theta = {model.n_params} for model "
@@ -220,7 +222,9 @@ def split_params(model: LatentModel, eta):
     return eta[: model.n_lambda], eta[model.n_lambda :]
 
 
-def check_data(model: LatentModel, x, cov=None):
+def check_data(
+    model: LatentModel, x: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate observations ``x`` (n, d) and covariates ``cov`` (n, c); return float64 arrays."""
     x = as_array(x, "x", ndim=2)
     if x.shape[1] != model.obs_dim:
@@ -236,7 +240,7 @@ def check_data(model: LatentModel, x, cov=None):
     return x, cov
 
 
-def check_eps(model: LatentModel, eps, n: int):
+def check_eps(model: LatentModel, eps: ArrayLike, n: int) -> np.ndarray:
     """Validate pre-drawn noise against the model and ``n`` data points (see module docstring)."""
     eps = as_array(eps, "eps", ndim=(2, 3))
     dz = model.latent_dim
@@ -253,7 +257,9 @@ def check_eps(model: LatentModel, eps, n: int):
     return eps
 
 
-def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: int, *, shared=None):
+def draw_eps(
+    rng: np.random.Generator, model: LatentModel, n: int, n_samples: int, *, shared: bool | None = None
+) -> np.ndarray:
     """Draw standard-normal noise for ``n_samples`` Monte Carlo samples.
 
     Parameters
@@ -286,7 +292,7 @@ def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: in
     return rng.standard_normal((n_samples, n, model.latent_dim))
 
 
-def latents(model: LatentModel, lam, x, eps):
+def latents(model: LatentModel, lam: np.ndarray, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
     r"""Reparameterised latents :math:`z = g(x, \varepsilon; \lambda)` (Eq 6), shape ``(S, n, dz)``.
 
     Shared global noise ``(S, dz)`` is broadcast to every data point.
@@ -298,13 +304,23 @@ def latents(model: LatentModel, lam, x, eps):
     return z
 
 
-def outputs(model: LatentModel, eta, x, eps, cov=None):
+def outputs(
+    model: LatentModel, eta: ArrayLike, x: np.ndarray, eps: np.ndarray, cov: np.ndarray | None = None
+) -> np.ndarray:
     r"""Likelihood output :math:`t_{si} = h(g(x_i, \varepsilon_{si}; \lambda); \theta)`, ``(S, n, d)``."""
     lam, theta = split_params(model, eta)
     return model.decode(theta, latents(model, lam, x, eps), cov)
 
 
-def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None):
+def draw_predictive(
+    rng: np.random.Generator,
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    n_pred: int,
+    cov: ArrayLike | None = None,
+) -> np.ndarray:
     r"""Draw predictive samples :math:`x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15).
 
     Returns
@@ -322,7 +338,14 @@ def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n
     return model.likelihood.sample(rng, tt)
 
 
-def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None):
+def draw_model_samples(
+    rng: np.random.Generator,
+    model: LatentModel,
+    eta: ArrayLike,
+    n: int,
+    n_samples: int,
+    cov: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Draw :math:`\tilde z_{si} \sim p(z)` and :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si}; \theta)`.
 
     These are the samples of the expectation :math:`E_{p(z_i)} E_{p(x_i \mid z_i)}` in Eq 9 and
