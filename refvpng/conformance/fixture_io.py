@@ -83,13 +83,13 @@ def fixtures_dir() -> Path:
     return Path(__file__).resolve().parent / "fixtures"
 
 
-def list_fixtures(directory=None) -> list[str]:
+def list_fixtures(directory: str | os.PathLike[str] | None = None) -> list[str]:
     """Names of the fixtures (``NAME.json`` with a ``NAME.npz``) in ``directory`` (default: shipped)."""
     d = Path(directory) if directory is not None else fixtures_dir()
     return sorted(p.stem for p in d.glob("*.json") if p.with_suffix(".npz").exists())
 
 
-def read_fixture(directory, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+def read_fixture(directory: str | os.PathLike[str], name: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Manifest and arrays of fixture ``name`` in ``directory``.
 
     Raises
@@ -123,7 +123,7 @@ def _write_npz(path: Path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_fixture(directory, manifest: dict, arrays: dict) -> None:
+def write_fixture(directory: str | os.PathLike[str], manifest: dict, arrays: dict) -> None:
     """Write ``NAME.npz`` (``arrays``) and ``NAME.json`` (``manifest``) into ``directory``."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ def write_fixture(directory, manifest: dict, arrays: dict) -> None:
     os.replace(tmp, d / f"{name}.json")
 
 
-def export_fixtures(dest) -> list[str]:
+def export_fixtures(dest: str | os.PathLike[str]) -> list[str]:
     """Copy the shipped fixtures (and their ``INDEX.json``) into ``dest``; return the names."""
     src, dest = fixtures_dir(), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,19 @@ low-rank truncation.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # imported when called: the kit touches K-FAC only there
+    from refvpng.curvature.kfac import BlockDiagKFAC, BlockTridiagKFAC, KFACFactors
 
 __all__ = ["kfac_outputs", "kfac_operator"]
 
 
-def kfac_operator(kind: str, factors, damping: float):
+def kfac_operator(kind: str, factors: KFACFactors, damping: float) -> BlockDiagKFAC | BlockTridiagKFAC:
     r"""``BlockDiagKFAC`` (``kind="blockdiag"``) or ``BlockTridiagKFAC`` (``"blocktridiag"``).
 
     Factored damping :math:`\gamma` = ``damping``, no :math:`\pi` heuristic, no low-rank truncation.
@@ -34,7 +40,9 @@ def kfac_operator(kind: str, factors, damping: float):
     return cls(factors, **{name: damping}, pi_heuristic=False, lowrank_threshold=None)
 
 
-def kfac_outputs(pairs, weights, damping: float, grad) -> dict:
+def kfac_outputs(
+    pairs: Sequence[tuple[ArrayLike, ArrayLike]], weights: ArrayLike | None, damping: float, grad: ArrayLike
+) -> dict:
     r"""Factors, dense damped operators and solves of ``grad`` for block-diagonal and -tridiagonal K-FAC.
 
     Returns

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, check_finite_output, check_rng, check_samples, finite_output
 from refvpng.curvature import _latent_fisher_support as support
@@ -79,7 +80,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @finite_output
-def log_prior(model: LatentModel, z):
+def log_prior(model: LatentModel, z: ArrayLike) -> np.ndarray:
     r""":math:`\log N(z \mid 0, \tau^2 I)` summed over the last axis (autograd-friendly).
 
     Parameters
@@ -99,7 +100,9 @@ def log_prior(model: LatentModel, z):
 
 
 @finite_output
-def log_joint(model: LatentModel, theta, x, z, cov=None):
+def log_joint(
+    model: LatentModel, theta: ArrayLike, x: ArrayLike, z: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Log joint :math:`\log p(z) + \log p(x \mid z; \theta)` per unit (autograd-friendly).
 
     .. math::
@@ -132,7 +135,9 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
 
 
 @finite_output
-def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
+def joint_score(
+    model: LatentModel, theta: ArrayLike, x: ArrayLike, z: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Joint score :math:`\nabla_\theta \log p(x, z; \theta)` per unit, by forward-mode autograd.
 
     Parameters
@@ -160,7 +165,14 @@ def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
 
 
 @finite_output
-def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
+def draw_joint(
+    rng: np.random.Generator,
+    model: LatentModel,
+    theta: ArrayLike,
+    n: int,
+    n_samples: int,
+    cov: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Draw ``n_samples`` data sets :math:`(x, z) \sim p(x, z; \theta)` of ``n`` points each.
 
     Draws, in order, :math:`z = \tau\,\xi` with :math:`\xi` standard normal (local: shape
@@ -199,7 +211,14 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
 
 
 @finite_output
-def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
+def joint_fisher_mc(
+    rng: np.random.Generator,
+    model: LatentModel,
+    theta: ArrayLike,
+    n: int,
+    n_samples: int,
+    cov: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Monte Carlo joint Fisher of a data set of ``n`` points, with :math:`(x, z)` from the model.
 
     .. math::
@@ -260,7 +279,9 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
 
 
 @finite_output
-def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
+def log_importance_weights(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Log importance weights :math:`\log p(x, z_k) - \log q(z_k \mid x; \phi)` at pre-drawn noise.
 
     The proposals are the encoder's reparameterised draws :math:`z_k = g(x, \varepsilon_k; \phi)`
@@ -307,7 +328,14 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
 
 
 @finite_output
-def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x, K: int, cov=None):
+def marginal_likelihood_is(
+    rng: np.random.Generator,
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    K: int,
+    cov: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Importance-sampling estimate of :math:`p(x)` per unit, with the encoder as proposal.
 
     .. math::
@@ -357,7 +385,9 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
 
 
 @finite_output
-def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
+def marginal_score_is(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Estimate the marginal score :math:`\nabla_\theta\log p(x)` per unit by self-normalised IS.
 
     .. math::
@@ -398,14 +428,14 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
 def marginal_fisher_is(
     rng: np.random.Generator,
     model: LatentModel,
-    eta,
+    eta: ArrayLike,
     n: int,
     n_samples: int,
     K: int,
-    cov=None,
+    cov: ArrayLike | None = None,
     *,
     paired: bool = False,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Marginal Fisher of a data set of ``n`` points from IS scores at :math:`x \sim p(x; \theta)`.
 
     Draws ``S`` data sets :math:`x_s` with :func:`draw_joint` (latents discarded), then for each
@@ -500,7 +530,9 @@ def marginal_fisher_is(
 
 
 @finite_output
-def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+def decoder_fisher(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Fisher of :math:`p(x \mid z; \theta)` in :math:`\theta` at :math:`z \sim q(z \mid x; \phi)`.
 
     .. math::
