@@ -38,15 +38,17 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from refvpng._checks import as_array, as_nonneg_scalar, as_positive_scalar
 from refvpng.models.latent import LatentModel, ModelHooks
-from refvpng.models.likelihoods import Bernoulli, Gaussian, Poisson
+from refvpng.models.likelihoods import Bernoulli, Gaussian, Likelihood, Poisson
 from refvpng.models.variational import MeanFieldGaussian
 from refvpng.nn.mlp import MLP, MLPCache, per_example_gradients
 
@@ -153,8 +155,8 @@ class Chain:
     @classmethod
     def from_sizes(
         cls,
-        encoder_sizes,
-        decoder_sizes,
+        encoder_sizes: Sequence[int],
+        decoder_sizes: Sequence[int],
         activation: str = "relu",
         floor: float = 1e-4,
     ) -> Chain:
@@ -200,7 +202,7 @@ class Chain:
         r"""Shapes :math:`(d_l, d_{l-1} + 1)` of all :math:`\bar W_l` in chain order."""
         return self.encoder.layer_shapes + self.decoder.layer_shapes
 
-    def split(self, eta) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, eta: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         r"""Split :math:`\eta` into encoder parameters :math:`\lambda` and decoder :math:`\theta`.
 
         Parameters
@@ -220,7 +222,7 @@ class Chain:
         r"""Draw :math:`\eta` with :meth:`MLP.init` for both halves (encoder first)."""
         return np.concatenate([self.encoder.init(rng), self.decoder.init(rng)])
 
-    def forward(self, eta, x, eps) -> tuple[np.ndarray, ChainCache]:
+    def forward(self, eta: ArrayLike, x: ArrayLike, eps: ArrayLike) -> tuple[np.ndarray, ChainCache]:
         r"""Forward pass :math:`x \to (\mu, \sigma_{raw}) \to z \to t`.
 
         Parameters
@@ -253,7 +255,7 @@ class Chain:
         t, dec_cache = self.decoder.forward(theta, z)
         return t, ChainCache(enc_cache, dec_cache, sigma_raw, eps, z)
 
-    def backward(self, cache: ChainCache, d_t, d_enc=None) -> ChainGrads:
+    def backward(self, cache: ChainCache, d_t: ArrayLike, d_enc: ArrayLike | None = None) -> ChainGrads:
         r"""Backward pass through decoder, stochastic layer and encoder.
 
         .. math::
@@ -300,7 +302,7 @@ class Chain:
         grads = self.backward(cache, np.tile(np.eye(d), (n, 1)))
         return t, per_example_gradients(grads.pairs).reshape(n, d, self.num_params)
 
-    def jacobian(self, eta, x_i, eps_i) -> np.ndarray:
+    def jacobian(self, eta: ArrayLike, x_i: ArrayLike, eps_i: ArrayLike) -> np.ndarray:
         r"""Dense Jacobian :math:`J = \partial t / \partial \eta` for one data point.
 
         Row :math:`o` is the backward pass with :math:`\partial L/\partial t = e_o` (unit
@@ -353,7 +355,7 @@ def _repeat_cache(cache: ChainCache, k: int) -> ChainCache:
     )
 
 
-def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentModel:
+def chain_model(chain: Chain, likelihood: Likelihood, *, prior_std: float = 1.0) -> LatentModel:
     r"""The chain as a :class:`~refvpng.models.latent.LatentModel` with explicit-backward hooks.
 
     .. math::
