@@ -14,13 +14,14 @@ names of :data:`refvpng.testing.tolerances.TIERS` (``"exact"``, ``"solve"``, ``"
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng.testing.tolerances import TIERS
 
 __all__ = ["relative_error", "resolve_tier", "assert_close"]
 
 
-def resolve_tier(tier) -> float:
+def resolve_tier(tier: str | float) -> float:
     """Tolerance of a tier name of :data:`~refvpng.testing.tolerances.TIERS`, or a float > 0."""
     if isinstance(tier, str):
         if tier not in TIERS:
@@ -39,7 +40,7 @@ def _float_array(a, name: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def relative_error(actual, expected) -> float:
+def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     r"""The error :math:`e` of the module docstring (``inf`` for NaN/inf in ``actual``).
 
     Raises
@@ -60,7 +61,7 @@ def relative_error(actual, expected) -> float:
     return float(np.max(np.abs(a - e)) / max(1.0, float(np.max(np.abs(e)))))
 
 
-def assert_close(actual, expected, tier="exact") -> None:
+def assert_close(actual: ArrayLike, expected: ArrayLike, tier: str | float = "exact") -> None:
     """Assert ``relative_error(actual, expected) <= tier``.
 
     Parameters
