@@ -1,5 +1,6 @@
 """The public API: every public module declares __all__, every exported name exists, the README
-lists every public module, and no module grows far past one concept (about 500 lines)."""
+lists every public module, no module grows far past one concept (about 500 lines), and every
+public callable is fully type-annotated."""
 
 from __future__ import annotations
 
@@ -82,9 +83,9 @@ def _missing_annotations(func, *, is_method: bool = False) -> list[str]:
     return missing
 
 
-def _class_callables(cls: type):
-    """``(qualified name, function, is_method)`` of a class's public surface defined in refvpng."""
-    owners = [c for c in cls.__mro__ if c.__module__.split(".")[0] == "refvpng"]
+def _class_callables(cls: type, package: str = "refvpng"):
+    """``(qualified name, function, is_method)`` of a class's public surface defined in ``package``."""
+    owners = [c for c in cls.__mro__ if c.__module__.split(".")[0] == package]
     names = {"__init__"} | {n for c in owners for n in vars(c) if not n.startswith("_")}
     for name in sorted(names):
         owner = next((c for c in cls.__mro__ if name in vars(c)), None)
@@ -96,7 +97,7 @@ def _class_callables(cls: type):
             attr = attr.__func__
         elif isinstance(attr, property):
             attr = attr.fget
-        if inspect.isfunction(attr) and attr.__module__.split(".")[0] == "refvpng":
+        if inspect.isfunction(attr) and attr.__module__.split(".")[0] == package:
             yield f"{owner.__module__}.{attr.__qualname__}", attr, is_method
 
 
@@ -164,6 +165,20 @@ def test_annotation_check_catches_what_it_should():
     assert _missing_annotations(no_return) == ["return"]
     assert _missing_annotations(full) == []
     assert _missing_annotations(star) == ["args", "kw"]
-    C.__module__ = "refvpng.fake"
-    found = {k.rsplit(".", 1)[-1]: _missing_annotations(f, is_method=m) for k, f, m in _class_callables(C)}
+    found = {
+        k.rsplit(".", 1)[-1]: _missing_annotations(f, is_method=m)
+        for k, f, m in _class_callables(C, package=__name__.split(".")[0])
+    }
     assert found == {"__init__": ["a"], "m": ["return"], "p": ["return"]}
+
+
+def test_walk_reports_an_unannotated_export(monkeypatch):
+    mod = importlib.import_module("refvpng.elbo")
+
+    def bare(x, y: int = 1):
+        return x
+
+    bare.__module__ = mod.__name__
+    monkeypatch.setattr(mod, "bare", bare, raising=False)
+    monkeypatch.setattr(mod, "__all__", [*mod.__all__, "bare"])
+    assert _unannotated() == {f"refvpng.elbo.{bare.__qualname__}": ["x", "return"]}

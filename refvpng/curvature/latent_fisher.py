@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.random import Generator
 from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, check_finite_output, check_rng, check_samples, finite_output
@@ -166,12 +167,7 @@ def joint_score(
 
 @finite_output
 def draw_joint(
-    rng: np.random.Generator,
-    model: LatentModel,
-    theta: ArrayLike,
-    n: int,
-    n_samples: int,
-    cov: ArrayLike | None = None,
+    rng: Generator, model: LatentModel, theta: ArrayLike, n: int, n_samples: int, cov: ArrayLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Draw ``n_samples`` data sets :math:`(x, z) \sim p(x, z; \theta)` of ``n`` points each.
 
@@ -200,24 +196,14 @@ def draw_joint(
     theta = as_array(theta, "theta", shape=(model.n_theta,))
     n = as_int(n, "n")
     s = as_int(n_samples, "n_samples")
-    if model.local:
-        z = model.prior_std * rng.standard_normal((s, n, model.latent_dim))
-        zb = z
-    else:
-        z = model.prior_std * rng.standard_normal((s, model.latent_dim))
-        zb = np.broadcast_to(z[:, None, :], (s, n, model.latent_dim))
+    z, zb = support.draw_prior(rng, model, s, n)
     t = np.asarray(model.decode(theta, zb, cov))
     return model.likelihood.sample(rng, t), z
 
 
 @finite_output
 def joint_fisher_mc(
-    rng: np.random.Generator,
-    model: LatentModel,
-    theta: ArrayLike,
-    n: int,
-    n_samples: int,
-    cov: ArrayLike | None = None,
+    rng: Generator, model: LatentModel, theta: ArrayLike, n: int, n_samples: int, cov: ArrayLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Monte Carlo joint Fisher of a data set of ``n`` points, with :math:`(x, z)` from the model.
 
@@ -329,12 +315,7 @@ def log_importance_weights(
 
 @finite_output
 def marginal_likelihood_is(
-    rng: np.random.Generator,
-    model: LatentModel,
-    eta: ArrayLike,
-    x: ArrayLike,
-    K: int,
-    cov: ArrayLike | None = None,
+    rng: Generator, model: LatentModel, eta: ArrayLike, x: ArrayLike, K: int, cov: ArrayLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Importance-sampling estimate of :math:`p(x)` per unit, with the encoder as proposal.
 
@@ -426,7 +407,7 @@ def marginal_score_is(
 
 @finite_output
 def marginal_fisher_is(
-    rng: np.random.Generator,
+    rng: Generator,
     model: LatentModel,
     eta: ArrayLike,
     n: int,
@@ -501,22 +482,8 @@ def marginal_fisher_is(
             for _ in range(n_sets)
         ]
         scores = [a.reshape(s, n, -1) for a in scores]
-    else:
-        # all S data sets at once: x (S, 1, n, d) against proposals z (S, K, dz)
-        lam = eta[: model.n_lambda]
-        m, rho = model.encode(lam, x[0])
-        m = check_finite_output(np.asarray(m), "encode", "encoder mean")
-        rho = None if rho is None else np.asarray(rho)
-        xs = x[:, None]
-        scores = []
-        for _ in range(n_sets):
-            z = np.asarray(model.family.reparam(m, rho, rng.standard_normal((s, K, dz))))
-            log_w = np.asarray(log_joint(model, theta, xs, z, cov)) - np.asarray(
-                model.family.log_density(z, m, rho)
-            )
-            sc = joint_score(model, theta, xs, z, cov)  # (S, K, P)
-            # the data sets play the role of units: (K, S) weights, (K, S, P) scores
-            scores.append(support.self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
+    else:  # all S data sets at once, each a unit
+        scores = support.global_scores(rng, model, eta, theta, x, cov, K, n_sets, log_joint, joint_score)
     a = scores[0]
     b = scores[-1]
     per = np.einsum("sup,suq->spq", a, b)

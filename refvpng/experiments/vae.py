@@ -121,7 +121,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -134,6 +135,9 @@ from refvpng.experiments.vae_report import headline, markdown, notes, plot  # no
 from refvpng.nn import bernoulli_terms_numba, make_vae, vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
+
+if TYPE_CHECKING:
+    from refvpng.data.mnist import BinarizedMNIST
 
 __all__ = [
     "METHODS",
@@ -223,7 +227,7 @@ QUICK = {
 """``--quick``: tiny network on synthetic 784-pixel binary images, a fraction of a second each."""
 
 
-def synthetic_data(seed: int = 0, n_train: int = 200, n_test: int = 100, d: int = 784):
+def synthetic_data(seed: int = 0, n_train: int = 200, n_test: int = 100, d: int = 784) -> BinarizedMNIST:
     """Binary images from ten random prototypes with 5% flipped pixels (for smoke tests).
 
     Returns
@@ -321,7 +325,14 @@ def _clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
+def run_one(
+    method: str,
+    lr: float,
+    s: Settings,
+    data: BinarizedMNIST | None = None,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     """Train one method with one step size for ``s.budget`` seconds and record its curve.
 
     The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
