@@ -13,14 +13,14 @@ import numpy as np
 from refvpng.experiments import harness
 
 if TYPE_CHECKING:  # vae.py imports this module
-    from refvpng.experiments.vae import Settings
+    import refvpng.experiments.vae
 
 __all__ = ["LABELS", "PAPER_CLAIM", "notes", "headline", "plot", "markdown"]
 
 METHOD_ORDER = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
 
 
-def notes(s: Settings, source: str) -> str:
+def notes(s: refvpng.experiments.vae.Settings, source: str) -> str:
     """One paragraph on how the run's protocol differs from the paper's (stored in the JSON).
 
     Parameters
