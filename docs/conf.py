@@ -34,7 +34,7 @@ root_doc = "index"
 # resolvable offline (no intersphinx inventories), so those alone are ignored.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(np|numpy|scipy|autograd|numba|hypothesis)(\..*)?"),
+    (r"py:.*", r"(np|numpy|scipy|autograd|numba|hypothesis|st)(\..*)?"),  # st: hypothesis.strategies
     (r"py:.*", r"(argparse|collections|typing|os|pathlib|dataclasses)(\..*)?"),
     (r"py:.*", r"(Callable|Sequence|Mapping|Iterable|Iterator|Any|Path|PathLike|NDArray|ArrayLike)"),
     (r"py:.*", r"(ndarray|callable|optional|array_like|array-like|generator|Generator)"),
@@ -57,6 +57,8 @@ refvpng_api_packages = [
 autosummary_generate = False
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "signature"
+# Type hints are rendered by name, not expanded (ArrayLike is a long Union).
+autodoc_type_aliases = {"ArrayLike": "numpy.typing.ArrayLike", "DTypeLike": "numpy.typing.DTypeLike"}
 autodoc_preserve_defaults = True
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
@@ -72,3 +74,21 @@ html_title = f"refvpng {release}"
 # numpydoc References sections list their sources without citing each one in the text; an
 # unreferenced citation is not an error here. (Unknown citation *references* still are.)
 suppress_warnings = ["ref.citation"]
+
+
+def _alias_names(app, what, name, obj, options, signature, return_annotation):
+    """Render an aliased type inside a union (``ArrayLike | None``) by its name.
+
+    Sphinx prints such an alias as ``TypeAliasForwardRef('numpy.typing.ArrayLike')``.
+    """
+    import re
+
+    def clean(text):
+        return None if text is None else re.sub(r"TypeAliasForwardRef\('([^']*)'\)", r"\1", text)
+
+    return clean(signature), clean(return_annotation)
+
+
+def setup(app):
+    """Connect the signature clean-up above."""
+    app.connect("autodoc-process-signature", _alias_names)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "as_array",
@@ -33,15 +37,19 @@ __all__ = [
     "check_same_length",
 ]
 
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+_A = TypeVar("_A", bound=ArrayLike)
+
 
 def as_array(
-    x,
+    x: Any,
     name: str,
     *,
     ndim: int | tuple[int, ...] | None = None,
     shape: tuple | None = None,
     finite: bool = True,
-    dtype=np.float64,
+    dtype: DTypeLike | None = np.float64,
 ) -> np.ndarray:
     """Convert ``x`` to a float64 array and check its dimension, shape and finiteness.
 
@@ -108,7 +116,7 @@ def as_array(
     return arr
 
 
-def check_rng(rng, name: str = "rng") -> np.random.Generator:
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
     """Require a :class:`numpy.random.Generator` (never global state, a ``RandomState`` or a seed)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
@@ -117,7 +125,7 @@ def check_rng(rng, name: str = "rng") -> np.random.Generator:
     return rng
 
 
-def check_finite_output(value, func: str, what: str = "result"):
+def check_finite_output(value: _T, func: str, what: str = "result") -> _T:
     """Raise ``FloatingPointError`` if a function's result is not finite although its inputs were.
 
     Parameters
@@ -141,7 +149,7 @@ def check_finite_output(value, func: str, what: str = "result"):
     return value
 
 
-def _real_scalar(x, name: str) -> float:
+def _real_scalar(x: Any, name: str) -> float:
     if isinstance(x, (bool, np.bool_)) or not (
         isinstance(x, numbers.Real) or (isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "fiu")
     ):
@@ -152,7 +160,7 @@ def _real_scalar(x, name: str) -> float:
         raise ValueError(f"{name} is too large for float64") from None
 
 
-def as_positive_scalar(x, name: str) -> float:
+def as_positive_scalar(x: Any, name: str) -> float:
     """Return ``x`` as a float, requiring it to be finite and strictly positive."""
     v = _real_scalar(x, name)
     if not np.isfinite(v) or v <= 0:
@@ -160,7 +168,7 @@ def as_positive_scalar(x, name: str) -> float:
     return v
 
 
-def as_nonneg_scalar(x, name: str) -> float:
+def as_nonneg_scalar(x: Any, name: str) -> float:
     """Return ``x`` as a float, requiring it to be finite and non-negative."""
     v = _real_scalar(x, name)
     if not np.isfinite(v) or v < 0:
@@ -168,7 +176,7 @@ def as_nonneg_scalar(x, name: str) -> float:
     return v
 
 
-def as_finite_scalar(x, name: str) -> float:
+def as_finite_scalar(x: Any, name: str) -> float:
     """Return ``x`` as a float, requiring it to be finite."""
     v = _real_scalar(x, name)
     if not np.isfinite(v):
@@ -176,7 +184,7 @@ def as_finite_scalar(x, name: str) -> float:
     return v
 
 
-def as_int(x, name: str, *, minimum: int = 1) -> int:
+def as_int(x: Any, name: str, *, minimum: int = 1) -> int:
     """Return ``x`` as an int, requiring ``x >= minimum``."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(x).__name__}")
@@ -215,12 +223,12 @@ def check_same_length(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) ->
         )
 
 
-def is_traced(x) -> bool:
+def is_traced(x: Any) -> bool:
     """Whether ``x`` is an autograd box (a value being differentiated), not a plain array."""
     return not isinstance(x, np.ndarray) and hasattr(x, "_value")
 
 
-def as_array_or_traced(x, name: str, **kwargs):
+def as_array_or_traced(x: Any, name: str, **kwargs: Any) -> np.ndarray:
     """:func:`as_array` for plain input; an autograd box passes unchanged (validated upstream).
 
     For the helpers that estimators also call inside autograd tracing: a user's plain array is
@@ -229,7 +237,7 @@ def as_array_or_traced(x, name: str, **kwargs):
     return x if is_traced(x) else as_array(x, name, **kwargs)
 
 
-def check_trailing(x, name: str, size: int, *, ndim_min: int = 1):
+def check_trailing(x: _A, name: str, size: int, *, ndim_min: int = 1) -> _A:
     """Require ``x`` (array or autograd box) to have at least ``ndim_min`` axes and ``size`` columns."""
     shape = np.shape(x)
     if len(shape) < ndim_min or shape[-1] != size:
@@ -246,7 +254,7 @@ def check_samples(arr: np.ndarray, name: str, *, axis: int = 0, what: str = "S")
     return arr
 
 
-def _nonfinite_leaf(value) -> bool:
+def _nonfinite_leaf(value: Any) -> bool:
     if isinstance(value, (float, np.floating, np.ndarray)):
         arr = np.asarray(value)
         return arr.dtype.kind in "fc" and not np.all(np.isfinite(arr))
@@ -255,7 +263,7 @@ def _nonfinite_leaf(value) -> bool:
     return False
 
 
-def finite_output(func):
+def finite_output(func: _F) -> _F:
     """Decorator: the function's float/array result (also inside tuples) must be finite.
 
     For estimators, closed forms and other pure functions of validated inputs: a result that
@@ -269,7 +277,7 @@ def finite_output(func):
     name = func.__name__
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 out = func(*args, **kwargs)
@@ -285,15 +293,15 @@ def finite_output(func):
             check_finite_output(np.nan, name)
         return out
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature
 
 
-def as_real_scalar(x, name: str) -> float:
+def as_real_scalar(x: Any, name: str) -> float:
     """Return ``x`` as a float, requiring a real number (NaN and inf allowed; bool, complex, arrays not)."""
     return _real_scalar(x, name)
 
 
-def check_symmetric(m, name: str, *, rtol: float = 1e-10) -> np.ndarray:
+def check_symmetric(m: Any, name: str, *, rtol: float = 1e-10) -> np.ndarray:
     """Require a finite real square matrix symmetric to ``rtol`` relative to its largest entry."""
     m = as_array(m, name, ndim=2)
     if m.shape[0] != m.shape[1]:
@@ -304,7 +312,7 @@ def check_symmetric(m, name: str, *, rtol: float = 1e-10) -> np.ndarray:
     return m
 
 
-def check_pairs(pairs, name: str = "pairs"):
+def check_pairs(pairs: Any, name: str = "pairs") -> tuple:
     """Require a non-empty sequence of per-layer ``(a_bar, g)`` pairs; return it as a tuple."""
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)) or not pairs:
         raise TypeError(
@@ -316,7 +324,7 @@ def check_pairs(pairs, name: str = "pairs"):
     return tuple(pairs)
 
 
-def as_path(x, name: str = "path"):
+def as_path(x: Any, name: str = "path") -> Path:
     """Return ``x`` as a :class:`pathlib.Path`, requiring a ``str`` or ``os.PathLike``."""
     import os
     from pathlib import Path

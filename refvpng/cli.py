@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
 
 __all__ = ["EXPERIMENTS", "main"]
 
@@ -72,7 +73,7 @@ def _reproduce(args, rest) -> int:
     return int(mod.main(rest) or 0)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``refvpng`` console script."""
     parser = argparse.ArgumentParser(prog="refvpng", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, check_finite_output, check_samples, finite_output
 from refvpng.models.latent import (
@@ -44,7 +45,7 @@ def _elbo_samples(model, eta, x, eps, cov):
 
 
 @finite_output
-def kl_term(model: LatentModel, lam, x) -> float:
+def kl_term(model: LatentModel, lam: ArrayLike, x: ArrayLike) -> float:
     r""":math:`\mathrm{KL}(q(z \mid x; \lambda) \,\|\, p(z))` of Eq 1, exact, summed over data points.
 
     Parameters
@@ -74,7 +75,9 @@ def _prepare(model, eta, x, eps, cov):
 
 
 @finite_output
-def elbo_per_sample(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+def elbo_per_sample(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Per-noise-sample ELBO estimates :math:`\sum_i \log p(x_i \mid z_{si}) - \mathrm{KL}`.
 
     Parameters
@@ -99,7 +102,9 @@ def elbo_per_sample(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
 
 
 @finite_output
-def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
+def elbo(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> float:
     r"""Monte Carlo ELBO (Eq 1): mean over noise samples of :func:`elbo_per_sample`.
 
     Examples
@@ -118,7 +123,9 @@ def elbo(model: LatentModel, eta, x, eps, cov=None) -> float:
 
 
 @finite_output
-def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[float, np.ndarray]:
+def elbo_value_and_grad(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[float, np.ndarray]:
     r"""The MC ELBO (Eq 1) and its reparameterisation gradient (Eq 6) at the given noise.
 
     The gradient is the exact derivative of :func:`elbo` at the given noise, an unbiased
@@ -150,7 +157,9 @@ def elbo_value_and_grad(model: LatentModel, eta, x, eps, cov=None) -> tuple[floa
 
 
 @finite_output
-def elbo_grad(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+def elbo_grad(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Reparameterisation gradient :math:`\nabla_\eta \hat{\mathcal{L}}` of the MC ELBO (Eq 1, 6).
 
     The gradient part of :func:`elbo_value_and_grad`.

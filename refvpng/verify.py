@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -438,7 +439,7 @@ CHECKS = {
 }
 
 
-def run_checks(names=None) -> list[Check]:
+def run_checks(names: Iterable[str] | None = None) -> list[Check]:
     """Run the named groups of checks (all by default) and return their rows."""
     names = list(CHECKS) if names is None else list(names)
     unknown = [n for n in names if n not in CHECKS]
@@ -492,7 +493,7 @@ def format_table(rows: list[Check]) -> str:
     return "\n".join(out)
 
 
-def write_json(rows: list[Check], path) -> None:
+def write_json(rows: list[Check], path: str | os.PathLike[str]) -> None:
     """Write the report atomically (temporary file, then rename)."""
     path = os.fspath(path)
     payload = {

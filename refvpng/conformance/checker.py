@@ -14,6 +14,7 @@ non-numeric array, nothing to check), with a message naming the file and key.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,7 +191,7 @@ def _check_file(f: Path, fixtures: Path, known: list[str], report: Report, alt_c
             report.errors.append(f"{f}: holds no output of fixture {name!r} (outputs: {', '.join(outputs)})")
 
 
-def check(path, fixtures=None) -> Report:
+def check(path: str | os.PathLike[str], fixtures: str | os.PathLike[str] | None = None) -> Report:
     """Check a user's ``.npz`` file, or a directory of them, against the fixtures.
 
     Parameters

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int
 from refvpng.conformance.interop import ParamSpec
@@ -118,8 +119,8 @@ def _scalings(n, m, s) -> list:
 
 
 def diagnose(
-    actual,
-    expected,
+    actual: ArrayLike,
+    expected: ArrayLike,
     *,
     n: int | None = None,
     m: int | None = None,

@@ -39,6 +39,7 @@ same bytes.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -91,13 +92,13 @@ def fixtures_dir() -> Path:
     return Path(__file__).resolve().parent / "fixtures"
 
 
-def list_fixtures(directory=None) -> list[str]:
+def list_fixtures(directory: str | os.PathLike[str] | None = None) -> list[str]:
     """Names of the fixtures (``NAME.json`` with a ``NAME.npz``) in ``directory`` (default: shipped)."""
     d = as_path(directory, "directory") if directory is not None else fixtures_dir()
     return sorted(p.stem for p in d.glob("*.json") if p.with_suffix(".npz").exists())
 
 
-def read_fixture(directory, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+def read_fixture(directory: str | os.PathLike[str], name: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Manifest and arrays of fixture ``name`` in ``directory``.
 
     Raises
@@ -130,7 +131,7 @@ def _write_npz(path: Path, arrays: dict) -> None:
                 np.lib.format.write_array(fh, np.array(arrays[key], order="C"), allow_pickle=False)
 
 
-def write_fixture(directory, manifest: dict, arrays: dict) -> None:
+def write_fixture(directory: str | os.PathLike[str], manifest: dict, arrays: dict) -> None:
     """Write ``NAME.npz`` (``arrays``) and ``NAME.json`` (``manifest``) into ``directory``."""
     d = as_path(directory, "directory")
     if not isinstance(manifest, dict):
@@ -148,7 +149,7 @@ def write_fixture(directory, manifest: dict, arrays: dict) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def export_fixtures(dest) -> list[str]:
+def export_fixtures(dest: str | os.PathLike[str]) -> list[str]:
     """Copy the shipped fixtures (and their ``INDEX.json``) into ``dest``; return the names."""
     src, dest = fixtures_dir(), as_path(dest, "dest")
     dest.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,9 @@ within the ``"exact"`` tier (1e-12; 1e-10 for the ``"solve"`` and ``"autograd"``
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -98,7 +100,9 @@ def build_fixture(case: Case) -> tuple[dict, dict]:
     return manifest, arrays
 
 
-def generate(directory=None, names=None) -> list[str]:
+def generate(
+    directory: str | os.PathLike[str] | None = None, names: Iterable[str] | None = None
+) -> list[str]:
     """Write the fixtures of ``names`` (default all cases) into ``directory`` (default: shipped)."""
     d = as_path(directory, "directory") if directory is not None else fixtures_dir()
     all_cases = cases()
@@ -124,7 +128,7 @@ def generate(directory=None, names=None) -> list[str]:
     return names
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m refvpng.conformance.generate [DIR]``."""
     argv = sys.argv[1:] if argv is None else argv
     names = generate(argv[0] if argv else None)

@@ -36,9 +36,12 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int
 
@@ -121,7 +124,9 @@ class ParamSpec:
             raise ValueError(f"n_lambda must be in [0, {pos}] (the total size of the blocks), got {n_lambda}")
 
     @classmethod
-    def sequential(cls, named_shapes, n_lambda: int | None = None) -> ParamSpec:
+    def sequential(
+        cls, named_shapes: Iterable[tuple[str, Sequence[int]]], n_lambda: int | None = None
+    ) -> ParamSpec:
         """Blocks ``[(name, shape), ...]`` laid out one after another, column-major."""
         if isinstance(named_shapes, (str, bytes)) or not isinstance(named_shapes, (list, tuple)):
             raise TypeError(
@@ -177,12 +182,12 @@ class ParamSpec:
             raise ValueError(f"eta must have length {self.size}, got {eta.shape[0]}")
         return eta
 
-    def unpack(self, eta) -> dict[str, np.ndarray]:
+    def unpack(self, eta: ArrayLike) -> dict[str, np.ndarray]:
         r"""Every block of :math:`\eta` as an array of its shape."""
         eta = self._eta(eta)
-        return {b.name: eta[b.start : b.stop].reshape(b.shape, order=b.order) for b in self.blocks}
+        return {b.name: eta[b.start : b.stop].reshape(b.shape, order=b.order) for b in self.blocks}  # type: ignore[call-overload]
 
-    def pack(self, arrays) -> np.ndarray:
+    def pack(self, arrays: Mapping[str, ArrayLike]) -> np.ndarray:
         r"""Inverse of :meth:`unpack`: :math:`\eta` from a dict with every block name."""
         if not isinstance(arrays, dict):
             raise TypeError(f"arrays must be a dict of block arrays, got {type(arrays).__name__}")
@@ -312,21 +317,21 @@ def _from_layout(spec: ParamSpec, tree, style: str, what: str) -> np.ndarray:
     return spec.pack(arrays)
 
 
-def to_torch_layout(spec: ParamSpec, eta) -> dict[str, np.ndarray]:
+def to_torch_layout(spec: ParamSpec, eta: ArrayLike) -> dict[str, np.ndarray]:
     r""":math:`\eta` as a PyTorch-style ``state_dict``: ``"<layer>.weight"`` (out, in), ``"<layer>.bias"``."""
     return _to_layout(spec, eta, "torch")
 
 
-def from_torch_layout(spec: ParamSpec, state) -> np.ndarray:
+def from_torch_layout(spec: ParamSpec, state: Mapping[str, ArrayLike]) -> np.ndarray:
     r""":math:`\eta` from a PyTorch-style ``state_dict`` (arrays, or tensors converted with ``numpy()``)."""
     return _from_layout(spec, state, "torch", "state")
 
 
-def to_flax_layout(spec: ParamSpec, eta) -> dict:
+def to_flax_layout(spec: ParamSpec, eta: ArrayLike) -> dict:
     r""":math:`\eta` as nested flax-style params ``{"decoder": {"layer2": {"kernel", "bias"}}}``."""
     return _to_layout(spec, eta, "flax")
 
 
-def from_flax_layout(spec: ParamSpec, params) -> np.ndarray:
+def from_flax_layout(spec: ParamSpec, params: Mapping[str, Any]) -> np.ndarray:
     r""":math:`\eta` from nested flax-style params (inverse of :func:`to_flax_layout`)."""
     return _from_layout(spec, params, "flax", "params")

@@ -11,15 +11,21 @@ low-rank truncation.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # imported when called: the kit touches K-FAC only there
+    from refvpng.curvature.kfac import BlockDiagKFAC, BlockTridiagKFAC, KFACFactors
 
 from refvpng._checks import as_array, as_nonneg_scalar, finite_output
 
 __all__ = ["kfac_outputs", "kfac_operator"]
 
 
-def kfac_operator(kind: str, factors, damping: float):
+def kfac_operator(kind: str, factors: KFACFactors, damping: float) -> BlockDiagKFAC | BlockTridiagKFAC:
     r"""``BlockDiagKFAC`` (``kind="blockdiag"``) or ``BlockTridiagKFAC`` (``"blocktridiag"``).
 
     Factored damping :math:`\gamma` = ``damping``, no :math:`\pi` heuristic, no low-rank truncation.
@@ -38,7 +44,9 @@ def kfac_operator(kind: str, factors, damping: float):
 
 
 @finite_output
-def kfac_outputs(pairs, weights, damping: float, grad) -> dict:
+def kfac_outputs(
+    pairs: Sequence[tuple[ArrayLike, ArrayLike]], weights: ArrayLike | None, damping: float, grad: ArrayLike
+) -> dict:
     r"""Factors, dense damped operators and solves of ``grad`` for block-diagonal and -tridiagonal K-FAC.
 
     Returns

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refvpng._checks import as_array, as_array_or_traced, check_trailing
+from refvpng._checks import as_array, as_array_or_traced, check_finite_output, check_trailing
 from refvpng.models.latent import LatentModel, check_model
 
 
@@ -51,3 +51,34 @@ def self_normalised(log_w: np.ndarray, scores: np.ndarray) -> np.ndarray:
     w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
     w /= w.sum(axis=0, keepdims=True)
     return np.einsum("ku,kup->up", w, scores)
+
+
+def draw_prior(rng, model: LatentModel, s: int, n: int):
+    """``S`` prior draws ``z`` (local ``(S, n, dz)``, global ``(S, dz)``) and ``z`` as ``(S, n, dz)``."""
+    if model.local:
+        z = model.prior_std * rng.standard_normal((s, n, model.latent_dim))
+        return z, z
+    z = model.prior_std * rng.standard_normal((s, model.latent_dim))
+    return z, np.broadcast_to(z[:, None, :], (s, n, model.latent_dim))
+
+
+def global_scores(rng, model: LatentModel, eta, theta, x, cov, K: int, n_sets: int, log_joint, joint_score):
+    """``n_sets`` lists of self-normalised IS scores ``(S, 1, P)`` of ``S`` global-latent data sets.
+
+    All data sets at once: ``x`` ``(S, 1, n, d)`` against proposals ``z`` ``(S, K, dz)``; the data
+    sets play the role of units (``marginal_fisher_is``; ``log_joint``/``joint_score`` passed in).
+    """
+    m, rho = model.encode(eta[: model.n_lambda], x[0])
+    m = check_finite_output(np.asarray(m), "encode", "encoder mean")
+    rho = None if rho is None else np.asarray(rho)
+    xs, s = x[:, None], x.shape[0]
+    scores = []
+    for _ in range(n_sets):
+        z = np.asarray(model.family.reparam(m, rho, rng.standard_normal((s, K, model.latent_dim))))
+        log_w = np.asarray(log_joint(model, theta, xs, z, cov)) - np.asarray(
+            model.family.log_density(z, m, rho)
+        )
+        sc = joint_score(model, theta, xs, z, cov)  # (S, K, P)
+        # (K, S) weights, (K, S, P) scores
+        scores.append(self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
+    return scores

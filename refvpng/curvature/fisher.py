@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, check_samples, finite_output
 from refvpng.curvature._autodiff import jacobian_fwd
@@ -75,7 +76,9 @@ def _prepare(model, eta, x, eps, cov):
 
 
 @finite_output
-def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
+def output_jacobian(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Outputs :math:`t_{si}` and Jacobians :math:`J_{si} = \partial t_{si}/\partial\eta`.
 
     The model's ``jacobian`` hook when it has one; otherwise forward mode (autograd), one pass
@@ -105,7 +108,7 @@ def output_jacobian(model: LatentModel, eta, x, eps, cov=None):
 
 
 @finite_output
-def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
+def q_fisher(model: LatentModel, lam: ArrayLike, x: ArrayLike) -> np.ndarray:
     r"""Exact q-Fisher information :math:`F_q` (Eq 2) of the Gaussian family, w.r.t. :math:`\lambda`.
 
     .. math::
@@ -158,7 +161,9 @@ def q_fisher(model: LatentModel, lam, x) -> np.ndarray:
 
 
 @finite_output
-def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
+def q_fisher_mc(
+    model: LatentModel, lam: ArrayLike, x: ArrayLike, z: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Monte Carlo q-Fisher (Eq 2): mean of score outer products at samples :math:`z_s \sim q`.
 
     .. math::
@@ -196,7 +201,9 @@ def q_fisher_mc(model: LatentModel, lam, x, z) -> tuple[np.ndarray, np.ndarray]:
 
 
 @finite_output
-def vp_fisher_exact(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+def vp_fisher_exact(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Variational predictive Fisher :math:`F_r = \sum_i E_\varepsilon[J_i^\top\Lambda(t_i)J_i]`.
 
     Exact in the predictive samples :math:`x'` (the expectation over :math:`x'` is the output
@@ -289,7 +296,14 @@ def _prepare_predictive(model, eta, x, eps, x_pred, cov):
 
 
 @finite_output
-def vp_scores(model: LatentModel, eta, x, eps, x_pred, cov=None) -> np.ndarray:
+def vp_scores(
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    x_pred: ArrayLike,
+    cov: ArrayLike | None = None,
+) -> np.ndarray:
     r"""Predictive scores :math:`\hat b_{s,k,i}` of Eq 16, one row per predictive sample.
 
     .. math::
@@ -331,7 +345,14 @@ def vp_scores(model: LatentModel, eta, x, eps, x_pred, cov=None) -> np.ndarray:
 
 
 @finite_output
-def vp_kfac_pairs(model: LatentModel, eta, x, eps, x_pred, cov=None):
+def vp_kfac_pairs(
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    x_pred: ArrayLike,
+    cov: ArrayLike | None = None,
+) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], np.ndarray]:
     r"""Per-layer ``(a_bar, g)`` pairs and row weights for K-FAC on :math:`\hat F_r` (Eq 16).
 
     The rows are the :math:`SMn` rows of :func:`vp_scores` in the order ``(s, k, i)`` (``i``
@@ -371,7 +392,16 @@ def vp_kfac_pairs(model: LatentModel, eta, x, eps, x_pred, cov=None):
 
 
 @finite_output
-def vp_fisher_mc(model: LatentModel, eta, x, eps, x_pred, cov=None, *, per_sample: bool = False):
+def vp_fisher_mc(
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    x_pred: ArrayLike,
+    cov: ArrayLike | None = None,
+    *,
+    per_sample: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Monte Carlo variational predictive Fisher :math:`\hat F_r` (Eq 16).
 
     .. math::

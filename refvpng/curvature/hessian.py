@@ -21,9 +21,12 @@ function                   matrix
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import autograd.numpy as anp
 import numpy as np
 from autograd import hessian
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, check_finite_output, check_samples, finite_output
 from refvpng.curvature._autodiff import jacobian_fwd
@@ -76,8 +79,15 @@ def _hessians(fun_batch, eta, n_samples, batches, func):
 
 @finite_output
 def elbo_hessian(
-    model: LatentModel, eta, x, eps, cov=None, *, wrt: str = "lambda", batches: int | None = None
-):
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    cov: ArrayLike | None = None,
+    *,
+    wrt: str = "lambda",
+    batches: int | None = None,
+) -> np.ndarray:
     r"""Hessian of the Monte Carlo ELBO (Eq 1) at fixed noise, w.r.t. :math:`\lambda` or :math:`\eta`.
 
     An unbiased estimate of :math:`\partial^2 \mathcal{L}`; exact for any noise when the ELBO is
@@ -115,8 +125,15 @@ def elbo_hessian(
 
 @finite_output
 def eq3_integral_term_mc(
-    model: LatentModel, eta, x, z, log_posterior, *, baseline: float = 0.0, batches: int = 20
-):
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    z: ArrayLike,
+    log_posterior: Callable[[np.ndarray], float],
+    *,
+    baseline: float = 0.0,
+    batches: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Score-function estimate of the integral term of Eq 3.
 
     .. math::
@@ -191,7 +208,15 @@ def eq3_integral_term_mc(
 
 
 @finite_output
-def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | None = None):
+def ll_neg_hessian(
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    cov: ArrayLike | None = None,
+    *,
+    batches: int | None = None,
+) -> np.ndarray:
     r"""Negative Hessian of the expected log-likelihood on the observed data (Eq 7).
 
     .. math::
@@ -216,8 +241,15 @@ def ll_neg_hessian(model: LatentModel, eta, x, eps, cov=None, *, batches: int | 
 
 @finite_output
 def eq9_matrix(
-    model: LatentModel, eta, z_tilde, x_tilde, cov=None, *, x_pred=None, batches: int | None = None
-):
+    model: LatentModel,
+    eta: ArrayLike,
+    z_tilde: ArrayLike,
+    x_tilde: ArrayLike,
+    cov: ArrayLike | None = None,
+    *,
+    x_pred: ArrayLike | None = None,
+    batches: int | None = None,
+) -> np.ndarray:
     r"""The model-sampled negative Hessian of Eq 9, or its predictive-sampling version (Eq 11).
 
     With :math:`\tilde z_{si} \sim p(z)`, :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si};
@@ -285,7 +317,16 @@ def eq9_matrix(
 
 
 @finite_output
-def vp_fisher_hessian_form(model: LatentModel, eta, x, eps, x_pred, cov=None, *, batches: int | None = None):
+def vp_fisher_hessian_form(
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    x_pred: ArrayLike,
+    cov: ArrayLike | None = None,
+    *,
+    batches: int | None = None,
+) -> np.ndarray:
     r"""The Hessian form of the variational predictive Fisher (Eq 12).
 
     .. math::

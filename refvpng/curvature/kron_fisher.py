@@ -20,7 +20,10 @@ and mirrored once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, finite_output
 from refvpng.curvature.outer import _mirror_upper
@@ -60,7 +63,9 @@ def _check_factors(a_bars, gs, weights):
 
 
 @finite_output
-def kron_outer_sum(a_bars, gs, weights=1.0) -> np.ndarray:
+def kron_outer_sum(
+    a_bars: Sequence[ArrayLike], gs: Sequence[ArrayLike], weights: float | ArrayLike = 1.0
+) -> np.ndarray:
     r"""Dense :math:`F = \sum_r w_r \sum_k b_{rk} b_{rk}^\top` from per-layer factors.
 
     .. math::

@@ -51,6 +51,8 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.random import Generator
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, check_finite_output, check_rng, check_samples, finite_output
 from refvpng.curvature import _latent_fisher_support as support
@@ -79,7 +81,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @finite_output
-def log_prior(model: LatentModel, z):
+def log_prior(model: LatentModel, z: ArrayLike) -> np.ndarray:
     r""":math:`\log N(z \mid 0, \tau^2 I)` summed over the last axis (autograd-friendly).
 
     Parameters
@@ -99,7 +101,9 @@ def log_prior(model: LatentModel, z):
 
 
 @finite_output
-def log_joint(model: LatentModel, theta, x, z, cov=None):
+def log_joint(
+    model: LatentModel, theta: ArrayLike, x: ArrayLike, z: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Log joint :math:`\log p(z) + \log p(x \mid z; \theta)` per unit (autograd-friendly).
 
     .. math::
@@ -132,7 +136,9 @@ def log_joint(model: LatentModel, theta, x, z, cov=None):
 
 
 @finite_output
-def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
+def joint_score(
+    model: LatentModel, theta: ArrayLike, x: ArrayLike, z: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Joint score :math:`\nabla_\theta \log p(x, z; \theta)` per unit, by forward-mode autograd.
 
     Parameters
@@ -160,7 +166,9 @@ def joint_score(model: LatentModel, theta, x, z, cov=None) -> np.ndarray:
 
 
 @finite_output
-def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
+def draw_joint(
+    rng: Generator, model: LatentModel, theta: ArrayLike, n: int, n_samples: int, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Draw ``n_samples`` data sets :math:`(x, z) \sim p(x, z; \theta)` of ``n`` points each.
 
     Draws, in order, :math:`z = \tau\,\xi` with :math:`\xi` standard normal (local: shape
@@ -188,18 +196,15 @@ def draw_joint(rng: np.random.Generator, model: LatentModel, theta, n: int, n_sa
     theta = as_array(theta, "theta", shape=(model.n_theta,))
     n = as_int(n, "n")
     s = as_int(n_samples, "n_samples")
-    if model.local:
-        z = model.prior_std * rng.standard_normal((s, n, model.latent_dim))
-        zb = z
-    else:
-        z = model.prior_std * rng.standard_normal((s, model.latent_dim))
-        zb = np.broadcast_to(z[:, None, :], (s, n, model.latent_dim))
+    z, zb = support.draw_prior(rng, model, s, n)
     t = np.asarray(model.decode(theta, zb, cov))
     return model.likelihood.sample(rng, t), z
 
 
 @finite_output
-def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int, n_samples: int, cov=None):
+def joint_fisher_mc(
+    rng: Generator, model: LatentModel, theta: ArrayLike, n: int, n_samples: int, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Monte Carlo joint Fisher of a data set of ``n`` points, with :math:`(x, z)` from the model.
 
     .. math::
@@ -260,7 +265,9 @@ def joint_fisher_mc(rng: np.random.Generator, model: LatentModel, theta, n: int,
 
 
 @finite_output
-def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
+def log_importance_weights(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Log importance weights :math:`\log p(x, z_k) - \log q(z_k \mid x; \phi)` at pre-drawn noise.
 
     The proposals are the encoder's reparameterised draws :math:`z_k = g(x, \varepsilon_k; \phi)`
@@ -307,7 +314,9 @@ def log_importance_weights(model: LatentModel, eta, x, eps, cov=None):
 
 
 @finite_output
-def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x, K: int, cov=None):
+def marginal_likelihood_is(
+    rng: Generator, model: LatentModel, eta: ArrayLike, x: ArrayLike, K: int, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Importance-sampling estimate of :math:`p(x)` per unit, with the encoder as proposal.
 
     .. math::
@@ -357,7 +366,9 @@ def marginal_likelihood_is(rng: np.random.Generator, model: LatentModel, eta, x,
 
 
 @finite_output
-def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
+def marginal_score_is(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Estimate the marginal score :math:`\nabla_\theta\log p(x)` per unit by self-normalised IS.
 
     .. math::
@@ -396,16 +407,16 @@ def marginal_score_is(model: LatentModel, eta, x, eps, cov=None):
 
 @finite_output
 def marginal_fisher_is(
-    rng: np.random.Generator,
+    rng: Generator,
     model: LatentModel,
-    eta,
+    eta: ArrayLike,
     n: int,
     n_samples: int,
     K: int,
-    cov=None,
+    cov: ArrayLike | None = None,
     *,
     paired: bool = False,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Marginal Fisher of a data set of ``n`` points from IS scores at :math:`x \sim p(x; \theta)`.
 
     Draws ``S`` data sets :math:`x_s` with :func:`draw_joint` (latents discarded), then for each
@@ -471,22 +482,8 @@ def marginal_fisher_is(
             for _ in range(n_sets)
         ]
         scores = [a.reshape(s, n, -1) for a in scores]
-    else:
-        # all S data sets at once: x (S, 1, n, d) against proposals z (S, K, dz)
-        lam = eta[: model.n_lambda]
-        m, rho = model.encode(lam, x[0])
-        m = check_finite_output(np.asarray(m), "encode", "encoder mean")
-        rho = None if rho is None else np.asarray(rho)
-        xs = x[:, None]
-        scores = []
-        for _ in range(n_sets):
-            z = np.asarray(model.family.reparam(m, rho, rng.standard_normal((s, K, dz))))
-            log_w = np.asarray(log_joint(model, theta, xs, z, cov)) - np.asarray(
-                model.family.log_density(z, m, rho)
-            )
-            sc = joint_score(model, theta, xs, z, cov)  # (S, K, P)
-            # the data sets play the role of units: (K, S) weights, (K, S, P) scores
-            scores.append(support.self_normalised(log_w.T, np.swapaxes(sc, 0, 1))[:, None, :])
+    else:  # all S data sets at once, each a unit
+        scores = support.global_scores(rng, model, eta, theta, x, cov, K, n_sets, log_joint, joint_score)
     a = scores[0]
     b = scores[-1]
     per = np.einsum("sup,suq->spq", a, b)
@@ -500,7 +497,9 @@ def marginal_fisher_is(
 
 
 @finite_output
-def decoder_fisher(model: LatentModel, eta, x, eps, cov=None) -> np.ndarray:
+def decoder_fisher(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Fisher of :math:`p(x \mid z; \theta)` in :math:`\theta` at :math:`z \sim q(z \mid x; \phi)`.
 
     .. math::

@@ -22,9 +22,10 @@ S. Tang and R. Ranganath, "The Variational Predictive Natural Gradient", ICML 20
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_positive_scalar
 from refvpng.models.latent import LatentModel, check_model
@@ -52,7 +53,7 @@ def phi_theta_blocks(model: LatentModel) -> dict[str, slice]:
     return {"phi": slice(0, model.n_lambda), "theta": slice(model.n_lambda, model.n_params)}
 
 
-def metric_over_phi_theta(model: LatentModel, fisher_theta) -> np.ndarray:
+def metric_over_phi_theta(model: LatentModel, fisher_theta: ArrayLike) -> np.ndarray:
     r"""Embed the marginal Fisher in a metric over :math:`(\phi, \theta)`, zero for :math:`\phi`.
 
     :math:`p(x; \theta) = \int p(x \mid z;\theta)p(z)\,dz` does not depend on the encoder
@@ -158,7 +159,7 @@ class MetricReport(NamedTuple):
 class SingularMetricError(ValueError):
     """A metric (Fisher) is singular on a parameter block; ``report`` holds the diagnosis."""
 
-    def __init__(self, report: MetricReport):
+    def __init__(self, report: MetricReport) -> None:
         super().__init__("\n".join(report.messages))
         self.report = report
 
@@ -215,8 +216,8 @@ _ZERO_MSG = (
 
 
 def check_metric(
-    fisher,
-    blocks,
+    fisher: ArrayLike,
+    blocks: Mapping[str, Any] | Sequence[tuple[str, Any]],
     *,
     rtol: float = 1e-9,
     raise_error: bool = True,

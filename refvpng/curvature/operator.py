@@ -50,6 +50,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.sparse.linalg import LinearOperator
 
 from refvpng._checks import as_array, as_nonneg_scalar
@@ -67,23 +68,23 @@ class Curvature(Protocol):
 
     shape: tuple[int, int]
 
-    def matvec(self, v, damping=None, /) -> np.ndarray:
+    def matvec(self, v: ArrayLike, damping: float | None = None, /) -> np.ndarray:
         """Return :math:`C v`, same shape as ``v`` (``(P,)`` or ``(P, k)``)."""
 
-    def solve(self, v, damping=None, /) -> np.ndarray:
+    def solve(self, v: ArrayLike, damping: float | None = None, /) -> np.ndarray:
         """Return the operator's inverse of :math:`C` applied to ``v``."""
 
-    def to_dense(self, damping=None, /) -> np.ndarray:
+    def to_dense(self, damping: float | None = None, /) -> np.ndarray:
         """Return :math:`C`, shape ``(P, P)``."""
 
-    def inverse(self, damping=None, /) -> Curvature:
+    def inverse(self, damping: float | None = None, /) -> Curvature:
         """Return the operator whose ``matvec`` is this ``solve``."""
 
-    def aslinearoperator(self, damping=None, /) -> LinearOperator:
+    def aslinearoperator(self, damping: float | None = None, /) -> LinearOperator:
         """Return ``matvec`` as a :class:`scipy.sparse.linalg.LinearOperator`."""
 
 
-def as_linear_operator(curvature: Curvature, damping=None) -> LinearOperator:
+def as_linear_operator(curvature: Curvature, damping: float | None = None) -> LinearOperator:
     """Wrap ``curvature.matvec`` (at a fixed damping) as a symmetric ``LinearOperator``.
 
     Parameters
@@ -168,7 +169,7 @@ class DenseCurvature(EyeDamped):
         If ``fisher`` is not a finite symmetric square matrix or ``damping`` is negative.
     """
 
-    def __init__(self, fisher, damping: float = 0.0) -> None:
+    def __init__(self, fisher: ArrayLike, damping: float = 0.0) -> None:
         f = as_array(fisher, "fisher", ndim=2)
         if f.shape[0] != f.shape[1]:
             raise ValueError(f"fisher must be square, got shape {f.shape}")
@@ -176,12 +177,12 @@ class DenseCurvature(EyeDamped):
         self.damping = as_nonneg_scalar(damping, "damping")
         self.shape: tuple[int, int] = (f.shape[0], f.shape[1])
 
-    def matvec(self, v, damping: float | None = None) -> np.ndarray:
+    def matvec(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(F + \mu I) v` for ``v`` of shape ``(P,)`` or ``(P, k)``."""
         v = self._vec(v)
         return self.fisher @ v + self._mu(damping) * v
 
-    def solve(self, v, damping: float | None = None) -> np.ndarray:
+    def solve(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(F + \mu I)^{-1} v` (Eq. 17) by :func:`damped_solve`.
 
         Raises
@@ -226,11 +227,11 @@ class InverseCurvature:
     def _d(self, damping):
         return self.damping if damping is None else damping
 
-    def matvec(self, v, damping: float | None = None) -> np.ndarray:
+    def matvec(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         """Return ``curvature.solve(v)``."""
         return self.curvature.solve(v, self._d(damping))
 
-    def solve(self, v, damping: float | None = None) -> np.ndarray:
+    def solve(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         """Return ``curvature.matvec(v)``."""
         return self.curvature.matvec(v, self._d(damping))
 

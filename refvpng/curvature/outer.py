@@ -40,6 +40,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.linalg.blas import dsyrk
 
 from refvpng._checks import as_array, as_int
@@ -206,7 +207,7 @@ def _numpy_kernel(B: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         return _syrk(np.sqrt(w)[:, None] * B)
 
 
-def outer_sum_numpy(B, weights=None) -> np.ndarray:
+def outer_sum_numpy(B: ArrayLike, weights: ArrayLike | None = None) -> np.ndarray:
     r"""Weighted sum of outer products of the rows of ``B``, in plain NumPy (the specification).
 
     .. math::
@@ -272,7 +273,7 @@ def outer_sum_numpy(B, weights=None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def outer_sum_numba(B, weights=None) -> np.ndarray:
+def outer_sum_numba(B: ArrayLike, weights: ArrayLike | None = None) -> np.ndarray:
     r"""Weighted sum of outer products of the rows of ``B``, streamed by a numba kernel.
 
     The numba twin of :func:`outer_sum_numpy`, same signature and result to
@@ -388,7 +389,7 @@ def outer_auto_method(n_rows: int, n_params: int, weighted: bool = False) -> str
     return "numpy"
 
 
-def outer_sum(B, weights=None, method: str = "auto") -> np.ndarray:
+def outer_sum(B: ArrayLike, weights: ArrayLike | None = None, method: str = "auto") -> np.ndarray:
     r"""Weighted sum of outer products of the rows of ``B``: the public entry point.
 
     .. math::
@@ -481,7 +482,9 @@ def outer_init(n_params: int) -> np.ndarray:
     return np.zeros((P, P))
 
 
-def outer_update(F, B_chunk, weights_chunk=None, method: str = "numba") -> np.ndarray:
+def outer_update(
+    F: ArrayLike, B_chunk: ArrayLike, weights_chunk: ArrayLike | None = None, method: str = "numba"
+) -> np.ndarray:
     r"""Add a chunk of rows to a streamed outer-product sum; ``F`` is not modified.
 
     .. math::

@@ -14,10 +14,16 @@ K-FAC by factored Tikhonov damping with factor damping :math:`\gamma = \mu`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeGuard
+
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_nonneg_scalar
+
+if TYPE_CHECKING:  # operator.py imports this module
+    from refvpng.curvature.operator import Curvature
 
 __all__ = ["damped_solve"]
 
@@ -32,11 +38,13 @@ def check_symmetric(f: np.ndarray, name: str) -> np.ndarray:
     return f
 
 
-def _is_operator(curvature) -> bool:
+def _is_operator(curvature: object) -> TypeGuard[Curvature]:
     return not isinstance(curvature, np.ndarray) and callable(getattr(curvature, "solve", None))
 
 
-def damped_solve(fisher, grad, damping: float = 0.0, *, name: str = "fisher") -> np.ndarray:
+def damped_solve(
+    fisher: ArrayLike | Curvature, grad: ArrayLike, damping: float = 0.0, *, name: str = "fisher"
+) -> np.ndarray:
     r"""Solve :math:`(F + \mu I)\, x = v` for symmetric positive (semi-)definite ``F``.
 
     .. math::

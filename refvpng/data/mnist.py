@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_finite_scalar, as_int, as_path
 
@@ -180,7 +181,7 @@ def _parse_idx(raw: bytes, name: str) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one IDX file (plain or gzipped) into an array.
 
     Parameters
@@ -214,7 +215,7 @@ def read_idx(path) -> np.ndarray:
     return _parse_idx(_read_bytes(path), str(path))
 
 
-def write_idx(path, array, *, compress: bool | None = None) -> None:
+def write_idx(path: str | os.PathLike[str], array: ArrayLike, *, compress: bool | None = None) -> None:
     """Write an array as an IDX file (the inverse of :func:`read_idx`; used by the tests).
 
     Parameters
@@ -276,7 +277,7 @@ def _check_labels(arr: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def load_mnist_idx(directory) -> MNISTArrays:
+def load_mnist_idx(directory: str | os.PathLike[str]) -> MNISTArrays:
     """Load the four standard MNIST IDX files from a directory.
 
     Parameters
@@ -391,7 +392,7 @@ def load_mnist_packaged() -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- binarize and split
-def binarize(images, threshold: float = 0.5) -> np.ndarray:
+def binarize(images: ArrayLike, threshold: float = 0.5) -> np.ndarray:
     r"""Binarize 8-bit images as the paper does: :math:`[p / 255 > \text{threshold}]`.
 
     Parameters
@@ -431,7 +432,7 @@ def _default_source() -> str:
 
 
 def load_binarized_mnist(
-    source=None,
+    source: str | os.PathLike[str] | None = None,
     *,
     seed: int = 0,
     n_train_eval: int = 10_000,

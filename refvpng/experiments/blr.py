@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,7 @@ def _problem(n, data_seed, split_seed):
     return make_problem(n, data_seed, split_seed)
 
 
-def make_problem(n=500, data_seed=0, split_seed=1):
+def make_problem(n: int = 500, data_seed: int = 0, split_seed: int = 1) -> dict[str, np.ndarray]:
     """The data set and its fixed train/test split."""
     data_seed = as_int(data_seed, "data_seed", minimum=0)
     split_seed = as_int(split_seed, "split_seed", minimum=0)
@@ -110,19 +111,19 @@ def make_problem(n=500, data_seed=0, split_seed=1):
 
 
 def run_one(
-    prob,
-    method,
-    rule,
-    lr,
-    run_seed,
+    prob: dict[str, np.ndarray],
+    method: str,
+    rule: str,
+    lr: float,
+    run_seed: int,
     *,
-    n_iter=2000,
-    n_mc=10,
-    damping=1e-3,
-    eval_every=100,
-    scale="softplus",
-    prior_std=100.0,
-):
+    n_iter: int = 2000,
+    n_mc: int = 10,
+    damping: float = 1e-3,
+    eval_every: int = 100,
+    scale: str = "softplus",
+    prior_std: float = 100.0,
+) -> dict:
     """One run of one method: AUC of the mean prediction every ``eval_every`` iterations.
 
     Returns a dict with ``iters``, ``train_auc``, ``test_auc`` (lists) and ``final_elbo``.
@@ -136,6 +137,7 @@ def run_one(
         eps = rng.standard_normal((n_mc, dim))
         return elbo_value_and_grad(model, lam, labels, eps, dtr)
 
+    curvature_fn: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None
     if method == "vpng":
 
         def curvature_fn(lam, rng):
@@ -150,7 +152,7 @@ def run_one(
     opt = make_optimizer(method, rule, lr, damping=damping if method == "vpng" else 0.0)
     init_rng = np.random.default_rng([run_seed, 999])
     lam0 = np.concatenate([init_rng.standard_normal(dim), np.full(dim, np.log(np.expm1(1.0)))])
-    rec = {"iters": [], "train_auc": [], "test_auc": []}
+    rec: dict[str, Any] = {"iters": [], "train_auc": [], "test_auc": []}
 
     def record(k, lam):
         m = lam[:dim]

@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import time
 import typing
@@ -106,7 +107,9 @@ class Experiment:
     title: str = ""
 
 
-def declare(module: str, *, name: str, result: str, figure: str | None, title: str, description: str):
+def declare(
+    module: str, *, name: str, result: str, figure: str | None, title: str, description: str
+) -> tuple[Experiment, Callable[..., dict], Callable[[Sequence[str] | None], int]]:
     """Declare the experiment defined in ``module`` by the harness's naming convention.
 
     The module defines ``Settings`` (the frozen dataclass), ``QUICK`` (the ``--quick`` preset),
@@ -120,10 +123,10 @@ def declare(module: str, *, name: str, result: str, figure: str | None, title: s
         plot=g["plot"], figure=figure, description=description, markdown=g["markdown"], title=title,
     )  # fmt: skip
 
-    def run_experiment_(settings=None, **kwargs) -> dict:
+    def run_experiment_(settings: Any = None, **kwargs: Any) -> dict:
         return run_experiment(exp, settings, **kwargs)
 
-    def main_(argv=None) -> int:
+    def main_(argv: Sequence[str] | None = None) -> int:
         return main(exp, argv)
 
     run_experiment_.__doc__ = f"Run {name!r} through the harness (see :func:`run_experiment`)."
@@ -183,7 +186,7 @@ def build_parser(exp: Experiment) -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(exp: Experiment, ns: argparse.Namespace):
+def settings_from_args(exp: Experiment, ns: argparse.Namespace) -> tuple[Any, str | None]:
     """Settings from parsed arguments: dataclass defaults, then the preset, then explicit flags."""
     values: dict[str, Any] = {}
     preset = None
@@ -268,7 +271,7 @@ def run_experiment(
     exp: Experiment,
     settings: Any = None,
     *,
-    out=None,
+    out: str | os.PathLike[str] | None = None,
     publish: bool = False,
     preset: str | None = None,
     jobs: int = 1,
@@ -349,7 +352,7 @@ def run_experiment(
     return doc
 
 
-def fmt(v, nd: int = 3) -> str:
+def fmt(v: float | str | None, nd: int = 3) -> str:
     """A number for a results table: ``nd`` decimals, ``—`` for a missing value."""
     if v is None:
         return "—"
@@ -359,7 +362,7 @@ def fmt(v, nd: int = 3) -> str:
     return f"{as_real_scalar(v, 'v'):.{nd}f}"
 
 
-def results_section(exp: Experiment, folder) -> list[str]:
+def results_section(exp: Experiment, folder: str | os.PathLike[str]) -> list[str]:
     """The RESULTS.md section of ``exp`` from ``<folder>/<exp.result>.json`` (or how to make it)."""
     head = [f"## {exp.title} (`refvpng reproduce {exp.name}`)", ""]
     p = Path(folder) / f"{exp.result}.json"
@@ -386,7 +389,7 @@ def _plain(o):
     return json_default(o)
 
 
-def main(exp: Experiment, argv=None) -> int:
+def main(exp: Experiment, argv: Sequence[str] | None = None) -> int:
     """Command-line entry point of one experiment (``refvpng reproduce NAME ...``)."""
     parser = build_parser(exp)
     ns = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import rankdata
 
 from refvpng._checks import as_array
@@ -10,7 +11,7 @@ from refvpng._checks import as_array
 __all__ = ["roc_auc"]
 
 
-def roc_auc(y, score) -> float:
+def roc_auc(y: ArrayLike, score: ArrayLike) -> float:
     r"""Area under the ROC curve by the Mann-Whitney statistic (ties count one half).
 
     .. math::

@@ -9,6 +9,7 @@ import contextlib
 import os
 import platform
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ class OutputLockedError(RuntimeError):
     """Another process holds the lock on the output folder."""
 
 
-def output_dir(out=None, *, publish: bool = False, preset: str | None = None) -> Path:
+def output_dir(
+    out: str | os.PathLike[str] | None = None, *, publish: bool = False, preset: str | None = None
+) -> Path:
     """The results folder: ``out``, ``validation/results`` with ``publish``, else ``./refvpng-results``.
 
     Raises
@@ -60,7 +63,7 @@ def _check_writable(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def output_lock(folder):
+def output_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold ``<folder>/.refvpng.lock`` for the duration; refuse if a live process holds it.
 
     A lock left by a killed process (its pid no longer runs on this host) is taken over. Stale

@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ from refvpng.experiments import harness
 from refvpng.experiments.harness import Cell
 from refvpng.models import linear_vae as lv
 from refvpng.models import ppca
-from refvpng.optim import make_optimizer, run
+from refvpng.optim import GradientTransformation, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, make_two_step
 
 __all__ = [
@@ -173,7 +174,9 @@ def method_grid(method: str, quick: bool = False) -> list[dict]:
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def build_method(method: str, config: dict, problem: dict):
+def build_method(
+    method: str, config: dict, problem: dict
+) -> tuple[GradientTransformation, Callable[[np.ndarray, np.random.Generator], Any] | None]:
     """Return ``(optimizer, curvature_fn)`` for :func:`refvpng.optim.run`."""
     x, spec, n = problem["x"], problem["spec"], problem["n"]
     nl = lv.n_lambda(spec)

@@ -33,8 +33,10 @@ with the best step size of a log grid, and the cosine between the direction at
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_int, as_nonneg_scalar, as_positive_scalar
 from refvpng.experiments import harness
@@ -51,7 +53,9 @@ PAPER_CLAIM = (
 )
 
 
-def setup(n=10, eps_corr=0.001, sigma=0.5, seed=0, mu_true=(1.0, -1.0)):
+def setup(
+    n: int = 10, eps_corr: float = 0.001, sigma: float = 0.5, seed: int = 0, mu_true: ArrayLike = (1.0, -1.0)
+) -> dict[str, Any]:
     r"""Data, optimum :math:`\\lambda^* = \\mu'` and start point of the experiment."""
     seed = as_int(seed, "seed", minimum=0)
     sigma = as_positive_scalar(sigma, "sigma")
@@ -70,7 +74,7 @@ def _curvature(method, s, damping=0.0):
     return gm.vp_fisher_closed(s["n"], s["eps_corr"]) + damping * np.eye(2)
 
 
-def directions_at(s, lam, damping=0.0):
+def directions_at(s: dict[str, Any], lam: ArrayLike, damping: float = 0.0) -> dict[str, np.ndarray]:
     """The three (unscaled) directions at ``lam``."""
     damping = as_nonneg_scalar(damping, "damping")
     g = gm.elbo_grad_closed(lam, s["x"], s["eps_corr"])
@@ -85,7 +89,16 @@ def _cos(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def steps_to_tol(s, method, lr, *, tol=1e-6, max_steps=100_000, damping=0.0, keep_path=False):
+def steps_to_tol(
+    s: dict[str, Any],
+    method: str,
+    lr: float,
+    *,
+    tol: float = 1e-6,
+    max_steps: int = 100_000,
+    damping: float = 0.0,
+    keep_path: bool = False,
+) -> tuple[int | None, list[np.ndarray] | None]:
     r"""Iterations of a fixed step ``lr`` until :math:`|\lambda - \lambda^*| < tol`.
 
     Uses :func:`refvpng.optim.make_optimizer` with the exact gradient and curvature. Returns
@@ -103,7 +116,7 @@ def steps_to_tol(s, method, lr, *, tol=1e-6, max_steps=100_000, damping=0.0, kee
         extra = {} if f is None else {"curvature": f}
         upd, state = opt.update(g, state, lam, **extra)
         lam = apply_updates(lam, upd)
-        if keep_path:
+        if path is not None:  # keep_path
             path.append(lam.copy())
         if not np.all(np.isfinite(lam)) or np.linalg.norm(lam - s["opt"]) > 1e6:
             return None, path

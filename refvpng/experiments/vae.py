@@ -120,6 +120,7 @@ References
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -138,6 +139,9 @@ from refvpng.experiments.harness import Cell
 from refvpng.experiments.vae_report import headline, markdown, notes, plot  # noqa: F401 - declared below
 from refvpng.models import Bernoulli
 from refvpng.nn import make_vae
+
+if TYPE_CHECKING:
+    from refvpng.data.mnist import BinarizedMNIST
 
 __all__ = [
     "METHODS",
@@ -224,7 +228,7 @@ QUICK = {
 """``--quick``: tiny network on synthetic 784-pixel binary images, a fraction of a second each."""
 
 
-def synthetic_data(seed: int = 0, n_train: int = 200, n_test: int = 100, d: int = 784):
+def synthetic_data(seed: int = 0, n_train: int = 200, n_test: int = 100, d: int = 784) -> BinarizedMNIST:
     """Binary images from ten random prototypes with 5% flipped pixels (for smoke tests).
 
     Returns

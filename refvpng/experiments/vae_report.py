@@ -5,16 +5,22 @@ Split from :mod:`refvpng.experiments.vae`, which holds the protocol and the runs
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from refvpng.experiments import harness
+
+if TYPE_CHECKING:  # vae.py imports this module
+    import refvpng.experiments.vae
 
 __all__ = ["LABELS", "PAPER_CLAIM", "notes", "headline", "plot", "markdown"]
 
 METHOD_ORDER = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
 
 
-def notes(s, source: str) -> str:
+def notes(s: refvpng.experiments.vae.Settings, source: str) -> str:
     """One paragraph on how the run's protocol differs from the paper's (stored in the JSON).
 
     Parameters
@@ -80,7 +86,7 @@ def headline(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(doc: dict, path) -> None:
+def plot(doc: dict, path: str | os.PathLike[str]) -> None:
     """Train and test ELBO against training seconds, one line per method (matplotlib Agg)."""
     import matplotlib
 

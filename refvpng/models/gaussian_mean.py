@@ -33,6 +33,7 @@ The precision has eigenvector :math:`(1,1)/\sqrt2` with eigenvalue :math:`1/(2-\
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, as_positive_scalar, check_rng, finite_output
 from refvpng.models.latent import LatentModel
@@ -98,7 +99,9 @@ def make_model(eps_corr: float = 0.01, sigma: float | None = 1.0, scale: str = "
 
 
 @finite_output
-def make_data(rng: np.random.Generator, n: int, eps_corr: float = 0.01, mu_true=(1.0, -1.0)) -> np.ndarray:
+def make_data(
+    rng: np.random.Generator, n: int, eps_corr: float = 0.01, mu_true: ArrayLike = (1.0, -1.0)
+) -> np.ndarray:
     r"""Draw :math:`x_i \sim N(\mu_{true}, \Sigma)`, shape ``(n, 2)``."""
     check_rng(rng)
     n = as_int(n, "n")
@@ -112,7 +115,7 @@ def _check_x(x):
 
 
 @finite_output
-def posterior(x, eps_corr: float):
+def posterior(x: ArrayLike, eps_corr: float) -> tuple[np.ndarray, np.ndarray]:
     r"""Exact posterior :math:`(\mu', \Sigma')` of Eq 4."""
     x = _check_x(x)
     n = x.shape[0]
@@ -122,7 +125,7 @@ def posterior(x, eps_corr: float):
 
 
 @finite_output
-def log_posterior(z, x, eps_corr: float) -> float:
+def log_posterior(z: ArrayLike, x: ArrayLike, eps_corr: float) -> float:
     r""":math:`\log p(\mu = z \mid x)` (a single draw ``z`` of shape (2,))."""
     mean, cov = posterior(x, eps_corr)
     r = as_array(z, "z", shape=(2,)) - mean
@@ -141,7 +144,9 @@ def _split(lam, sigma, scale):
 
 
 @finite_output
-def elbo_closed(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str = "fixed") -> float:
+def elbo_closed(
+    lam: ArrayLike, x: ArrayLike, eps_corr: float, sigma: float | None = 1.0, scale: str = "fixed"
+) -> float:
     """Closed-form ELBO (Eq 1) of the model of Eq 4 (see module docstring)."""
     x = _check_x(x)
     m, s = _split(lam, sigma, scale)
@@ -158,7 +163,7 @@ def elbo_closed(lam, x, eps_corr: float, sigma: float | None = 1.0, scale: str =
 
 
 @finite_output
-def elbo_grad_closed(lam, x, eps_corr: float) -> np.ndarray:
+def elbo_grad_closed(lam: ArrayLike, x: ArrayLike, eps_corr: float) -> np.ndarray:
     r"""Eq 5: :math:`\nabla_\lambda\mathcal{L} = -\lambda + \Sigma^{-1}(\sum_i x_i - n\lambda)` (means)."""
     x = _check_x(x)
     lam = as_array(lam, "lam", shape=(2,))

@@ -83,10 +83,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import (
     as_array,
@@ -211,7 +212,7 @@ class LatentModel:
         return f"LatentModel({self.name!r}, n_lambda={self.n_lambda}, n_theta={self.n_theta})"
 
 
-def check_model(model) -> LatentModel:
+def check_model(model: object) -> LatentModel:
     """Require a :class:`LatentModel` (``TypeError`` naming ``model`` otherwise)."""
     if not isinstance(model, LatentModel):
         raise TypeError(f"model must be a refvpng LatentModel, got {type(model).__name__}")
@@ -224,7 +225,7 @@ def without_hooks(model: LatentModel) -> LatentModel:
     return dataclasses.replace(model, hooks=ModelHooks(), name=model.name + "[autograd]")
 
 
-def split_params(model: LatentModel, eta):
+def split_params(model: LatentModel, eta: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     r"""Split :math:`\eta` into :math:`(\lambda, \theta)` after checking its length."""
     check_model(model)
     eta = as_array_or_traced(eta, "eta", ndim=1)
@@ -236,7 +237,9 @@ def split_params(model: LatentModel, eta):
     return eta[: model.n_lambda], eta[model.n_lambda :]
 
 
-def check_data(model: LatentModel, x, cov=None):
+def check_data(
+    model: LatentModel, x: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate observations ``x`` (n, d) and covariates ``cov`` (n, c); return float64 arrays."""
     x = _check_x(model, x)
     if model.n_cov:
@@ -248,7 +251,7 @@ def check_data(model: LatentModel, x, cov=None):
     return x, cov
 
 
-def _check_x(model: LatentModel, x) -> np.ndarray:
+def _check_x(model: LatentModel, x: ArrayLike) -> np.ndarray:
     """Observations ``x`` of shape ``(n, obs_dim)``, ``n >= 1``, as float64 (covariates unchecked)."""
     check_model(model)
     x = as_array(x, "x", ndim=2)
@@ -259,7 +262,7 @@ def _check_x(model: LatentModel, x) -> np.ndarray:
     return x
 
 
-def check_eps(model: LatentModel, eps, n: int):
+def check_eps(model: LatentModel, eps: ArrayLike, n: int) -> np.ndarray:
     """Validate pre-drawn noise against the model and ``n`` data points (see module docstring).
 
     ``eps`` needs at least one Monte Carlo sample (``S >= 1``).
@@ -281,7 +284,9 @@ def check_eps(model: LatentModel, eps, n: int):
     return eps
 
 
-def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: int, *, shared=None):
+def draw_eps(
+    rng: np.random.Generator, model: LatentModel, n: int, n_samples: int, *, shared: bool | None = None
+) -> np.ndarray:
     """Draw standard-normal noise for ``n_samples`` Monte Carlo samples.
 
     Parameters
@@ -315,7 +320,7 @@ def draw_eps(rng: np.random.Generator, model: LatentModel, n: int, n_samples: in
 
 
 @finite_output
-def latents(model: LatentModel, lam, x, eps):
+def latents(model: LatentModel, lam: ArrayLike, x: ArrayLike, eps: ArrayLike) -> np.ndarray:
     r"""Reparameterised latents :math:`z = g(x, \varepsilon; \lambda)` (Eq 6), shape ``(S, n, dz)``.
 
     Shared global noise ``(S, dz)`` is broadcast to every data point. Plain arrays are validated
@@ -332,6 +337,7 @@ def latents(model: LatentModel, lam, x, eps):
         lam = as_array(lam, "lam", shape=(model.n_lambda,))
         x = _check_x(model, x)
         eps = check_eps(model, eps, x.shape[0])
+    x, eps = cast(np.ndarray, x), cast(np.ndarray, eps)  # a traced lam: the caller validated them
     m, rho = model.encode(lam, x)
     z = model.family.reparam(m, rho, eps)
     if eps.ndim == 2:  # shared global draw
@@ -340,7 +346,9 @@ def latents(model: LatentModel, lam, x, eps):
 
 
 @finite_output
-def outputs(model: LatentModel, eta, x, eps, cov=None):
+def outputs(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> np.ndarray:
     r"""Likelihood output :math:`t_{si} = h(g(x_i, \varepsilon_{si}; \lambda); \theta)`, ``(S, n, d)``.
 
     Plain arrays are validated as in :func:`latents` (and ``cov`` as in :func:`check_data`);
@@ -360,7 +368,15 @@ def outputs(model: LatentModel, eta, x, eps, cov=None):
 
 
 @finite_output
-def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n_pred: int, cov=None):
+def draw_predictive(
+    rng: np.random.Generator,
+    model: LatentModel,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    n_pred: int,
+    cov: ArrayLike | None = None,
+) -> np.ndarray:
     r"""Draw predictive samples :math:`x'^{(k)}_{si} \sim p(x' \mid z_{si}; \theta)` (Eq 15).
 
     Returns
@@ -378,7 +394,14 @@ def draw_predictive(rng: np.random.Generator, model: LatentModel, eta, x, eps, n
 
 
 @finite_output
-def draw_model_samples(rng: np.random.Generator, model: LatentModel, eta, n: int, n_samples: int, cov=None):
+def draw_model_samples(
+    rng: np.random.Generator,
+    model: LatentModel,
+    eta: ArrayLike,
+    n: int,
+    n_samples: int,
+    cov: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Draw :math:`\tilde z_{si} \sim p(z)` and :math:`\tilde x_{si} \sim p(x \mid \tilde z_{si}; \theta)`.
 
     These are the samples of the expectation :math:`E_{p(z_i)} E_{p(x_i \mid z_i)}` in Eq 9 and

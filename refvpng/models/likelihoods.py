@@ -27,6 +27,7 @@ from typing import Protocol
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaln
 
 from refvpng._checks import (
@@ -50,33 +51,33 @@ class Likelihood(Protocol):
     have these methods; ``t`` is the family's output parameter (the output of ``decode``).
     """
 
-    def log_prob(self, x, t):
+    def log_prob(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`\log p(x \mid t)`, summed over the last axis."""
 
-    def score(self, x, t):
+    def score(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`\nabla_t \log p(x \mid t)`."""
 
-    def sample(self, rng: np.random.Generator, t):
+    def sample(self, rng: np.random.Generator, t: ArrayLike) -> np.ndarray:
         r"""Draw :math:`x' \sim p(x \mid t)`."""
 
-    def output_fisher(self, t):
+    def output_fisher(self, t: ArrayLike) -> np.ndarray:
         r"""Return the Fisher :math:`\Lambda(t)` of the family in ``t``."""
 
-    def whiten(self, jac, t):
+    def whiten(self, jac: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`W J` with :math:`(WJ)^\top (WJ) = J^\top \Lambda(t) J`."""
 
 
-def softplus(t):
+def softplus(t: ArrayLike) -> np.ndarray:
     r"""Stable :math:`\log(1 + e^t)` (autograd-differentiable; plain ``t`` is validated)."""
     return anp.logaddexp(0.0, as_array_or_traced(t, "t"))
 
 
-def log_sigmoid(t):
+def log_sigmoid(t: ArrayLike) -> np.ndarray:
     r"""Stable :math:`\log \sigma(t) = -\operatorname{softplus}(-t)`."""
     return -anp.logaddexp(0.0, -as_array_or_traced(t, "t"))
 
 
-def sigmoid(t):
+def sigmoid(t: ArrayLike) -> np.ndarray:
     r"""Stable logistic function :math:`1/(1+e^{-t})`."""
     return anp.exp(log_sigmoid(t))
 
@@ -191,30 +192,30 @@ class Gaussian:
         r""":math:`\Sigma^{-1}`, shape (d, d)."""
         return self._prec
 
-    def log_prob(self, x, t):
+    def log_prob(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r""":math:`\log N(x \mid t, \Sigma)`, summed over the last axis."""
         x, t = _xt(x, t, self.dim)
         r = x - t
         quad = anp.sum(anp.dot(r, self._prec) * r, axis=-1)
         return _checked(-0.5 * (quad + self._logdet + self.dim * _LOG_2PI), "log_prob", x, t)
 
-    def score(self, x, t):
+    def score(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r""":math:`\Sigma^{-1}(x - t)`."""
         x, t = _xt(x, t, self.dim)
         return check_finite_output((x - t) @ self._prec, "score")
 
-    def sample(self, rng: np.random.Generator, t):
+    def sample(self, rng: np.random.Generator, t: ArrayLike) -> np.ndarray:
         """Draw ``x' = t + L z`` with ``cov = L L^T`` and ``z`` standard normal."""
         check_rng(rng)
         _, t = _xt(_NO_X, t, self.dim)
         return check_finite_output(t + rng.standard_normal(t.shape) @ self._chol.T, "sample")
 
-    def output_fisher(self, t):
+    def output_fisher(self, t: ArrayLike) -> np.ndarray:
         r""":math:`\Lambda = \Sigma^{-1}`, shape (d, d), independent of ``t`` (still validated)."""
         _xt(_NO_X, t, self.dim)
         return self._prec
 
-    def whiten(self, jac, t):
+    def whiten(self, jac: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`L^{-1} J` so that :math:`(L^{-1}J)^\top (L^{-1}J) = J^\top\Sigma^{-1}J`.
 
         ``jac`` has shape ``(..., d, P)``.
@@ -238,28 +239,28 @@ class Bernoulli:
 
     diagonal = True
 
-    def log_prob(self, x, t):
+    def log_prob(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         """Log probability summed over the last axis; finite for ``|t| <= 1000``."""
         x, t = _xt(x, t)
         return _checked(anp.sum(x * t - softplus(t), axis=-1), "log_prob", x, t)
 
-    def score(self, x, t):
+    def score(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r""":math:`x - \sigma(t)`."""
         x, t = _xt(x, t)
         return x - sigmoid(t)
 
-    def sample(self, rng: np.random.Generator, t):
+    def sample(self, rng: np.random.Generator, t: ArrayLike) -> np.ndarray:
         """Draw ``x' ~ Bernoulli(sigmoid(t))`` as float64 zeros and ones."""
         check_rng(rng)
         _, t = _xt(_NO_X, t)
         return (rng.random(t.shape) < sigmoid(t)).astype(np.float64)
 
-    def output_fisher(self, t):
+    def output_fisher(self, t: ArrayLike) -> np.ndarray:
         r"""Diagonal :math:`\sigma(t)\sigma(-t)`, same shape as ``t``."""
         _, t = _xt(_NO_X, t)
         return np.exp(log_sigmoid(t) + log_sigmoid(-t))
 
-    def whiten(self, jac, t):
+    def whiten(self, jac: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
         lam = self.output_fisher(t)
         return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape), "whiten")
@@ -296,18 +297,18 @@ class Poisson:
             if np.any(np.asarray(tv) > 700.0):
                 raise ValueError("t exceeds 700 for the log-link Poisson: the rate exp(t) overflows float64")
 
-    def log_rate(self, t):
+    def log_rate(self, t: ArrayLike) -> np.ndarray:
         """Log of the rate, stable for ``|t| <= 1000``."""
         t = as_array_or_traced(t, "t")
         return t if self.link == "log" else _log_softplus(t)
 
-    def rate(self, t):
+    def rate(self, t: ArrayLike) -> np.ndarray:
         """The Poisson rate."""
         t = as_array_or_traced(t, "t")
         self._check_t(t)
         return anp.exp(t) if self.link == "log" else softplus(t)
 
-    def log_prob(self, x, t):
+    def log_prob(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         """Log probability summed over the last axis."""
         x, t = _xt(x, t, counts=True)
         self._check_t(t)
@@ -319,7 +320,7 @@ class Poisson:
         # sigmoid(t) / softplus(t), computed in log space (tends to 1 as t -> -inf).
         return np.exp(log_sigmoid(t) - _log_softplus(t))
 
-    def score(self, x, t):
+    def score(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r""":math:`\partial_t \log p`: :math:`x - e^t` or :math:`x\,\sigma(t)/r - \sigma(t)`."""
         x, t = _xt(x, t, counts=True)
         self._check_t(t)
@@ -327,7 +328,7 @@ class Poisson:
             return check_finite_output(x - np.exp(t), "score")
         return check_finite_output(x * self._ratio(t) - sigmoid(t), "score")
 
-    def sample(self, rng: np.random.Generator, t):
+    def sample(self, rng: np.random.Generator, t: ArrayLike) -> np.ndarray:
         """Draw ``x' ~ Poisson(rate(t))`` as float64."""
         check_rng(rng)
         _, t = _xt(_NO_X, t)
@@ -337,7 +338,7 @@ class Poisson:
             raise ValueError("t is so large that the Poisson rate exceeds 1e15 (sampling overflows)")
         return rng.poisson(rate).astype(np.float64)
 
-    def output_fisher(self, t):
+    def output_fisher(self, t: ArrayLike) -> np.ndarray:
         r""":math:`e^t` (log link) or :math:`\sigma(t)^2/\operatorname{softplus}(t)` (softplus)."""
         _, t = _xt(_NO_X, t)
         self._check_t(t)
@@ -345,7 +346,7 @@ class Poisson:
             return np.exp(t)
         return sigmoid(t) * self._ratio(t)
 
-    def whiten(self, jac, t):
+    def whiten(self, jac: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`\operatorname{diag}(\sqrt{\Lambda}) J` for ``jac`` of shape ``(..., d, P)``."""
         lam = self.output_fisher(t)
         return check_finite_output(np.sqrt(lam)[..., None] * _jac(jac, lam.shape), "whiten")
@@ -438,7 +439,7 @@ class GaussianLearnedVariance:
             raise ValueError("x contains NaN or infinite values")
         return x
 
-    def log_prob(self, x, t):
+    def log_prob(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Log density summed over the ``dim`` data columns (autograd-friendly in ``t``)."""
         x = self._check_x(x)
         mu, s = self._split(t)
@@ -447,7 +448,7 @@ class GaussianLearnedVariance:
         # a shared s (..., 1) broadcasts over the dim columns
         return _checked(-0.5 * anp.sum(_LOG_2PI + s + anp.exp(-s) * r * r, axis=-1), "log_prob", x, t)
 
-    def score(self, x, t):
+    def score(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
         r""":math:`\nabla_t \log p(x \mid t)`, shape ``(..., n_out)``."""
         x = self._check_x(x)
         mu, s = self._split(t)
@@ -459,13 +460,13 @@ class GaussianLearnedVariance:
             ds = np.sum(ds, axis=-1, keepdims=True)
         return check_finite_output(np.concatenate([inv * r, ds], axis=-1), "score")
 
-    def sample(self, rng: np.random.Generator, t):
+    def sample(self, rng: np.random.Generator, t: ArrayLike) -> np.ndarray:
         r"""Draw :math:`x' = \mu + e^{s/2}\odot\varepsilon`, shape ``(..., dim)``."""
         check_rng(rng)
         mu, s = self._split(t)
         return check_finite_output(mu + np.exp(0.5 * s) * rng.standard_normal(mu.shape), "sample")
 
-    def output_fisher(self, t):
+    def output_fisher(self, t: ArrayLike) -> np.ndarray:
         r"""Diagonal :math:`\Lambda(t)` (class docstring), shape ``(..., n_out)``."""
         mu, s = self._split(t)
         out = np.empty(mu.shape[:-1] + (self.n_out,))
@@ -473,7 +474,7 @@ class GaussianLearnedVariance:
         out[..., self.dim :] = 0.5 * self.dim if self.shared else 0.5
         return check_finite_output(out, "output_fisher")
 
-    def whiten(self, jac, t):
+    def whiten(self, jac: ArrayLike, t: ArrayLike) -> np.ndarray:
         r"""Return :math:`\sqrt{\Lambda} J` for ``jac`` of shape ``(..., n_out, P)``."""
         mu, _ = self._split(t)
         jac = _jac(jac, mu.shape[:-1] + (self.n_out,))

@@ -50,6 +50,7 @@ term :math:`(1+\theta^2)S_{xx} - S_{xx}/\sigma^2`.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_finite_scalar, as_int, as_positive_scalar, check_rng, finite_output
 from refvpng.models.latent import LatentModel
@@ -131,7 +132,7 @@ def _unpack(eta, x):
 
 
 @finite_output
-def vp_fisher_closed(eta, x, sigma: float) -> np.ndarray:
+def vp_fisher_closed(eta: ArrayLike, x: ArrayLike, sigma: float) -> np.ndarray:
     r"""Exact :math:`F_r` on data ``x`` (module docstring)."""
     lam, th, xv = _unpack(eta, x)
     sigma = as_positive_scalar(sigma, "sigma")
@@ -140,7 +141,7 @@ def vp_fisher_closed(eta, x, sigma: float) -> np.ndarray:
 
 
 @finite_output
-def ll_neg_hessian_closed(eta, x, sigma: float) -> np.ndarray:
+def ll_neg_hessian_closed(eta: ArrayLike, x: ArrayLike, sigma: float) -> np.ndarray:
     r"""Exact :math:`-\partial^2_\eta\mathcal{L}_{ll}` on data ``x`` (Eq 7)."""
     lam, th, xv = _unpack(eta, x)
     sigma = as_positive_scalar(sigma, "sigma")
@@ -150,7 +151,7 @@ def ll_neg_hessian_closed(eta, x, sigma: float) -> np.ndarray:
 
 
 @finite_output
-def elbo_closed(eta, x, sigma: float) -> float:
+def elbo_closed(eta: ArrayLike, x: ArrayLike, sigma: float) -> float:
     """Closed-form ELBO (Eq 1)."""
     lam, th, xv = _unpack(eta, x)
     s2 = as_positive_scalar(sigma, "sigma") ** 2
@@ -160,7 +161,7 @@ def elbo_closed(eta, x, sigma: float) -> float:
 
 
 @finite_output
-def elbo_grad_closed(eta, x, sigma: float) -> np.ndarray:
+def elbo_grad_closed(eta: ArrayLike, x: ArrayLike, sigma: float) -> np.ndarray:
     r"""Closed-form gradient of the ELBO.
 
     .. math::
@@ -174,7 +175,7 @@ def elbo_grad_closed(eta, x, sigma: float) -> np.ndarray:
 
 
 @finite_output
-def posterior(theta: float, x):
+def posterior(theta: float, x: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     r"""Exact posterior :math:`p(z_i\mid x_i) = N(\theta x_i/(1+\theta^2), 1/(1+\theta^2))`."""
     x = as_array(x, "x", shape=(None, 1))
     theta = as_finite_scalar(theta, "theta")
@@ -182,7 +183,7 @@ def posterior(theta: float, x):
 
 
 @finite_output
-def log_posterior(z, theta: float, x) -> float:
+def log_posterior(z: ArrayLike, theta: float, x: ArrayLike) -> float:
     r""":math:`\sum_i\log p(z_i \mid x_i)` for one draw ``z`` of shape ``(n, 1)``."""
     mean, var = posterior(theta, x)
     z = as_array(z, "z", shape=mean.shape)
@@ -190,14 +191,14 @@ def log_posterior(z, theta: float, x) -> float:
 
 
 @finite_output
-def q_fisher_closed(x, sigma: float) -> np.ndarray:
+def q_fisher_closed(x: ArrayLike, sigma: float) -> np.ndarray:
     r""":math:`F_q = S_{xx}/\sigma^2` (Eq 2), shape (1, 1)."""
     x = as_array(x, "x", shape=(None, 1))
     return np.array([[float(x[:, 0] @ x[:, 0]) / as_positive_scalar(sigma, "sigma") ** 2]])
 
 
 @finite_output
-def elbo_hessian_lambda_closed(theta: float, x) -> np.ndarray:
+def elbo_hessian_lambda_closed(theta: float, x: ArrayLike) -> np.ndarray:
     r""":math:`\partial^2_\lambda\mathcal{L} = -(1+\theta^2)S_{xx}`, shape (1, 1)."""
     x = as_array(x, "x", shape=(None, 1))
     theta = as_finite_scalar(theta, "theta")
@@ -205,6 +206,6 @@ def elbo_hessian_lambda_closed(theta: float, x) -> np.ndarray:
 
 
 @finite_output
-def eq3_integral_closed(theta: float, x, sigma: float) -> np.ndarray:
+def eq3_integral_closed(theta: float, x: ArrayLike, sigma: float) -> np.ndarray:
     r"""Eq 3 integral term :math:`(1+\theta^2)S_{xx} - S_{xx}/\sigma^2`, shape (1, 1)."""
     return -elbo_hessian_lambda_closed(theta, x) - q_fisher_closed(x, sigma)

@@ -27,6 +27,7 @@ tested against autograd:
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import (
     as_array,
@@ -107,7 +108,7 @@ def make_model(dim: int = 5, prior_std: float = 100.0, scale: str = "softplus") 
     )
 
 
-def make_data(rng: np.random.Generator, n: int = 500, noise: float = 0.005):
+def make_data(rng: np.random.Generator, n: int = 500, noise: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
     r"""The synthetic data of Section 5.1.
 
     :math:`a_i \sim U[-5, 5]`, :math:`\epsilon_i \sim U[-0.005, 0.005]^4`,
@@ -136,13 +137,15 @@ def make_data(rng: np.random.Generator, n: int = 500, noise: float = 0.005):
     return x, y
 
 
-def add_bias(x) -> np.ndarray:
+def add_bias(x: ArrayLike) -> np.ndarray:
     """Append a column of ones (the bias is the last weight)."""
     x = as_array(x, "x", ndim=2)
     return np.hstack([x, np.ones((x.shape[0], 1))])
 
 
-def train_test_split(rng: np.random.Generator, n: int, train_fraction: float = 0.8):
+def train_test_split(
+    rng: np.random.Generator, n: int, train_fraction: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
     """A fixed random split of ``range(n)``: (train_idx, test_idx); ``0 <= train_fraction <= 1``."""
     check_rng(rng)
     n = as_int(n, "n")
@@ -205,7 +208,7 @@ def _outputs_and_jacobian(lam, design, eps, fam):
     return t[..., None], np.concatenate([j_m, j_rho], axis=-1)[:, :, None, :]
 
 
-def predict_mean(lam, design) -> np.ndarray:
+def predict_mean(lam: ArrayLike, design: ArrayLike) -> np.ndarray:
     r"""The mean prediction :math:`\mathrm{sigmoid}(a_i^\top m)` used for the paper's AUC."""
     design = as_array(design, "design", ndim=2)
     lam = as_array(lam, "lam", shape=(2 * design.shape[1],))

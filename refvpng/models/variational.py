@@ -28,9 +28,11 @@ which is :math:`\operatorname{diag}(e^{-2\rho}, 2)` for ``"exp"`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import (
     as_array_or_traced,
@@ -117,15 +119,15 @@ class MeanFieldGaussian:
         """Whether the scale is a variational parameter."""
         return self.scale != "fixed"
 
-    def std(self, rho):
+    def std(self, rho: ArrayLike | None) -> np.ndarray | float:
         r""":math:`\sigma(\rho)`; ``rho`` is ignored (may be ``None``) for ``"fixed"``."""
         if self.scale == "fixed":
-            return self.sigma
+            return cast(float, self.sigma)  # set for 'fixed' (__post_init__)
         (rho,) = _arrays(rho=_rho(rho))
         s = anp.exp(rho) if self.scale == "exp" else softplus(rho)
         return _checked(s + self.floor if self.floor else s, "std", rho)
 
-    def dstd(self, rho):
+    def dstd(self, rho: ArrayLike) -> np.ndarray:
         r""":math:`d\sigma/d\rho`."""
         if self.scale == "fixed":
             raise ValueError("dstd is undefined for scale='fixed'")
@@ -136,10 +138,10 @@ class MeanFieldGaussian:
             return sigmoid(rho)
         raise ValueError("dstd is undefined for scale='fixed'")
 
-    def log_std(self, rho):
+    def log_std(self, rho: ArrayLike | None) -> np.ndarray | float:
         r""":math:`\log\sigma`, stable."""
         if self.scale == "fixed":
-            return float(np.log(self.sigma))
+            return float(np.log(cast(float, self.sigma)))
         (rho,) = _arrays(rho=_rho(rho))
         if self.floor:
             return anp.log(self.std(rho))  # >= log(floor): no underflow
@@ -149,17 +151,17 @@ class MeanFieldGaussian:
 
         return _log_softplus(rho)
 
-    def reparam(self, m, rho, eps):
+    def reparam(self, m: ArrayLike, rho: ArrayLike | None, eps: ArrayLike) -> np.ndarray:
         r""":math:`z = g(\varepsilon; m, \rho) = m + \sigma(\rho)\,\varepsilon` (Eq 6)."""
         m, rho, eps = _arrays(m=m, rho=_rho(rho) if self.has_scale_params else rho, eps=eps)
         return _checked(m + self.std(rho) * eps, "reparam", m, rho, eps)
 
-    def inverse(self, z, m, rho):
+    def inverse(self, z: ArrayLike, m: ArrayLike, rho: ArrayLike | None) -> np.ndarray:
         r""":math:`\varepsilon = g^{-1}(z; m, \rho) = (z - m)/\sigma(\rho)`."""
         z, m, rho = _arrays(z=z, m=m, rho=_rho(rho) if self.has_scale_params else rho)
         return _checked((z - m) / self.std(rho), "inverse", z, m, rho)
 
-    def log_density(self, z, m, rho):
+    def log_density(self, z: ArrayLike, m: ArrayLike, rho: ArrayLike | None) -> np.ndarray:
         r""":math:`\log q(z)`, summed over the last axis."""
         z, m, rho = _arrays(z=z, m=m, rho=_rho(rho) if self.has_scale_params else rho)
         if np.ndim(z) < 1:
@@ -176,7 +178,7 @@ class MeanFieldGaussian:
         return _checked(out, "log_density", z, m, rho)
 
     @finite_output
-    def kl_to_normal(self, m, rho, prior_std: float):
+    def kl_to_normal(self, m: ArrayLike, rho: ArrayLike | None, prior_std: float) -> np.ndarray:
         r""":math:`\mathrm{KL}(q \,\|\, N(0, \tau^2 I))`, summed over the last axis.
 
         .. math::
@@ -198,7 +200,9 @@ class MeanFieldGaussian:
         term = np.log(prior_std) - ls + (s**2 + m**2) / (2.0 * tau2) - 0.5
         return _checked(anp.sum(term * anp.ones_like(m), axis=-1), "kl_to_normal", m, rho)
 
-    def fisher_diag(self, rho, m_shape):
+    def fisher_diag(
+        self, rho: ArrayLike | None, m_shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         r"""Diagonal q-Fisher (Eq 2) of one Gaussian in :math:`(m, \rho)`.
 
         Returns
@@ -213,9 +217,9 @@ class MeanFieldGaussian:
         ):
             raise TypeError(f"m_shape must be a tuple of non-negative ints, got {m_shape!r}")
         if self.scale == "fixed":
-            if np.log(self.sigma) < -350.0:
+            if np.log(cast(float, self.sigma)) < -350.0:
                 raise ValueError("sigma is so small that 1/sigma^2 overflows float64 (log sigma < -350)")
-            return np.full(m_shape, 1.0 / self.sigma**2), None
+            return np.full(m_shape, 1.0 / cast(float, self.sigma) ** 2), None
         (rho,) = _arrays(rho=_rho(rho))
         if np.shape(rho) != m_shape:
             raise ValueError(f"rho must have shape m_shape {m_shape}, got {np.shape(rho)}")

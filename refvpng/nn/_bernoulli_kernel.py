@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from refvpng._checks import as_array
 
@@ -114,7 +115,9 @@ def terms_numba(t, x, u, dp_dtype, kernel=None):
     return ll, d, (dp if want else None)
 
 
-def bernoulli_terms(t, x, u=None, *, dp_dtype=np.float64):
+def bernoulli_terms(
+    t: ArrayLike, x: ArrayLike, u: ArrayLike | None = None, *, dp_dtype: DTypeLike = np.float64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     r"""Log-likelihoods, data scores and (optionally) predictive scores of Bernoulli logits.
 
     The NumPy specification of :func:`bernoulli_terms_numba`:
@@ -161,7 +164,9 @@ def bernoulli_terms(t, x, u=None, *, dp_dtype=np.float64):
     return terms_numpy(*check_bernoulli_args(t, x, u, dp_dtype))
 
 
-def bernoulli_terms_numba(t, x, u=None, *, dp_dtype=np.float64):
+def bernoulli_terms_numba(
+    t: ArrayLike, x: ArrayLike, u: ArrayLike | None = None, *, dp_dtype: DTypeLike = np.float64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The fused, row-parallel numba twin of :func:`bernoulli_terms` (same signature).
 
     One pass over the logits computes all three outputs; results equal the specification's to

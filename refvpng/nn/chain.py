@@ -38,15 +38,17 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from refvpng._checks import as_array, as_nonneg_scalar, as_positive_scalar, finite_output
 from refvpng.models.latent import LatentModel, ModelHooks
-from refvpng.models.likelihoods import Bernoulli, Gaussian, Poisson
+from refvpng.models.likelihoods import Bernoulli, Gaussian, Likelihood, Poisson
 from refvpng.models.variational import MeanFieldGaussian
 from refvpng.nn.mlp import MLP, MLPCache, per_example_gradients
 
@@ -153,8 +155,8 @@ class Chain:
     @classmethod
     def from_sizes(
         cls,
-        encoder_sizes,
-        decoder_sizes,
+        encoder_sizes: Sequence[int],
+        decoder_sizes: Sequence[int],
         activation: str = "relu",
         floor: float = 1e-4,
         decoder_bias: bool = True,
@@ -218,7 +220,7 @@ class Chain:
         r"""Shapes :math:`(d_l, d_{l-1} + 1)` (no bias: :math:`d_{l-1}` columns) of all :math:`\bar W_l`."""
         return self.encoder.layer_shapes + self.decoder.layer_shapes
 
-    def split(self, eta) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, eta: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         r"""Split :math:`\eta` into encoder parameters :math:`\lambda` and decoder :math:`\theta`.
 
         Parameters
@@ -239,7 +241,7 @@ class Chain:
         return np.concatenate([self.encoder.init(rng), self.decoder.init(rng)])
 
     @finite_output
-    def forward(self, eta, x, eps) -> tuple[np.ndarray, ChainCache]:
+    def forward(self, eta: ArrayLike, x: ArrayLike, eps: ArrayLike) -> tuple[np.ndarray, ChainCache]:
         r"""Forward pass :math:`x \to (\mu, \sigma_{raw}) \to z \to t`.
 
         Parameters
@@ -278,7 +280,7 @@ class Chain:
         t, dec_cache = self.decoder.forward(theta, z)
         return t, ChainCache(enc_cache, dec_cache, sigma_raw, eps, z)
 
-    def backward(self, cache: ChainCache, d_t, d_enc=None) -> ChainGrads:
+    def backward(self, cache: ChainCache, d_t: ArrayLike, d_enc: ArrayLike | None = None) -> ChainGrads:
         r"""Backward pass through decoder, stochastic layer and encoder.
 
         .. math::
@@ -328,7 +330,7 @@ class Chain:
         return t, per_example_gradients(grads.pairs).reshape(n, d, self.num_params)
 
     @finite_output
-    def jacobian(self, eta, x_i, eps_i) -> np.ndarray:
+    def jacobian(self, eta: ArrayLike, x_i: ArrayLike, eps_i: ArrayLike) -> np.ndarray:
         r"""Dense Jacobian :math:`J = \partial t / \partial \eta` for one data point.
 
         Row :math:`o` is the backward pass with :math:`\partial L/\partial t = e_o` (unit
@@ -381,7 +383,7 @@ def _repeat_cache(cache: ChainCache, k: int) -> ChainCache:
     )
 
 
-def chain_model(chain: Chain, likelihood, *, prior_std: float = 1.0) -> LatentModel:
+def chain_model(chain: Chain, likelihood: Likelihood, *, prior_std: float = 1.0) -> LatentModel:
     r"""The chain as a :class:`~refvpng.models.latent.LatentModel` with explicit-backward hooks.
 
     .. math::

@@ -195,14 +195,16 @@ def vae_fisher_operator(
     m = eps.shape[0] if fisher_samples is None else as_int(fisher_samples, "fisher_samples")
     if m > eps.shape[0]:
         raise ValueError(f"fisher_samples must be in [1, {eps.shape[0]}], got {m}")
-    x_pred = None
+    x_pred: Callable[[np.ndarray], np.ndarray] | None = None
     if u is not None:
         u_m = as_array(u, "u", shape=eps.shape[:2] + (chain.d_x,))[:m]
         if u_m.size and not (u_m.min() >= 0.0 and u_m.max() < 1.0):
             raise ValueError("u must hold uniforms in [0, 1)")
 
-        def x_pred(t):
+        def draw(t: np.ndarray) -> np.ndarray:
             return (u_m < expit(t)).astype(np.float64)[:, None]
+
+        x_pred = draw
 
     model = chain_model(chain, Bernoulli())
     return VPFisherOperator(

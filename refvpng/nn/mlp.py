@@ -39,11 +39,13 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import (
     as_array,
@@ -167,7 +169,7 @@ class MLP:
     20
     """
 
-    sizes: tuple[int, ...]
+    sizes: Sequence[int]
     activation: str = "relu"
     bias: bool = True
 
@@ -200,7 +202,7 @@ class MLP:
         """Length of the flat parameter vector."""
         return sum(o * i for o, i in self.layer_shapes)
 
-    def unpack(self, params) -> list[np.ndarray]:
+    def unpack(self, params: ArrayLike) -> list[np.ndarray]:
         r"""Split a flat parameter vector into the :math:`\bar W_l`.
 
         Parameters
@@ -225,7 +227,7 @@ class MLP:
             k += o * i
         return out
 
-    def pack(self, weights) -> np.ndarray:
+    def pack(self, weights: Sequence[ArrayLike]) -> np.ndarray:
         r"""Inverse of :meth:`unpack`: concatenate the :math:`\operatorname{vec}(\bar W_l)`.
 
         Parameters
@@ -280,7 +282,7 @@ class MLP:
             ws.append(w)
         return self.pack(ws)
 
-    def apply(self, params, x):
+    def apply(self, params: ArrayLike, x: ArrayLike) -> np.ndarray:
         r"""Network output :math:`s_L` written with ``autograd.numpy``: the autograd reference.
 
         Same packing and arithmetic as :meth:`forward`, differentiable by autograd (this is what
@@ -313,7 +315,7 @@ class MLP:
                 a = s
         return a if is_traced(params) or is_traced(x) else check_finite_output(a, "apply")
 
-    def forward(self, params, x) -> tuple[np.ndarray, MLPCache]:
+    def forward(self, params: ArrayLike, x: ArrayLike) -> tuple[np.ndarray, MLPCache]:
         r"""Forward pass on a batch.
 
         Parameters
@@ -346,7 +348,7 @@ class MLP:
             a = s if k == len(weights) - 1 else _act(self.activation, s)
         return a, MLPCache(tuple(a_bars), tuple(ss), tuple(weights), self.activation)
 
-    def backward(self, cache: MLPCache, d_out) -> MLPGrads:
+    def backward(self, cache: MLPCache, d_out: ArrayLike) -> MLPGrads:
         r"""Backward pass: propagate :math:`\partial L / \partial s_L` to every layer and input.
 
         .. math::
@@ -391,7 +393,7 @@ class MLP:
         return MLPGrads(self.pack(grads), tuple(gs), pairs, da)
 
 
-def per_example_gradients(pairs) -> np.ndarray:
+def per_example_gradients(pairs: Sequence[tuple[ArrayLike, ArrayLike]]) -> np.ndarray:
     r"""Per-row gradients from per-layer ``(a_bar, g)`` pairs.
 
     Row :math:`r`'s block for layer :math:`l` is

@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from scipy.special import expit
 
 from refvpng._checks import as_array, as_finite_scalar, as_int, check_finite_output, finite_output
@@ -244,7 +245,7 @@ def _enc_backprop_rows(w_enc, enc_s, g_h, s_count):
     return gs
 
 
-def gram(a, scale: float, dtype) -> np.ndarray:
+def gram(a: ArrayLike, scale: float, dtype: DTypeLike) -> np.ndarray:
     r"""Return ``scale * a.T @ a`` computed in ``dtype`` and returned in float64.
 
     The Gram product behind every diagonal Kronecker factor of :func:`vae_step`.
@@ -260,7 +261,7 @@ def gram(a, scale: float, dtype) -> np.ndarray:
     return check_finite_output((a.T @ a).astype(np.float64) * scale, "gram")
 
 
-def cross_gram(a, b, scale: float, dtype) -> np.ndarray:
+def cross_gram(a: ArrayLike, b: ArrayLike, scale: float, dtype: DTypeLike) -> np.ndarray:
     """Return ``scale * a.T @ b`` computed in ``dtype`` and returned in float64 (cross factors)."""
     a, scale, dtype = _check_gram(a, "a", scale, dtype)
     b = as_array(b, "b", shape=(a.shape[0], None), dtype=None)
@@ -312,14 +313,14 @@ def _check_step_args(
 @finite_output
 def vae_step(
     chain: Chain,
-    eta,
-    x,
-    eps,
-    u=None,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    u: ArrayLike | None = None,
     *,
     curvature: str | None = None,
     fisher_samples: int | None = None,
-    factor_dtype=np.float64,
+    factor_dtype: DTypeLike = np.float64,
     cross: bool = True,
     kernel: str = "numba",
     likelihood: Bernoulli | Poisson | None = None,
@@ -478,9 +479,9 @@ def vae_step(
 @finite_output
 def vae_elbo(
     chain: Chain,
-    eta,
-    x,
-    eps,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
     *,
     batch: int = 1000,
     kernel: str = "numba",

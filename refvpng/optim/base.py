@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array
 
@@ -62,7 +63,7 @@ class EmptyState(NamedTuple):
     """State of a stateless transformation."""
 
 
-def check_params(params, name: str = "params") -> np.ndarray:
+def check_params(params: ArrayLike, name: str = "params") -> np.ndarray:
     """Validate a flat, finite float64 parameter vector.
 
     Parameters
@@ -87,7 +88,7 @@ def check_params(params, name: str = "params") -> np.ndarray:
     return as_array(params, name, ndim=1)
 
 
-def check_grads(grads, params=None, *, size: int | None = None) -> np.ndarray:
+def check_grads(grads: ArrayLike, params: ArrayLike | None = None, *, size: int | None = None) -> np.ndarray:
     """Validate ``grads``: one-dimensional, finite, and matching ``params`` (or ``size``).
 
     Parameters
@@ -126,7 +127,7 @@ def check_grads(grads, params=None, *, size: int | None = None) -> np.ndarray:
     return g
 
 
-def apply_updates(params, updates) -> np.ndarray:
+def apply_updates(params: ArrayLike, updates: ArrayLike) -> np.ndarray:
     """Return ``params + updates`` as a new array.
 
     Parameters

@@ -20,9 +20,11 @@ import importlib
 import json
 import numbers
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._atomic import atomic_path, remove_stale_temporaries
 from refvpng._checks import as_path
@@ -185,11 +187,11 @@ def _write_npz(f, arrays: dict) -> None:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    params,
-    state,
+    params: ArrayLike,
+    state: tuple,
     step: int,
     seed: int | None = None,
-    history=None,
+    history: ArrayLike | None = None,
 ) -> None:
     """Save a run atomically to ``path`` (an ``.npz`` file; no extension is added).
 
@@ -260,7 +262,9 @@ def save_checkpoint(
         _write_npz(f, arrays)
 
 
-def load_checkpoint(path: str | os.PathLike, *, like=None) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike, *, like: tuple | Callable[[np.ndarray], tuple] | None = None
+) -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint`, restoring the exact state types.
 
     Parameters

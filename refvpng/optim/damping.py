@@ -23,9 +23,10 @@ ours, :math:`(L(\theta+\delta) - L(\theta)) / m(\delta)`; a good step has ρ nea
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import (
     as_array,
@@ -38,6 +39,9 @@ from refvpng._checks import (
 from refvpng.optim.base import GradientTransformation, check_grads, check_params
 from refvpng.optim.directions import resolve_index
 
+if TYPE_CHECKING:
+    from refvpng.curvature.operator import Curvature
+
 __all__ = [
     "LMDampingState",
     "lm_adjust",
@@ -48,7 +52,14 @@ __all__ = [
 
 
 @finite_output
-def predicted_improvement(grads, updates, curvature, damping: float = 0.0, *, index: Any = None) -> float:
+def predicted_improvement(
+    grads: ArrayLike,
+    updates: ArrayLike,
+    curvature: ArrayLike | Curvature,
+    damping: float = 0.0,
+    *,
+    index: Any = None,
+) -> float:
     r"""Improvement of the objective predicted by the local quadratic model.
 
     .. math::
@@ -97,7 +108,7 @@ def predicted_improvement(grads, updates, curvature, damping: float = 0.0, *, in
     idx = resolve_index(index, g.shape[0])
     db = d if idx is None else d[idx]
     if not isinstance(curvature, np.ndarray) and callable(getattr(curvature, "matvec", None)):
-        fd = as_array(curvature.matvec(db), "curvature.matvec(v)", shape=db.shape)
+        fd = as_array(cast("Curvature", curvature).matvec(db), "curvature.matvec(v)", shape=db.shape)
     else:
         f = as_array(curvature, "curvature", ndim=2)
         n = db.shape[0]

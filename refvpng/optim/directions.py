@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_int, as_nonneg_scalar
 from refvpng.curvature.solve import damped_solve
@@ -56,7 +57,7 @@ def identity_direction() -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def resolve_index(index, size: int) -> np.ndarray | None:
+def resolve_index(index: slice | ArrayLike | None, size: int) -> np.ndarray | None:
     """Turn a block ``index`` (slice, integer array or boolean mask) into integer positions.
 
     Parameters

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_int
 from refvpng.optim.base import GradientTransformation, apply_updates, chain, check_params
@@ -210,7 +211,7 @@ def _as_seed(seed) -> int:
 
 def run(
     objective_and_grad: Callable[[np.ndarray, np.random.Generator], tuple[float, np.ndarray]],
-    params0,
+    params0: ArrayLike,
     optimizer: GradientTransformation,
     n_steps: int,
     *,

@@ -56,14 +56,18 @@ Algorithm 1).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, as_positive_scalar
 from refvpng.optim.base import GradientTransformation, chain, check_grads, check_params
 from refvpng.optim.directions import natural_direction
 from refvpng.optim.stepsize import adam, rmsprop, scale
+
+if TYPE_CHECKING:
+    from refvpng.models.latent import LatentModel
 
 __all__ = [
     "BlockCurvature",
@@ -323,7 +327,7 @@ def make_two_step(
 
 
 def two_step_curvature(
-    model, x, *, n_samples: int = 1, cov=None
+    model: LatentModel, x: ArrayLike, *, n_samples: int = 1, cov: ArrayLike | None = None
 ) -> Callable[[np.ndarray, np.random.Generator], BlockCurvature]:
     r"""Return a ``curvature_fn`` for :func:`refvpng.optim.loop.run` that feeds :func:`two_step`.
 

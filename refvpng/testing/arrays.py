@@ -28,6 +28,8 @@ Sizes and parameters are bounded, so every draw is a well-conditioned float64 pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 try:
@@ -44,7 +46,7 @@ KINDS = ("small", "logistic", "chain")
 
 
 @st.composite
-def model_specs(draw, kinds=KINDS, max_dim: int = 3) -> dict:
+def model_specs(draw: st.DrawFn, kinds: Sequence[str] = KINDS, max_dim: int = 3) -> dict:
     """A model spec: a small random model, Bayesian logistic regression or a small VAE chain."""
     kind = draw(st.sampled_from(kinds))
     if kind == "small":
@@ -87,8 +89,13 @@ def _data(rng, spec: dict, model, n: int):
 
 @st.composite
 def problem_arrays(
-    draw, kinds=KINDS, max_n: int = 4, max_samples: int = 3, max_pred: int = 3, box: float = 1.5
-):
+    draw: st.DrawFn,
+    kinds: Sequence[str] = KINDS,
+    max_n: int = 4,
+    max_samples: int = 3,
+    max_pred: int = 3,
+    box: float = 1.5,
+) -> dict:
     """A problem as plain arrays plus spec (module docstring); parameters uniform in ``[-box, box]``."""
     from refvpng.models.latent import draw_eps, draw_predictive
 

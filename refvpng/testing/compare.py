@@ -14,6 +14,7 @@ names of :data:`refvpng.testing.tolerances.TIERS` (``"exact"``, ``"solve"``, ``"
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_positive_scalar
 from refvpng.testing.tolerances import TIERS
@@ -21,7 +22,7 @@ from refvpng.testing.tolerances import TIERS
 __all__ = ["relative_error", "resolve_tier", "assert_close"]
 
 
-def resolve_tier(tier) -> float:
+def resolve_tier(tier: str | float) -> float:
     """Tolerance of a tier name of :data:`~refvpng.testing.tolerances.TIERS`, or a float > 0."""
     if isinstance(tier, str):
         if tier not in TIERS:
@@ -38,7 +39,7 @@ def _pair(actual, expected) -> tuple[np.ndarray, np.ndarray]:
     return a, e
 
 
-def relative_error(actual, expected) -> float:
+def relative_error(actual: ArrayLike, expected: ArrayLike) -> float:
     r"""The error :math:`e` of the module docstring, for finite arrays of the same shape.
 
     Raises
@@ -62,7 +63,7 @@ def relative_error(actual, expected) -> float:
     return diff / scale
 
 
-def assert_close(actual, expected, tier="exact") -> None:
+def assert_close(actual: ArrayLike, expected: ArrayLike, tier: str | float = "exact") -> None:
     """Assert ``relative_error(actual, expected) <= tier``.
 
     Parameters

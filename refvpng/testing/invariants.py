@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng.testing.tolerances import EXACT
+
+if TYPE_CHECKING:
+    from refvpng.curvature.operator import Curvature
 
 __all__ = ["assert_symmetric_psd", "assert_operator_matches_dense", "assert_trees_bit_equal"]
 
 
-def assert_symmetric_psd(m, *, rtol: float = 1e-10) -> None:
+def assert_symmetric_psd(m: ArrayLike, *, rtol: float = 1e-10) -> None:
     """Assert ``m`` is exactly symmetric and has no eigenvalue below ``-rtol * max|eig|``."""
     m = np.asarray(m, dtype=np.float64)
     assert m.ndim == 2 and m.shape[0] == m.shape[1], f"not square: {m.shape}"
@@ -19,7 +25,9 @@ def assert_symmetric_psd(m, *, rtol: float = 1e-10) -> None:
     assert ev[0] >= -rtol * max(1.0, abs(ev[-1])), f"not PSD: smallest eigenvalue {ev[0]:.3g}"
 
 
-def assert_operator_matches_dense(op, *, rtol: float = EXACT, n_probe: int = 3, seed: int = 0) -> None:
+def assert_operator_matches_dense(
+    op: Curvature, *, rtol: float = EXACT, n_probe: int = 3, seed: int = 0
+) -> None:
     """Assert ``op.matvec(v) == op.to_dense() @ v`` for random probes ``v`` (relative ``rtol``)."""
     if not (callable(getattr(op, "to_dense", None)) and callable(getattr(op, "matvec", None))):
         raise TypeError(f"op must be an operator with matvec and to_dense, got {type(op).__name__}")
@@ -42,7 +50,7 @@ def _leaves(tree) -> list:
     return [tree]
 
 
-def assert_trees_bit_equal(a, b) -> None:
+def assert_trees_bit_equal(a: Any, b: Any) -> None:
     """Assert two optimiser states (nested (Named)tuples of arrays and scalars) are bit-identical.
 
     Same tree types, same leaf types, same dtypes, and equal values (NaN equal to NaN): the check

@@ -9,6 +9,7 @@ of passing (NaN compares false) or failing "1e19 standard errors away".
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array
 from refvpng.testing.tolerances import MC_K
@@ -16,7 +17,7 @@ from refvpng.testing.tolerances import MC_K
 __all__ = ["mc_mean_and_se", "assert_mc_close"]
 
 
-def mc_mean_and_se(samples) -> tuple[np.ndarray, np.ndarray]:
+def mc_mean_and_se(samples: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error over the first axis of ``samples``.
 
     Parameters
@@ -55,7 +56,7 @@ def mc_mean_and_se(samples) -> tuple[np.ndarray, np.ndarray]:
     return mean, std / np.sqrt(s)
 
 
-def assert_mc_close(samples, truth, *, k: float = MC_K, atol: float = 1e-12) -> None:
+def assert_mc_close(samples: ArrayLike, truth: ArrayLike, *, k: float = MC_K, atol: float = 1e-12) -> None:
     """Assert every entry of the sample mean lies within ``k`` standard errors of ``truth``.
 
     Parameters

@@ -16,6 +16,7 @@ well-conditioned float64 problem.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -42,7 +43,7 @@ class Problem(NamedTuple):
 
 
 @st.composite
-def small_models(draw, likelihoods=LIKELIHOODS, max_dim: int = 3):
+def small_models(draw: st.DrawFn, likelihoods: Sequence[str] = LIKELIHOODS, max_dim: int = 3) -> LatentModel:
     """A :func:`refvpng.models.small.make_small_model` with random structure."""
     return make_small_model(
         draw(st.sampled_from(likelihoods)),
@@ -63,7 +64,13 @@ def _data(rng, model, n):
 
 
 @st.composite
-def problems(draw, models=None, max_n: int = 4, max_samples: int = 3, param_box: float = 1.5):
+def problems(
+    draw: st.DrawFn,
+    models: st.SearchStrategy[LatentModel] | None = None,
+    max_n: int = 4,
+    max_samples: int = 3,
+    param_box: float = 1.5,
+) -> Problem:
     """A :class:`Problem`: parameters uniform in ``[-param_box, param_box]``, data of the model's type."""
     model = draw(models if models is not None else small_models())
     seed = draw(st.integers(0, 2**32 - 1))
@@ -76,7 +83,7 @@ def problems(draw, models=None, max_n: int = 4, max_samples: int = 3, param_box:
 
 
 @st.composite
-def spd_matrices(draw, max_size: int = 6, min_eig: float = 1e-3):
+def spd_matrices(draw: st.DrawFn, max_size: int = 6, min_eig: float = 1e-3) -> np.ndarray:
     """Symmetric positive definite matrices with eigenvalues in ``[min_eig, 10]``."""
     p = draw(st.integers(1, max_size))
     seed = draw(st.integers(0, 2**32 - 1))

@@ -5,9 +5,11 @@ The scale and ordering conventions are stated once in :mod:`refvpng.curvature.kf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_nonneg_scalar, check_pairs, finite_output
 
@@ -36,7 +38,9 @@ class KFACFactors(NamedTuple):
 
 
 @finite_output
-def kfac_factors(pairs, weights=None, *, cross: bool = True) -> KFACFactors:
+def kfac_factors(
+    pairs: Sequence[tuple[ArrayLike, ArrayLike]], weights: ArrayLike | None = None, *, cross: bool = True
+) -> KFACFactors:
     r"""Kronecker factors from per-layer ``(a_bar, g)`` pairs (M&G 2015, Sections 3 and 4.3).
 
     .. math::

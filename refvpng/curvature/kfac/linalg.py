@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, as_positive_scalar, check_symmetric
 
@@ -62,7 +63,7 @@ def lowrank_rank(n: int, c: float = 4.0) -> int:
     return max(1, min(n, math.ceil(c * math.log(n))))
 
 
-def factor_eig(m, *, lowrank_c: float = 4.0, lowrank_threshold: int | None = None) -> FactorEig:
+def factor_eig(m: ArrayLike, *, lowrank_c: float = 4.0, lowrank_threshold: int | None = None) -> FactorEig:
     r"""Eigendecomposition of a symmetric factor, truncated only if it exceeds a given threshold.
 
     Parameters
@@ -220,7 +221,7 @@ def kd_apply(kd: KronDiffEig, x: np.ndarray) -> np.ndarray:
     return out + corr
 
 
-def kron_diff_eig(a, b, c, d) -> KronDiffEig:
+def kron_diff_eig(a: ArrayLike, b: ArrayLike, c: ArrayLike, d: ArrayLike) -> KronDiffEig:
     r"""Precompute the Kronecker-difference inverse of M&G 2015, Appendix B.
 
     Parameters
@@ -260,7 +261,7 @@ def kron_diff_eig(a, b, c, d) -> KronDiffEig:
     return _kd_from_isqrt(isqrt["a"], mats["c"], isqrt["b"], mats["d"])
 
 
-def kron_diff_solve(a, b, c, d, v) -> np.ndarray:
+def kron_diff_solve(a: ArrayLike, b: ArrayLike, c: ArrayLike, d: ArrayLike, v: ArrayLike) -> np.ndarray:
     r"""Solve :math:`(A \otimes B - C \otimes D)\, x = v` without forming the Kronecker products.
 
     Uses :func:`kron_diff_eig` (M&G 2015, Appendix B). ``np.kron`` ordering: with

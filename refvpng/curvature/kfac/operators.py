@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 from scipy.sparse.linalg import LinearOperator
 
 from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar, check_finite_output
@@ -206,7 +207,7 @@ class _KFACBase(abc.ABC):
         return out[:, 0] if vec else out
 
     # ------------------------------------------------------------------ Curvature protocol
-    def matvec(self, v, factor_damping: float | None = None) -> np.ndarray:
+    def matvec(self, v: ArrayLike, factor_damping: float | None = None) -> np.ndarray:
         r"""Multiply by the damped approximation :math:`\breve F^\gamma` (class docstring).
 
         Parameters
@@ -243,7 +244,7 @@ class _KFACBase(abc.ABC):
         a, g = self._damped_factors(factor_damping)
         return self._dense(a, g)
 
-    def solve(self, v, factor_damping: float | None = None) -> np.ndarray:
+    def solve(self, v: ArrayLike, factor_damping: float | None = None) -> np.ndarray:
         r"""Apply the approximate inverse (the exact matrix is stated in the class docstring).
 
         Takes ``v`` and ``factor_damping`` and returns an array shaped like ``v``, as
@@ -414,7 +415,7 @@ class BlockTridiagKFAC(_KFACBase):
 
     _tridiagonal = True
 
-    def __init__(self, factors: KFACFactors, factor_damping: float = 0.1, **kwargs) -> None:
+    def __init__(self, factors: KFACFactors, factor_damping: float = 0.1, **kwargs: Any) -> None:
         super().__init__(factors, factor_damping, **kwargs)
         self._solvers: dict[float, KFACCache] = {}
         if len(self._cache.sigma) == len(self.factors.A) - 1 > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_int, check_finite_output, finite_output
 from refvpng.models.linear_vae._setup import check_eta_x, check_spec, parts
@@ -75,7 +76,7 @@ def _elbo_core(spec, eta, x):
 
 
 @finite_output
-def elbo_closed(spec: PPCASpec, eta, x) -> float:
+def elbo_closed(spec: PPCASpec, eta: ArrayLike, x: ArrayLike) -> float:
     r"""Closed-form ELBO (Eq 1) of the linear VAE, summed over the ``n`` data points.
 
     With :math:`m_i = Ax_i + c`, :math:`\sigma = e^\rho`, :math:`\psi = e^\omega`:
@@ -117,7 +118,7 @@ def elbo_closed(spec: PPCASpec, eta, x) -> float:
 
 
 @finite_output
-def elbo_closed_grad(spec: PPCASpec, eta, x) -> np.ndarray:
+def elbo_closed_grad(spec: PPCASpec, eta: ArrayLike, x: ArrayLike) -> np.ndarray:
     r"""Gradient of :func:`elbo_closed` by autograd on the closed form: the derivative oracle.
 
     Returns
@@ -141,7 +142,7 @@ def elbo_closed_grad(spec: PPCASpec, eta, x) -> np.ndarray:
 
 
 @finite_output
-def elbo_closed_value_and_grad(spec: PPCASpec, eta, x) -> tuple[float, np.ndarray]:
+def elbo_closed_value_and_grad(spec: PPCASpec, eta: ArrayLike, x: ArrayLike) -> tuple[float, np.ndarray]:
     r"""Closed-form ELBO and its hand-derived gradient (NumPy; autograd-checked).
 
     With :math:`M = XA^\top + \mathbf 1c^\top` (rows :math:`m_i`),
@@ -210,7 +211,7 @@ def elbo_closed_value_and_grad(spec: PPCASpec, eta, x) -> tuple[float, np.ndarra
 
 
 @finite_output
-def optimal_encoder(spec: PPCASpec, theta) -> np.ndarray:
+def optimal_encoder(spec: PPCASpec, theta: ArrayLike) -> np.ndarray:
     r"""Return the maximiser :math:`\lambda^*(\theta)` of the ELBO over the encoder.
 
     With :math:`M = I_k + W^\top\Psi^{-1}W` (the posterior precision, Tipping & Bishop Eq 6) the
@@ -259,7 +260,7 @@ def optimal_encoder(spec: PPCASpec, theta) -> np.ndarray:
 
 
 @finite_output
-def mle_eta(spec: PPCASpec, x) -> np.ndarray:
+def mle_eta(spec: PPCASpec, x: ArrayLike) -> np.ndarray:
     r"""Packed :math:`\eta` at the closed-form pPCA MLE with the matching (exact) encoder.
 
     :math:`\theta = \theta_{\mathrm{ML}}` of :func:`refvpng.models.ppca.mle_closed` (orthogonal

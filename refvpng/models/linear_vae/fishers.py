@@ -15,6 +15,7 @@ each equals the generic estimator of :mod:`refvpng.curvature` on
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import finite_output
 from refvpng.models.linear_vae._setup import check_eta_x, moments
@@ -29,7 +30,7 @@ def _bar(a: np.ndarray) -> np.ndarray:
 
 
 @finite_output
-def q_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
+def q_fisher_closed(spec: PPCASpec, eta: ArrayLike, x: ArrayLike) -> np.ndarray:
     r"""Closed-form q-Fisher (Eq 2) of the encoder in :math:`\lambda = (\mathrm{vec}\bar A, \rho)`.
 
     :math:`q(z \mid x) = \prod_i N(m_i, \operatorname{diag}\sigma^2)`, :math:`m_i = \bar A\bar x_i`:
@@ -78,7 +79,7 @@ def _decoder_block(n, d, s2, psi, m):
 
 
 @finite_output
-def decoder_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
+def decoder_fisher_closed(spec: PPCASpec, eta: ArrayLike, x: ArrayLike) -> np.ndarray:
     r"""Closed-form decoder Fisher: the Fisher of :math:`p(x \mid z; \theta)` at :math:`z \sim q`.
 
     .. math::
@@ -115,7 +116,7 @@ def decoder_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
 
 
 @finite_output
-def vp_fisher_closed(spec: PPCASpec, eta, x) -> np.ndarray:
+def vp_fisher_closed(spec: PPCASpec, eta: ArrayLike, x: ArrayLike) -> np.ndarray:
     r"""Closed-form variational predictive Fisher :math:`F_r` (Section 3.3) of the linear VAE.
 
     :math:`F_r = \sum_i E_{\varepsilon_i}[J_i^\top\Lambda J_i]`, exact in :math:`x'` and in

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from refvpng._checks import check_finite_output, finite_output
 from refvpng.models.ppca.spec import PPCASpec
@@ -73,7 +74,7 @@ def _colmajor(wk: np.ndarray) -> np.ndarray:
 
 
 @finite_output
-def log_marginal_closed(spec: PPCASpec, theta, x):
+def log_marginal_closed(spec: PPCASpec, theta: ArrayLike, x: ArrayLike) -> np.ndarray | float:
     r"""Log marginal density :math:`\log p(x; \theta) = \log N(x; b, C)`, per row.
 
     .. math::
@@ -120,7 +121,7 @@ def _posterior_core(W, psi_d):
 
 
 @finite_output
-def posterior_closed(spec: PPCASpec, theta, x):
+def posterior_closed(spec: PPCASpec, theta: ArrayLike, x: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     r"""Exact posterior :math:`p(z \mid x; \theta) = N(\mu, \Sigma)` (Tipping & Bishop, Eq 6).
 
     .. math::
@@ -159,7 +160,7 @@ def posterior_closed(spec: PPCASpec, theta, x):
 
 
 @finite_output
-def marginal_score_closed(spec: PPCASpec, theta, x):
+def marginal_score_closed(spec: PPCASpec, theta: ArrayLike, x: ArrayLike) -> np.ndarray:
     r"""Score of the marginal, :math:`\nabla_\theta \log N(x; b, C(\theta))`, per row.
 
     With :math:`y = x - b`, :math:`\alpha = C^{-1} y` and
@@ -207,7 +208,7 @@ def marginal_score_closed(spec: PPCASpec, theta, x):
 
 
 @finite_output
-def joint_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
+def joint_fisher_closed(spec: PPCASpec, theta: ArrayLike) -> np.ndarray:
     r"""Fisher of the joint :math:`p(x, z; \theta)` for **one** data point.
 
     Only :math:`p(x \mid z)` has parameters. For a Gaussian with mean :math:`Wz + b` and
@@ -250,7 +251,7 @@ def joint_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
 
 
 @finite_output
-def marginal_fisher_closed(spec: PPCASpec, theta) -> np.ndarray:
+def marginal_fisher_closed(spec: PPCASpec, theta: ArrayLike) -> np.ndarray:
     r"""Fisher of the marginal :math:`x \sim N(b, C(\theta))` for **one** data point.
 
     .. math::
@@ -344,7 +345,7 @@ def _posterior_fisher_full(W, psi_d, m_y, S_y):
 
 
 @finite_output
-def missing_information_closed(spec: PPCASpec, theta, x=None) -> np.ndarray:
+def missing_information_closed(spec: PPCASpec, theta: ArrayLike, x: ArrayLike | None = None) -> np.ndarray:
     r"""Missing information: the expected Fisher of the posterior :math:`p(z \mid x; \theta)`.
 
     .. math::

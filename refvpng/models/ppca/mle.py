@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, finite_output
 from refvpng.models.ppca.spec import PPCASpec
@@ -50,7 +51,7 @@ def _mle_parts(spec: PPCASpec, x):
 
 
 @finite_output
-def mle_closed(spec: PPCASpec, x) -> np.ndarray:
+def mle_closed(spec: PPCASpec, x: ArrayLike) -> np.ndarray:
     r"""Closed-form maximum-likelihood pPCA parameters (Tipping & Bishop 1999, Eqs 7-8).
 
     With :math:`\bar x` the sample mean and :math:`S = \frac1n\sum_i (x_i-\bar x)(x_i-\bar x)^\top
@@ -96,7 +97,7 @@ def mle_closed(spec: PPCASpec, x) -> np.ndarray:
 
 
 @finite_output
-def max_loglik_closed(spec: PPCASpec, x) -> float:
+def max_loglik_closed(spec: PPCASpec, x: ArrayLike) -> float:
     r"""Maximal pPCA log-likelihood **per data point**, in closed form.
 
     At the MLE :math:`\log|C| = \sum_{j\le k}\log\lambda_j + (d-k)\log\sigma^2` and
@@ -135,7 +136,7 @@ def max_loglik_closed(spec: PPCASpec, x) -> float:
 
 
 @finite_output
-def principal_angles(U, V) -> np.ndarray:
+def principal_angles(U: ArrayLike, V: ArrayLike) -> np.ndarray:
     r"""Principal angles between the column spaces of ``U`` and ``V``, ascending.
 
     For orthonormal bases :math:`\cos\theta_j` are the singular values of :math:`U^\top V`

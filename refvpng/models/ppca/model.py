@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array
 from refvpng.models.latent import LatentModel
@@ -45,7 +46,7 @@ def n_lambda(spec: PPCASpec) -> int:
     return spec.k * spec.d + 2 * spec.k
 
 
-def pack_encoder(spec: PPCASpec, A, c, rho) -> np.ndarray:
+def pack_encoder(spec: PPCASpec, A: ArrayLike, c: ArrayLike, rho: ArrayLike) -> np.ndarray:
     r"""Pack the encoder ``(A, c, rho)`` into :math:`\lambda` (``A`` column-major).
 
     Parameters
@@ -72,7 +73,7 @@ def pack_encoder(spec: PPCASpec, A, c, rho) -> np.ndarray:
     return np.concatenate([A.ravel(order="F"), c, rho])
 
 
-def unpack_encoder(spec: PPCASpec, lam):
+def unpack_encoder(spec: PPCASpec, lam: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Unpack :math:`\lambda` into ``(A, c, rho)``, inverse of :func:`pack_encoder`."""
     spec = _check_spec(spec)
     lam = as_array(lam, "lam", shape=(n_lambda(spec),))
@@ -81,7 +82,9 @@ def unpack_encoder(spec: PPCASpec, lam):
     return A, lam[kd : kd + spec.k].copy(), lam[kd + spec.k :].copy()
 
 
-def pack_eta(spec: PPCASpec, A, c, rho, W, b, psi) -> np.ndarray:
+def pack_eta(
+    spec: PPCASpec, A: ArrayLike, c: ArrayLike, rho: ArrayLike, W: ArrayLike, b: ArrayLike, psi: ArrayLike
+) -> np.ndarray:
     r"""Pack encoder ``(A, c, rho)`` and decoder ``(W, b, psi)`` into :math:`\eta = (\lambda, \theta)`.
 
     Examples
@@ -93,7 +96,9 @@ def pack_eta(spec: PPCASpec, A, c, rho, W, b, psi) -> np.ndarray:
     return np.concatenate([pack_encoder(spec, A, c, rho), spec.pack(W, b, psi)])
 
 
-def unpack_eta(spec: PPCASpec, eta):
+def unpack_eta(
+    spec: PPCASpec, eta: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""Unpack :math:`\eta` into ``(A, c, rho, W, b, psi)``, inverse of :func:`pack_eta`.
 
     Raises

@@ -23,9 +23,11 @@ per output, :math:`\psi_1, \dots, \psi_d`) and pulled back by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import autograd.numpy as anp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, is_traced
 
@@ -113,7 +115,7 @@ class PPCASpec:
     # packing
     # ----------------------------------------------------------------------------------------
 
-    def pack(self, W, b, psi) -> np.ndarray:
+    def pack(self, W: ArrayLike, b: ArrayLike, psi: ArrayLike) -> np.ndarray:
         r"""Pack ``(W, b, psi)`` into :math:`\theta` (module docstring).
 
         Parameters
@@ -146,7 +148,7 @@ class PPCASpec:
         eta = np.log(psi) if self.noise_coord == "log" else psi
         return np.concatenate([W.ravel(order="F"), b, eta])
 
-    def check(self, theta) -> np.ndarray:
+    def check(self, theta: ArrayLike) -> np.ndarray:
         """Return ``theta`` as a checked float64 vector (length, finiteness, variance > 0)."""
         theta = as_array(theta, "theta", ndim=1)
         if theta.shape[0] != self.n_params:
@@ -170,7 +172,7 @@ class PPCASpec:
             )
         return psi
 
-    def unpack(self, theta):
+    def unpack(self, theta: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""Unpack :math:`\theta` into ``(W, b, psi)``, inverse of :meth:`pack`.
 
         Returns
@@ -189,21 +191,22 @@ class PPCASpec:
         W = theta[self.slice("W")].reshape(self.d, self.k, order="F").copy()
         return W, theta[self.slice("b")].copy(), self._psi(theta)
 
-    def psi_diag(self, theta) -> np.ndarray:
+    def psi_diag(self, theta: ArrayLike) -> np.ndarray:
         r"""The diagonal :math:`(\psi_1, \dots, \psi_d)` of :math:`\Psi`, after checking ``theta``."""
         psi = self._psi(self.check(theta))
         return np.full(self.d, psi[0]) if self.noise == "iso" else psi
 
-    def decoder_parts(self, theta):
+    def decoder_parts(self, theta: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""``(W, b, log_psi)``, autograd-friendly (``log_psi`` shape ``(m,)``); a plain theta is checked."""
         if not is_traced(theta):
             theta = self.check(theta)
+        theta = cast(np.ndarray, theta)  # or an autograd box, which passes unconverted
         W = anp.transpose(anp.reshape(theta[: self.d * self.k], (self.k, self.d)))
         b = theta[self.slice("b")]
         eta = theta[self.slice("noise")]
         return W, b, (eta if self.noise_coord == "log" else anp.log(eta))
 
-    def pullback(self, theta) -> np.ndarray:
+    def pullback(self, theta: ArrayLike) -> np.ndarray:
         r"""Jacobian :math:`J = \partial\theta_{\mathrm{full}}/\partial\theta`, shape ``(dk + 2d, P)``.
 
         :math:`\theta_{\mathrm{full}} = (\mathrm{vec}W, b, \psi_1..\psi_d)`; the noise block is
@@ -219,7 +222,7 @@ class PPCASpec:
         J[n_wb:, n_wb:] = N
         return J
 
-    def check_data(self, x, name: str = "x"):
+    def check_data(self, x: ArrayLike, name: str = "x") -> tuple[np.ndarray, bool]:
         """``x`` as a 2-D array ``(n, d)``; also return whether the input was 1-D."""
         x = as_array(x, name, ndim=(1, 2))
         one = x.ndim == 1
