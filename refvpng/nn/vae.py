@@ -167,8 +167,6 @@ def _check_data(chain: Chain, eta, x, eps):
     x = real_array(x, "x", (None, chain.d_x))
     if x.shape[0] == 0:
         raise ValueError("x must hold at least one data point")
-    if np.any((x != 0.0) & (x != 1.0)):
-        raise ValueError("x must be binary (entries 0 or 1) for the Bernoulli VAE")
     eps = real_array(eps, "eps", (None, x.shape[0], chain.d_z))
     if eps.shape[0] == 0:
         raise ValueError("eps must hold at least one sample (S >= 1)")
@@ -280,6 +278,9 @@ def _check_gram(a, name, scale, dtype):
 
 
 def _check_counts(family: str, x) -> None:
+    """Bernoulli data must be binary, Poisson data non-negative integer counts."""
+    if family == "bernoulli" and np.any((x != 0.0) & (x != 1.0)):
+        raise ValueError("x must be binary (entries 0 or 1) for the Bernoulli VAE")
     if family == "poisson" and (x.min() < 0.0 or np.any(x != np.floor(x))):
         raise ValueError("x must hold non-negative integer counts for a Poisson likelihood")
 
