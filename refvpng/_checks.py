@@ -24,6 +24,8 @@ __all__ = [
     "as_nonneg_scalar",
     "as_finite_scalar",
     "as_int",
+    "check_bool",
+    "check_choice",
     "is_traced",
     "as_array_or_traced",
     "check_trailing",
@@ -192,6 +194,20 @@ def as_int(x: Any, name: str, *, minimum: int = 1) -> int:
     if v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
     return v
+
+
+def check_bool(x: Any, name: str) -> bool:
+    """Require a ``bool`` (or ``numpy.bool_``); raise ``TypeError`` naming ``name``."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(x).__name__}")
+    return bool(x)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of the strings ``choices``; raise ``ValueError`` naming ``name``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def check_psd(m: np.ndarray, name: str, *, rtol: float = 1e-10) -> np.ndarray:

@@ -84,3 +84,16 @@ def test_as_path():
     assert C.as_path("a/b") == Path("a/b")
     with pytest.raises(TypeError, match="directory must be a str or os.PathLike"):
         C.as_path(None, "directory")
+
+
+def test_check_bool_and_check_choice():
+    from refvpng._checks import check_bool, check_choice
+
+    assert check_bool(np.bool_(True), "flag") is True and check_bool(False, "flag") is False
+    for bad in (1, 0.0, "yes", None):
+        with pytest.raises(TypeError, match="flag"):
+            check_bool(bad, "flag")
+    assert check_choice("each", "damping_split", ("sqrt", "each")) == "each"
+    for bad in ("Each", 3, None):
+        with pytest.raises(ValueError, match="damping_split"):
+            check_choice(bad, "damping_split", ("sqrt", "each"))

@@ -16,6 +16,7 @@ from refvpng.nn.vae import (
     make_vae,
     poisson_terms,
     poisson_terms_numba,
+    truncated_normal_init,
     vae_elbo,
     vae_step,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "make_vae",
     "poisson_terms",
     "poisson_terms_numba",
+    "truncated_normal_init",
     "vae_elbo",
     "vae_step",
     "VMF_LIKELIHOOD",

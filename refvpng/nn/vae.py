@@ -40,7 +40,16 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 from scipy.special import expit
 
-from refvpng._checks import as_array, as_finite_scalar, as_int, check_finite_output, finite_output
+from refvpng._checks import (
+    as_array,
+    as_finite_scalar,
+    as_int,
+    as_positive_scalar,
+    check_bool,
+    check_finite_output,
+    check_rng,
+    finite_output,
+)
 from refvpng.curvature.kfac import KFACFactors
 from refvpng.models.likelihoods import Bernoulli, Poisson
 from refvpng.nn._bernoulli_kernel import (
@@ -57,6 +66,7 @@ from refvpng.nn._poisson_kernel import (
     poisson_terms_numba_checked,
     poisson_terms_numpy,
 )
+from refvpng.nn._vae_passes import backprop_rows, dec_backprop, forward, output_diag_factor
 from refvpng.nn.chain import Chain
 
 __all__ = [
@@ -69,6 +79,7 @@ __all__ = [
     "make_vae",
     "poisson_terms",
     "poisson_terms_numba",
+    "truncated_normal_init",
     "vae_elbo",
     "vae_step",
 ]
@@ -113,6 +124,47 @@ def make_vae(d_x: int = 784, hidden: int = 200, d_z: int = 100, floor: float = 1
     """
     d_x, hidden, d_z = as_int(d_x, "d_x"), as_int(hidden, "hidden"), as_int(d_z, "d_z")
     return Chain.from_sizes((d_x, hidden, hidden, 2 * d_z), (d_z, hidden, hidden, d_x), "relu", floor)
+
+
+def truncated_normal_init(chain: Chain, rng: np.random.Generator, std: float = 0.1) -> np.ndarray:
+    r"""Every weight and bias drawn from :math:`N(0, \mathrm{std}^2)` truncated at two std.
+
+    The initialisation of Tang & Ranganath's public script (``tf.truncated_normal`` with
+    ``stddev=0.1`` on every augmented matrix :math:`[W; b]`): values beyond two standard
+    deviations are redrawn. An alternative to :meth:`refvpng.nn.Chain.init` for any chain.
+
+    Parameters
+    ----------
+    chain : Chain
+    rng : numpy.random.Generator
+    std : float, default 0.1
+
+    Returns
+    -------
+    ndarray, shape (P,)
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument: ``chain`` not a :class:`Chain`, ``rng`` not a Generator, ``std``
+        not a positive finite number.
+
+    Examples
+    --------
+    >>> eta = truncated_normal_init(make_vae(6, 4, 2), np.random.default_rng(0))
+    >>> eta.shape, bool(np.abs(eta).max() <= 0.2)
+    ((130,), True)
+    """
+    if not isinstance(chain, Chain):
+        raise TypeError(f"chain must be a refvpng.nn.Chain, got {type(chain).__name__}")
+    rng = check_rng(rng)
+    std = as_positive_scalar(std, "std")
+    out = rng.standard_normal(chain.num_params)
+    bad = np.abs(out) > 2.0
+    while bad.any():
+        out[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(out) > 2.0
+    return check_finite_output(std * out, "truncated_normal_init")
 
 
 class VAEStep(NamedTuple):
@@ -177,70 +229,6 @@ def _check_kernel(kernel: str) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be 'numba' or 'numpy', got {kernel!r}")
     return kernel
-
-
-def _with_ones(a, bias=True):
-    if not bias:
-        return a
-    out = np.empty((a.shape[0], a.shape[1] + 1))
-    out[:, :-1] = a
-    out[:, -1] = 1.0
-    return out
-
-
-def _mlp_forward(weights, a, bias=True):
-    """Affine layers with ReLU between them; return the inputs ``[a, 1]`` (or ``a``) and pre-activations."""
-    ins, pre = [], []
-    for k, w in enumerate(weights):
-        ab = _with_ones(a, bias)
-        s = ab @ w.T
-        ins.append(ab)
-        pre.append(s)
-        a = s if k == len(weights) - 1 else np.maximum(s, 0.0)
-    return ins, pre, a
-
-
-def _forward(chain: Chain, eta, x, eps):
-    """Run the encoder on n rows and the decoder on S n rows; return what the passes need."""
-    lam, theta = chain.split(eta)
-    w_enc = chain.encoder.unpack(lam)
-    w_dec = chain.decoder.unpack(theta)
-    n, dz = x.shape[0], chain.d_z
-    enc_in, enc_s, h = _mlp_forward(w_enc, x)
-    mu, sraw = h[:, :dz], h[:, dz:]
-    sigma = np.logaddexp(0.0, sraw) + chain.floor
-    z = (mu[None] + sigma[None] * eps).reshape(eps.shape[0] * n, dz)
-    dec_in, dec_s, t = _mlp_forward(w_dec, z, chain.decoder.bias)
-    return w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t
-
-
-def _dec_backprop(w_dec, dec_s, g_out, sizes, want_input=True):
-    """Per-layer g of the decoder (chain order) and dL/dz, in the dtype of ``g_out``; ``sizes``: widths."""
-    gs = [None] * len(w_dec)
-    g = g_out
-    dt = g_out.dtype
-    for k in range(len(w_dec) - 1, -1, -1):
-        gs[k] = g
-        w = w_dec[k][:, : sizes[k]].astype(dt, copy=False)
-        if k > 0:
-            g = g @ w
-            g *= dec_s[k - 1] > 0.0
-        elif want_input:
-            g = g @ w
-    return gs, g
-
-
-def _enc_backprop_rows(w_enc, enc_s, g_h, s_count):
-    """Back-propagate S n rows through an encoder whose activations repeat over samples."""
-    n = enc_s[0].shape[0]
-    gs = [None] * len(w_enc)
-    g = g_h
-    for k in range(len(w_enc) - 1, -1, -1):
-        gs[k] = g
-        if k > 0:
-            g = g @ w_enc[k][:, :-1].astype(g_h.dtype, copy=False)
-            g.reshape(s_count, n, -1)[...] *= (enc_s[k - 1] > 0.0)[None]
-    return gs
 
 
 def gram(a: ArrayLike, scale: float, dtype: DTypeLike) -> np.ndarray:
@@ -325,6 +313,8 @@ def vae_step(
     cross: bool = True,
     kernel: str = "numba",
     likelihood: Bernoulli | Poisson | None = None,
+    one_z: bool = False,
+    output_diag: bool = False,
 ) -> VAEStep:
     r"""ELBO estimate, its gradient and (optionally) per-point K-FAC factors, one forward pass.
 
@@ -364,6 +354,21 @@ def vae_step(
     likelihood : Bernoulli or Poisson, optional
         ``Bernoulli()`` (the default, logits out) or ``Poisson("softplus")`` (rates
         :math:`\operatorname{softplus}(t)`, predictive samples by CDF inversion of ``u``).
+    one_z : bool, default False
+        ``"vp"``/``"dec"`` only. ``False``: each of the first :math:`M` latent draws
+        :math:`z_{si}` gets one predictive sample :math:`x'_{si}` (from ``u[s]``). ``True``:
+        **one** latent draw per data point, :math:`z_{0i}` (the step's first), and :math:`M`
+        predictive samples :math:`x'_{mi}` from it, drawn from ``u[m]`` as above (Eq. 15 with a
+        single :math:`\hat z`, as the authors' script draws them); the decoder input factors
+        then come from the :math:`n` rows :math:`z_{0i}`.
+    output_diag : bool, default False
+        Replace the output factor of the last layer by its exact expectation, a diagonal matrix:
+        for ``"vp"``/``"dec"`` the mean over the factor rows of the expected squared predictive
+        score, :math:`\operatorname{diag}(p(1-p))` (Bernoulli) or
+        :math:`\operatorname{diag}(\operatorname{sigmoid}(t)^2/\operatorname{softplus}(t))`
+        (Poisson); for ``"q"`` the encoder's :math:`\frac1n\sum_i
+        \operatorname{diag}(1/\sigma_i^2,\ 2\,\operatorname{sigmoid}(\sigma_{raw,i})^2/\sigma_i^2)`
+        (the expectation over :math:`\varepsilon` of the q-score rows). Cross factors stay sampled.
 
     Returns
     -------
@@ -376,7 +381,8 @@ def vae_step(
         kind above; ``eta``, ``x``, ``eps`` or ``u`` of the wrong shape or not finite
         (``u`` also outside [0, 1); ``x`` not counts for a Poisson); ``u`` missing for
         ``"vp"``/``"dec"``; an unknown ``curvature``, ``kernel`` or ``likelihood``;
-        ``fisher_samples`` outside :math:`[1, S]`; ``factor_dtype`` not float32/float64.
+        ``fisher_samples`` outside :math:`[1, S]`; ``factor_dtype`` not float32/float64;
+        ``one_z`` or ``output_diag`` not a bool.
     FloatingPointError
         Poisson with ``u``: a rate above 700 (the CDF inversion would underflow).
 
@@ -402,18 +408,20 @@ def vae_step(
     chain, eta, x, eps, u, m, fdt, terms = _check_step_args(
         chain, eta, x, eps, u, curvature, fisher_samples, factor_dtype, cross, kernel, likelihood
     )
+    one_z, output_diag = check_bool(one_z, "one_z"), check_bool(output_diag, "output_diag")
     s_count, n = eps.shape[0], x.shape[0]
     rows = s_count * n
     dz = chain.d_z
-    w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t = _forward(chain, eta, x, eps)
+    w_enc, w_dec, enc_in, enc_s, dec_in, dec_s, mu, sraw, sigma, t = forward(chain, eta, x, eps)
     want_vp = curvature in ("vp", "dec")
-    ll, d, dp = _TERMS[terms](t, x, u.reshape(rows, -1) if want_vp else None, fdt)
+    one_z = one_z and want_vp
+    ll, d, dp = _TERMS[terms](t, x, u.reshape(rows, -1) if want_vp and not one_z else None, fdt)
     kl = np.sum(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma), axis=1)
     value = float(ll.sum() / rows - kl.sum() / n)
 
     # ---- gradient of the per-data-point ELBO
     sizes = chain.decoder.sizes
-    gs_dec, d_z = _dec_backprop(w_dec, dec_s, d / rows, sizes)
+    gs_dec, d_z = dec_backprop(w_dec, dec_s, d / rows, sizes)
     d_z = d_z.reshape(s_count, n, dz)
     sig_sraw = expit(sraw)
     d_mu = d_z.sum(axis=0) - mu / n
@@ -437,16 +445,23 @@ def vae_step(
     # ---- Kronecker factors, per data point
     mrows = m * n
     w_n, w_r = 1.0 / n, 1.0 / mrows
+    w_dec_a = w_n if one_z else w_r  # decoder input rows: n (one z per point) or M n
     dt = fdt
     want_enc = curvature != "dec"
     a_f, g_f, a_c, g_c = [], [], [], []
-    if want_vp:
-        g_dec, dzp = _dec_backprop(
-            w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], sizes, want_input=want_enc
-        )
+    g_enc: list = []
+    g_dec: list = []
+    if one_z:  # M predictive samples from z_0: M n score rows over the n rows of z_0
+        dp = _TERMS[terms](np.tile(t[:n], (m, 1)), x, u[:m].reshape(mrows, -1), fdt)[2]
+        g_dec, dzp = backprop_rows(w_dec, [s_[:n] for s_ in dec_s], dp, m, sizes, want_input=want_enc)
+        dec_in = [ab[:n] for ab in dec_in]
+    elif want_vp:
+        g_dec, dzp = dec_backprop(w_dec, [s_[:mrows] for s_ in dec_s], dp[:mrows], sizes, want_input=want_enc)
         dec_in = [ab[:mrows] for ab in dec_in]
     if want_enc:
         eps_m = eps[:m].astype(fdt, copy=False)
+        if one_z:
+            eps_m = np.broadcast_to(eps[:1].astype(fdt, copy=False), (m, n, dz))
         sig_rows = np.broadcast_to(sig_sraw.astype(fdt, copy=False)[None], (m, n, dz))
         if want_vp:
             dzp = dzp.reshape(m, n, dz)
@@ -456,23 +471,27 @@ def vae_step(
             g_h_rows = np.concatenate([eps_m / sig_b, (eps_m**2 - 1.0) / sig_b * sig_rows], axis=2).reshape(
                 mrows, -1
             )
-        g_enc = _enc_backprop_rows(w_enc, enc_s, g_h_rows, m)
+        g_enc = backprop_rows(w_enc, enc_s, g_h_rows, m, chain.encoder.sizes)[0]
         a_f += [gram(ab, w_n, dt) for ab in enc_in]
-        g_f += [gram(gg, w_r, dt) for gg in g_enc]
     if want_vp:
-        a_f += [gram(ab, w_r, dt) for ab in dec_in]
-        g_f += [gram(gg, w_r, dt) for gg in g_dec]
+        a_f += [gram(ab, w_dec_a, dt) for ab in dec_in]
+    g_rows = g_enc + g_dec  # the output factors in layer order; the last one may be exact
+    g_f = [gram(gg, w_r, dt) for gg in g_rows[:-1]]
+    if output_diag:
+        g_f.append(output_diag_factor(terms[0], curvature, t[:n] if one_z else t[:mrows], sigma, sig_sraw))
+    else:
+        g_f.append(gram(g_rows[-1], w_r, dt))
     if not cross:
         return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f)))
     if want_enc:
         a_c += [cross_gram(enc_in[k], enc_in[k + 1], w_n, dt) for k in range(len(enc_in) - 1)]
         g_c += [cross_gram(g_enc[k], g_enc[k + 1], w_r, dt) for k in range(len(g_enc) - 1)]
     if curvature == "vp":
-        z_bar_mean = dec_in[0].reshape(m, n, -1).mean(axis=0)
+        z_bar_mean = dec_in[0] if one_z else dec_in[0].reshape(m, n, -1).mean(axis=0)
         a_c.append(cross_gram(enc_in[-1], z_bar_mean, w_n, dt))
         g_c.append(cross_gram(g_enc[-1], g_dec[0], w_r, dt))
     if want_vp:
-        a_c += [cross_gram(dec_in[k], dec_in[k + 1], w_r, dt) for k in range(len(dec_in) - 1)]
+        a_c += [cross_gram(dec_in[k], dec_in[k + 1], w_dec_a, dt) for k in range(len(dec_in) - 1)]
         g_c += [cross_gram(g_dec[k], g_dec[k + 1], w_r, dt) for k in range(len(g_dec) - 1)]
     return VAEStep(value, grad, KFACFactors(tuple(a_f), tuple(g_f), tuple(a_c), tuple(g_c)))
 
@@ -526,7 +545,7 @@ def vae_elbo(
     n_all = x.shape[0]
     for start in range(0, n_all, batch):
         xb, eb = x[start : start + batch], eps[:, start : start + batch]
-        *_, mu, _, sigma, t = _forward(chain, eta, xb, eb)
+        *_, mu, _, sigma, t = forward(chain, eta, xb, eb)
         s_count = eb.shape[0]
         ll, _, _ = terms(t, xb, None, np.dtype(np.float64))
         kl = np.sum(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma))

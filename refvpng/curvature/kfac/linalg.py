@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike
 
-from refvpng._checks import as_array, as_int, as_positive_scalar, check_symmetric
+from refvpng._checks import as_array, as_int, as_positive_scalar, check_bool, check_symmetric
 
 __all__ = [
     "FactorEig",
@@ -39,10 +39,18 @@ class FactorEig(NamedTuple):
     vectors : ndarray, shape (n, r)
         Orthonormal eigenvectors; ``r < n`` means the factor is truncated (low-rank), the
         remaining eigenvalues being taken as zero.
+    dropped : bool, default False
+        Only for a truncated factor: the orthogonal complement of ``vectors`` is **dropped**
+        rather than kept at the damping value. The damped factor is then
+        :math:`U \operatorname{diag}(\alpha + \delta) U^\top` (singular), and every "inverse"
+        is its Moore-Penrose pseudo-inverse :math:`U \operatorname{diag}(1/(\alpha +
+        \delta)) U^\top`, zero on the complement (the configuration of Tang & Ranganath's
+        public script, whose layer-1 update lives in the span of :math:`U`).
     """
 
     values: np.ndarray
     vectors: np.ndarray
+    dropped: bool = False
 
     @property
     def truncated(self) -> bool:
@@ -50,21 +58,39 @@ class FactorEig(NamedTuple):
         return self.vectors.shape[1] < self.vectors.shape[0]
 
 
-def lowrank_rank(n: int, c: float = 4.0) -> int:
+def lowrank_rank(n: int, c: float = 4.0, *, floor: bool = False) -> int:
     r"""Return the number of kept eigenpairs :math:`r = \min(n, \lceil c \ln n \rceil)`.
+
+    With ``floor=True`` the rank is :math:`\lfloor c \ln n \rfloor` instead (the authors'
+    script takes ``int(4 * log(n))`` eigenpairs, 26 for the 785-wide input factor).
 
     Examples
     --------
     >>> lowrank_rank(785)  # the input factor of a 784-pixel image plus bias
     27
+    >>> lowrank_rank(785, floor=True)
+    26
     """
     n = as_int(n, "n")
     c = as_positive_scalar(c, "c")
-    return max(1, min(n, math.ceil(c * math.log(n))))
+    floor = check_bool(floor, "floor")
+    r = math.floor(c * math.log(n)) if floor else math.ceil(c * math.log(n))
+    return max(1, min(n, r))
 
 
-def factor_eig(m: ArrayLike, *, lowrank_c: float = 4.0, lowrank_threshold: int | None = None) -> FactorEig:
+def factor_eig(
+    m: ArrayLike,
+    *,
+    lowrank_c: float = 4.0,
+    lowrank_threshold: int | None = None,
+    lowrank_floor: bool = False,
+    drop_remainder: bool = False,
+) -> FactorEig:
     r"""Eigendecomposition of a symmetric factor, truncated only if it exceeds a given threshold.
+
+    An exactly diagonal untruncated factor (such as the diagonal output factor
+    :math:`\operatorname{diag} E[p(1-p)]`) is decomposed without ``eigh``: its eigenvalues are
+    its diagonal (sorted ascending) and its eigenvectors the matching unit vectors.
 
     Parameters
     ----------
@@ -74,6 +100,10 @@ def factor_eig(m: ArrayLike, *, lowrank_c: float = 4.0, lowrank_threshold: int |
         :math:`c` in :math:`r = \lceil c \ln n \rceil` (see :func:`lowrank_rank`).
     lowrank_threshold : int or None, default None
         Truncate only when ``n > lowrank_threshold``; ``None`` (the default) never truncates.
+    lowrank_floor : bool, default False
+        Round the rank down (see :func:`lowrank_rank`).
+    drop_remainder : bool, default False
+        Mark a truncated factor's complement as dropped (see :class:`FactorEig`).
 
     Returns
     -------
@@ -82,10 +112,14 @@ def factor_eig(m: ArrayLike, *, lowrank_c: float = 4.0, lowrank_threshold: int |
     m = check_symmetric(m, "m")
     n = m.shape[0]
     if lowrank_threshold is not None and n > lowrank_threshold:
-        r = lowrank_rank(n, lowrank_c)
+        r = lowrank_rank(n, lowrank_c, floor=lowrank_floor)
         if r < n:
             vals, vecs = scipy.linalg.eigh(m, subset_by_index=[n - r, n - 1])
-            return FactorEig(vals, vecs)
+            return FactorEig(vals, vecs, bool(drop_remainder))
+    diag = np.diagonal(m)
+    if n > 1 and not np.any(m - np.diag(diag)):
+        order = np.argsort(diag, kind="stable")
+        return FactorEig(diag[order].copy(), np.eye(n)[:, order])
     vals, vecs = np.linalg.eigh(m)
     return FactorEig(vals, vecs)
 
@@ -93,7 +127,7 @@ def factor_eig(m: ArrayLike, *, lowrank_c: float = 4.0, lowrank_threshold: int |
 def _damped_values(eig: FactorEig, delta: float) -> np.ndarray:
     """Eigenvalues of the damped factor; raise if it is not positive definite."""
     vals = eig.values + delta
-    if np.any(vals <= 0) or (eig.truncated and delta <= 0):
+    if np.any(vals <= 0) or (eig.truncated and not eig.dropped and delta <= 0):
         rounding = eig.values.shape[0] * np.finfo(float).eps * np.max(np.abs(eig.values))
         if 0 < delta < rounding and -eig.values.min() <= rounding:
             raise FloatingPointError(
@@ -109,12 +143,17 @@ def _damped_values(eig: FactorEig, delta: float) -> np.ndarray:
 
 
 def damped_apply(eig: FactorEig, delta: float, x: np.ndarray, power: float) -> np.ndarray:
-    r"""Apply :math:`(U \operatorname{diag}(\alpha) U^\top + \delta I)^{p}` to ``x`` (..., n, k)."""
+    r"""Apply :math:`(U \operatorname{diag}(\alpha) U^\top + \delta I)^{p}` to ``x`` (..., n, k).
+
+    A dropped remainder (``eig.dropped``) contributes nothing: the result is
+    :math:`U \operatorname{diag}((\alpha + \delta)^p) U^\top x` (the pseudo-inverse for
+    :math:`p = -1`).
+    """
     vals = _damped_values(eig, delta)
     u = eig.vectors
     ux = np.swapaxes(u, -1, -2) @ x
     out = u @ (vals[:, None] ** power * ux)
-    if eig.truncated:
+    if eig.truncated and not eig.dropped:
         out = out + delta**power * (x - u @ ux)
     return out
 

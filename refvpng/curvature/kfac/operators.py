@@ -19,7 +19,15 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 from scipy.sparse.linalg import LinearOperator
 
-from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar, check_finite_output
+from refvpng._checks import (
+    as_array,
+    as_int,
+    as_nonneg_scalar,
+    as_positive_scalar,
+    check_bool,
+    check_choice,
+    check_finite_output,
+)
 from refvpng.curvature.kfac.factors import KFACFactors, check_factors
 from refvpng.curvature.kfac.linalg import (
     FactorEig,
@@ -36,6 +44,13 @@ from refvpng.curvature.operator import InverseCurvature, as_linear_operator
 
 __all__ = ["KroneckerBlock", "KFACCache", "BlockDiagKFAC", "BlockTridiagKFAC"]
 
+DAMPING_SPLITS = ("sqrt", "each")
+"""``damping_split``: factored Tikhonov (M&G Section 6.3) or the same value on every factor."""
+LOWRANK_REMAINDERS = ("damped", "dropped")
+"""``lowrank_remainder``: a truncated factor's complement kept at the damping value, or dropped."""
+LOWRANK_FACTORS = ("both", "input")
+"""``lowrank_factors``: the low-rank rule applies to input and output factors, or inputs only."""
+
 
 class KroneckerBlock(NamedTuple):
     r"""One layer's Kronecker block :math:`A^\gamma \otimes G^\gamma` with factored damping.
@@ -50,6 +65,10 @@ class KroneckerBlock(NamedTuple):
         Their (possibly truncated) eigendecompositions.
     pi : float
         :math:`\pi_l` splitting the damping (1 without the heuristic).
+    each : bool, default False
+        Eigenvalue damping: :math:`\gamma` itself is added to the eigenvalues of **each**
+        factor (:math:`A + \gamma I`, :math:`G + \gamma I`, ``pi`` ignored) instead of the
+        factored :math:`\pi\sqrt\gamma`, :math:`\sqrt\gamma/\pi`.
     """
 
     A: np.ndarray
@@ -57,16 +76,24 @@ class KroneckerBlock(NamedTuple):
     eig_A: FactorEig
     eig_G: FactorEig
     pi: float = 1.0
+    each: bool = False
 
     def shifts(self, gamma: float) -> tuple[float, float]:
-        r"""Return :math:`(\pi\sqrt\gamma, \sqrt\gamma/\pi)`, added to :math:`(A, G)`."""
-        r = math.sqrt(as_nonneg_scalar(gamma, "gamma"))
+        r"""Return the shifts added to :math:`(A, G)`.
+
+        :math:`(\pi\sqrt\gamma, \sqrt\gamma/\pi)`, or :math:`(\gamma, \gamma)` with
+        eigenvalue damping (``each``).
+        """
+        gamma = as_nonneg_scalar(gamma, "gamma")
+        if self.each:
+            return check_finite_output((gamma, gamma), "shifts")
+        r = math.sqrt(gamma)
         return check_finite_output((self.pi * r, r / self.pi), "shifts")
 
     def damped(self, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-        r"""Return :math:`(A^\gamma, G^\gamma)`."""
+        r"""Return :math:`(A^\gamma, G^\gamma)` (a dropped remainder gets no shift)."""
         da, dg = self.shifts(gamma)
-        return self.A + da * np.eye(self.A.shape[0]), self.G + dg * np.eye(self.G.shape[0])
+        return _shift(self.A, self.eig_A, da), _shift(self.G, self.eig_G, dg)
 
     def solve(self, x: np.ndarray, gamma: float) -> np.ndarray:
         r"""Apply :math:`(A^\gamma \otimes G^\gamma)^{-1}` to ``x`` (..., d_l, d_{l-1}+1)."""
@@ -77,6 +104,13 @@ class KroneckerBlock(NamedTuple):
         y = damped_apply(self.eig_G, dg, x, -1.0)
         y = damped_apply(self.eig_A, da, np.swapaxes(y, -1, -2), -1.0)
         return check_finite_output(np.swapaxes(y, -1, -2), "solve")
+
+
+def _shift(m: np.ndarray, eig: FactorEig, delta: float) -> np.ndarray:
+    """``m + delta I``, or ``m + delta U U^T`` when the truncated remainder is dropped."""
+    if eig.dropped and eig.truncated:
+        return m + delta * (eig.vectors @ eig.vectors.T)
+    return m + delta * np.eye(m.shape[0])
 
 
 class KFACCache(NamedTuple):
@@ -127,6 +161,10 @@ class _KFACBase(abc.ABC):
         lowrank_c: float = 4.0,
         lowrank_threshold: int | None = None,
         cache: KFACCache | None = None,
+        damping_split: str = "sqrt",
+        lowrank_remainder: str = "damped",
+        lowrank_factors: str = "both",
+        lowrank_floor: bool = False,
     ) -> None:
         raw = check_factors(factors, self._tridiagonal)
         self.factor_damping = as_nonneg_scalar(factor_damping, "factor_damping")
@@ -135,12 +173,22 @@ class _KFACBase(abc.ABC):
         if lowrank_threshold is not None:
             lowrank_threshold = as_int(lowrank_threshold, "lowrank_threshold", minimum=1)
         self.lowrank_threshold = lowrank_threshold
+        self.damping_split = check_choice(damping_split, "damping_split", DAMPING_SPLITS)
+        self.lowrank_remainder = check_choice(lowrank_remainder, "lowrank_remainder", LOWRANK_REMAINDERS)
+        self.lowrank_factors = check_choice(lowrank_factors, "lowrank_factors", LOWRANK_FACTORS)
+        lowrank_floor = check_bool(lowrank_floor, "lowrank_floor")
         n_layers = len(raw.A)
         if cache is None:
-            kw: dict[str, Any] = {"lowrank_c": lowrank_c, "lowrank_threshold": lowrank_threshold}
+            kw: dict[str, Any] = {
+                "lowrank_c": lowrank_c,
+                "lowrank_threshold": lowrank_threshold,
+                "lowrank_floor": lowrank_floor,
+                "drop_remainder": self.lowrank_remainder == "dropped",
+            }
+            kw_g = kw if self.lowrank_factors == "both" else {**kw, "lowrank_threshold": None}
             cache = KFACCache(
                 tuple(factor_eig(m, **kw) for m in raw.A),
-                tuple(factor_eig(m, **kw) for m in raw.G),
+                tuple(factor_eig(m, **kw_g) for m in raw.G),
             )
         elif len(cache.eig_A) != n_layers or len(cache.eig_G) != n_layers:
             raise ValueError(f"cache must hold {n_layers} eigendecompositions per factor kind")
@@ -152,7 +200,7 @@ class _KFACBase(abc.ABC):
         # the factors actually used (truncated / projected where low-rank applies)
         self.factors = KFACFactors(big_a, big_g, a_c, g_c)
         self.blocks = tuple(
-            KroneckerBlock(a, g, e_a, e_g, _pi(a, g, self.pi_heuristic))
+            KroneckerBlock(a, g, e_a, e_g, _pi(a, g, self.pi_heuristic), self.damping_split == "each")
             for a, g, e_a, e_g in zip(big_a, big_g, ea, eg, strict=True)
         )
         self.block_shapes = tuple((g.shape[0], a.shape[0]) for a, g in zip(big_a, big_g, strict=True))
@@ -305,6 +353,19 @@ class BlockDiagKFAC(_KFACBase):
         Truncate factors larger than this; ``None`` (the default) never truncates.
     cache : KFACCache, optional
         Precomputed decompositions (from the K-FAC state); normally left ``None``.
+    damping_split : {"sqrt", "each"}, default "sqrt"
+        ``"sqrt"``: the factored damping above; ``"each"``: eigenvalue damping,
+        :math:`A^\gamma_l = A_l + \gamma I`, :math:`G^\gamma_l = G_l + \gamma I` (Tang &
+        Ranganath's public script adds 0.1 to every factor's eigenvalues this way).
+    lowrank_remainder : {"damped", "dropped"}, default "damped"
+        What a truncated factor keeps off its leading eigenvectors :math:`U`: the damping value
+        (the module's convention), or nothing: ``"dropped"`` makes the damped factor
+        :math:`U\operatorname{diag}(\alpha + \delta)U^\top` and ``solve`` apply the
+        **pseudo-inverse** of :meth:`to_dense` (that layer's update lies in the span of :math:`U`).
+    lowrank_factors : {"both", "input"}, default "both"
+        Apply the low-rank rule to input and output factors, or to input factors :math:`A_l` only.
+    lowrank_floor : bool, default False
+        Rank :math:`\lfloor c \ln n \rfloor` instead of :math:`\lceil c \ln n \rceil`.
 
     Attributes
     ----------
@@ -397,8 +458,11 @@ class BlockTridiagKFAC(_KFACBase):
     factor_damping : float, default 0.1
         :math:`\gamma`, the factored Tikhonov damping (not the :math:`\mu` of Eq. 17).
     **kwargs
-        ``pi_heuristic``, ``lowrank_c``, ``lowrank_threshold``, ``cache`` as in
-        :class:`BlockDiagKFAC` (which also lists the attributes).
+        ``pi_heuristic``, ``lowrank_c``, ``lowrank_threshold``, ``cache``, ``damping_split``,
+        ``lowrank_remainder``, ``lowrank_factors``, ``lowrank_floor`` as in
+        :class:`BlockDiagKFAC` (which also lists the attributes). With a dropped remainder,
+        ``solve`` is the tridiagonal inverse in the coordinates of the kept eigenvectors,
+        mapped back (zero on the dropped complement).
 
     Examples
     --------

@@ -19,9 +19,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from refvpng._checks import as_int, as_nonneg_scalar, as_positive_scalar
+from refvpng._checks import as_int, as_nonneg_scalar, as_positive_scalar, check_bool, check_choice
 from refvpng.curvature.kfac.factors import KFACFactors, check_factors, kfac_ema
-from refvpng.curvature.kfac.operators import BlockDiagKFAC, BlockTridiagKFAC, KFACCache
+from refvpng.curvature.kfac.operators import (
+    DAMPING_SPLITS,
+    LOWRANK_FACTORS,
+    LOWRANK_REMAINDERS,
+    BlockDiagKFAC,
+    BlockTridiagKFAC,
+    KFACCache,
+)
 
 __all__ = ["KFACConfig", "KFACState", "kfac_init", "kfac_update", "kfac_operator"]
 
@@ -47,6 +54,16 @@ class KFACConfig(NamedTuple):
     lowrank_threshold : int or None, default None
         Factors of size :math:`n >` threshold are truncated; ``None`` (the default) never
         truncates.
+    damping_split : {"sqrt", "each"}, default "sqrt"
+        Factored damping, or :math:`\gamma` added to every factor's eigenvalues.
+    lowrank_remainder : {"damped", "dropped"}, default "damped"
+        A truncated factor's complement kept at the damping value, or dropped.
+    lowrank_factors : {"both", "input"}, default "both"
+        Which factors the low-rank rule may truncate.
+    lowrank_floor : bool, default False
+        Round the rank :math:`c \ln n` down instead of up.
+
+    (The last four are the options of :class:`~refvpng.curvature.kfac.BlockDiagKFAC`.)
     """
 
     tridiagonal: bool = True
@@ -56,6 +73,10 @@ class KFACConfig(NamedTuple):
     pi_heuristic: bool = False
     lowrank_c: float = 4.0
     lowrank_threshold: int | None = None
+    damping_split: str = "sqrt"
+    lowrank_remainder: str = "damped"
+    lowrank_factors: str = "both"
+    lowrank_floor: bool = False
 
 
 class KFACState(NamedTuple):
@@ -90,6 +111,10 @@ def _make_operator(factors: KFACFactors, config: KFACConfig, cache: KFACCache | 
         lowrank_c=config.lowrank_c,
         lowrank_threshold=config.lowrank_threshold,
         cache=cache,
+        damping_split=config.damping_split,
+        lowrank_remainder=config.lowrank_remainder,
+        lowrank_factors=config.lowrank_factors,
+        lowrank_floor=config.lowrank_floor,
     )
 
 
@@ -109,6 +134,10 @@ def _check_config(config: KFACConfig) -> KFACConfig:
     as_int(config.inverse_every, "inverse_every")
     as_nonneg_scalar(config.factor_damping, "factor_damping")
     as_positive_scalar(config.lowrank_c, "lowrank_c")
+    check_choice(config.damping_split, "damping_split", DAMPING_SPLITS)
+    check_choice(config.lowrank_remainder, "lowrank_remainder", LOWRANK_REMAINDERS)
+    check_choice(config.lowrank_factors, "lowrank_factors", LOWRANK_FACTORS)
+    check_bool(config.lowrank_floor, "lowrank_floor")
     return config
 
 
