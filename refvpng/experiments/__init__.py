@@ -3,7 +3,8 @@
 - :mod:`~refvpng.experiments.harness`: the one harness (settings and CLI, cell cache, resume,
   lock, joblib or Dask cells, atomic results, figure, RESULTS.md section);
 - :mod:`~refvpng.experiments.toy` (Figure 1), :mod:`~refvpng.experiments.blr` (Table 1),
-  :mod:`~refvpng.experiments.vae` and :mod:`~refvpng.experiments.vae_report` (Figure 2),
+  :mod:`~refvpng.experiments.vae`, :mod:`~refvpng.experiments.vae_report` and
+  :mod:`~refvpng.experiments.vae_authors` (Figure 2; the authors' configuration),
   :mod:`~refvpng.experiments.ppca` (the note's Fishers on pPCA),
   :mod:`~refvpng.experiments.vmf` and :mod:`~refvpng.experiments.vmf_report` (Figure 3), both
   chain experiments on :mod:`~refvpng.experiments.chain_training`;
@@ -20,6 +21,7 @@ __all__ = [
     "blr",
     "chain_training",
     "vae",
+    "vae_authors",
     "vae_report",
     "vmf",
     "vmf_report",

@@ -24,7 +24,7 @@ import numpy as np
 from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments.harness import Cell
-from refvpng.nn import vae_elbo, vae_step
+from refvpng.nn import truncated_normal_init, vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
 
@@ -51,7 +51,12 @@ def _warm_up(net, likelihood, eta, x, factor_dtype) -> None:
 
 
 def kfac_config(s, tridiagonal: bool) -> KFACConfig:
-    """The K-FAC hyperparameters of a run (damping per data point, as the factors)."""
+    """The K-FAC hyperparameters of a run (damping per data point, as the factors).
+
+    ``damping_split``, ``lowrank_remainder``, ``lowrank_factors`` and ``lowrank_floor`` are the
+    K-FAC variants of :class:`refvpng.curvature.kfac.KFACConfig` (the authors' configuration of
+    :mod:`refvpng.experiments.vae_authors` sets them).
+    """
     return KFACConfig(
         tridiagonal=tridiagonal,
         factor_damping=s.damping,
@@ -59,6 +64,10 @@ def kfac_config(s, tridiagonal: bool) -> KFACConfig:
         inverse_every=s.inverse_every,
         lowrank_c=s.lowrank_c,
         lowrank_threshold=s.lowrank_threshold,
+        damping_split=s.damping_split,
+        lowrank_remainder=s.lowrank_remainder,
+        lowrank_factors=s.lowrank_factors,
+        lowrank_floor=s.lowrank_floor,
     )
 
 
@@ -123,11 +132,15 @@ def _clock(kind: str):
 
 
 def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=None) -> dict:
-    """Train one method with one step size for ``s.budget`` seconds and record its curve.
+    r"""Train one method with one step size for ``s.budget`` seconds and record its curve.
 
     The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
     optimiser state (step-size rule and running K-FAC estimates) is the ``state`` it returns
-    and checkpoints.
+    and checkpoints. The settings' ``init`` (``"scaled_normal"``: :meth:`refvpng.nn.Chain.init`,
+    or :func:`refvpng.nn.truncated_normal_init` with ``init_std``), ``predictive`` and
+    ``output_factor`` (``one_z`` and ``output_diag`` of :func:`refvpng.nn.vae_step`, applied to
+    the :math:`\hat F_r` and decoder factors, not to the q-Fisher's) and the K-FAC variants of
+    :func:`kfac_config` are honoured for any chain and likelihood.
 
     Parameters
     ----------
@@ -149,14 +162,16 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
     dict
         ``method, lr, steps, sec_per_iter, wall_sec_per_iter, final_train_elbo,
         final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``),
-        ``curve_steps`` (the iteration of each evaluation), and, for
-        K-FAC methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
+        ``curve_steps`` (the iteration of each evaluation), ``failed`` (the message, if a K-FAC
+        inverse did not exist: the run ends there and is evaluated at its last parameters), and,
+        for K-FAC methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
         refreshes the decompositions (EMA, decompositions, solve and step-size rule;
         ``two_step``: over both blocks' refreshes). ``steps`` counts iterations, for
         ``two_step`` inner steps (one block each).
     """
     vae = net
-    eta0 = vae.init(np.random.default_rng([s.seed, 0]))
+    rng0 = np.random.default_rng([s.seed, 0])
+    eta0 = vae.init(rng0) if s.init == "scaled_normal" else truncated_normal_init(vae, rng0, s.init_std)
     n_train, batch = data.train.shape[0], min(s.batch, data.train.shape[0])
     per_epoch = n_train // batch
     opt, kinds = method_optimizer(method, lr, s, vae.encoder.num_params)
@@ -165,6 +180,8 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
     eval_rng = np.random.default_rng([s.seed, 1])
     eps_tr = eval_rng.standard_normal((s.eval_samples, data.train_eval.shape[0], s.d_z))
     eps_te = eval_rng.standard_normal((s.eval_samples, data.test.shape[0], s.d_z))
+    # the authors' factor options apply to the F_r / decoder factors; q-NG keeps its sampled ones
+    flags = {"one_z": s.predictive == "one_z", "output_diag": s.output_factor == "diag"}
     # per-kind factor batches so far: a K-FAC update refreshes when its count % T3 == 0
     box: dict[str, Any] = {"step": 0, "count": dict.fromkeys(kinds, 0), "refresh": False, "refresh_t": []}
 
@@ -187,6 +204,7 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
             factor_dtype=dtype,
             cross=method != "vpng_blockdiag",
             likelihood=likelihood,
+            **(flags if kind in ("vp", "dec") else {}),
         )
         box["factors"], box["kind"] = st.factors_per_point, kind
         box["refresh"] = kind is not None and box["count"][kind] % s.inverse_every == 0
@@ -224,6 +242,7 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
 
     def callback(step, eta, state, value):
         t_train = clock() - acct["t0"] - acct["eval"]
+        box["at"] = (step, eta, t_train)
         done = t_train >= s.budget
         if t_train >= acct["next"] or done:
             evaluate(eta, t_train, step)
@@ -236,15 +255,24 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         return None
 
     acct["t0"], acct["w0"] = clock(), wall()
-    run(
-        objective_and_grad,
-        eta0,
-        GradientTransformation(opt.init, timed_update),
-        10**12,
-        seed=s.seed,
-        curvature_fn=None if kinds == (None,) else curvature_fn,
-        callback=callback,
-    )
+    failed = None
+    try:
+        run(
+            objective_and_grad,
+            eta0,
+            GradientTransformation(opt.init, timed_update),
+            10**12,
+            seed=s.seed,
+            curvature_fn=None if kinds == (None,) else curvature_fn,
+            callback=callback,
+        )
+    except ValueError as exc:  # a K-FAC inverse that does not exist: the run ends here
+        if "positive definite" not in str(exc) or "at" not in box:
+            raise
+        failed = str(exc)
+        step, eta, t_train = box["at"]
+        evaluate(eta, t_train, step)
+        acct.update(steps=step + 1, t_train=t_train, wall=wall() - acct["w0"] - acct["eval_wall"])
     steps = max(acct["steps"], 1)
     out = {
         "method": method,
@@ -257,6 +285,8 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         "curve": curve,
         "curve_steps": eval_steps,
     }
+    if failed is not None:
+        out["failed"] = failed
     if box["refresh_t"]:
         out["refresh_seconds_mean"] = float(np.mean(box["refresh_t"]))
     return out

@@ -64,7 +64,7 @@ import functools
 import numpy as np
 
 from refvpng.data.movielens import MovieLens, load_movielens
-from refvpng.experiments import harness, vae
+from refvpng.experiments import chain_training, harness, vae
 from refvpng.experiments.chain_training import (  # noqa: F401 - cells: declared below
     best_per_method,
     cells,
@@ -82,6 +82,8 @@ METHODS = ("adam", "q_natural", "two_step", "vpng_tridiag")
 """The methods of Figure 3 (a subset of :data:`refvpng.experiments.chain_training.METHODS`)."""
 
 _f = vae._f
+_RUNNABLE = chain_training.METHODS
+"""Methods Figure 3 can run (the ``*_authors`` methods are Figure 2's)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +94,11 @@ class Settings(vae.Settings):
     Figure 3's defaults; ``data`` is ``"auto"`` (``$REFVPNG_MOVIELENS`` if set, else the
     packaged ML-1M), ``"ml-1m"``, ``"ml-100k"``, ``"synthetic"`` or a ratings file / downloaded
     wheel (see :func:`refvpng.data.movielens.load_movielens`); ``min_ratings`` is the movie
-    threshold.
+    threshold. The K-FAC, initialisation and :math:`\sigma`-floor choices (``predictive`` to
+    ``sigma_floor``; the softplus-Poisson forms of ``one_z`` and ``output_diag`` of
+    :func:`refvpng.nn.vae_step`) apply here as for Figure 2; the two-stage protocol and the
+    ``*_authors`` methods are Figure 2's: ``stage`` must be ``"grid"``, ``chosen`` empty
+    (``pilot_budget``, ``pilot_evals`` and ``ablation`` are unused).
     """
 
     methods: tuple[str, ...] = _f(METHODS, "methods to run", grid=True)
@@ -107,6 +113,18 @@ class Settings(vae.Settings):
     data: str = _f("auto", "auto, ml-1m, ml-100k, synthetic, a ratings file or a downloaded wheel")
     n_test: int = _f(0, "unused (the split is 90/10 of the users)")
     min_ratings: int = _f(300, "keep the movies with at least this many ratings")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [m for m in self.methods if m not in _RUNNABLE]
+        if bad:
+            raise ValueError(f"methods must be among {_RUNNABLE} for Figure 3, got {bad}")
+        if self.stage != "grid":
+            raise ValueError(f"stage must be 'grid' for Figure 3 (one grid of cells), got {self.stage!r}")
+        if self.chosen:
+            raise ValueError(
+                f"chosen is for Figure 2's full stage; Figure 3 runs one grid, got {self.chosen}"
+            )
 
 
 QUICK = {
@@ -163,7 +181,7 @@ def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -
     the softplus Poisson likelihood; returns its record.
     """
     data = load_data(s) if data is None else data
-    net = make_vmf(data.train.shape[1], s.hidden, s.d_z)
+    net = make_vmf(data.train.shape[1], s.hidden, s.d_z, s.sigma_floor)
     return run_training(method, lr, s, net, VMF_LIKELIHOOD, data, _clock_fn=_clock_fn)
 
 

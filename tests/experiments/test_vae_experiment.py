@@ -10,7 +10,7 @@ import pytest
 
 from refvpng.curvature.kfac import BlockTridiagKFAC
 from refvpng.experiments import vae
-from refvpng.experiments.vae import METHODS
+from refvpng.experiments.vae import DEFAULT_METHODS as METHODS
 from refvpng.nn import make_vae, vae_step
 
 

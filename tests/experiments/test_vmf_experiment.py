@@ -65,6 +65,36 @@ def test_settings_are_validated():
     s = vmf.Settings()
     assert (s.batch, s.hidden, s.d_z, s.min_ratings) == (3000, 300, 100, 300)
     assert len(s.lrs) >= 3
+    # Figure 2's two-stage protocol and *_authors methods are not Figure 3's
+    with pytest.raises(ValueError, match="methods"):
+        vmf.Settings(methods=("vpng_authors",))
+    with pytest.raises(ValueError, match="stage"):
+        vmf.Settings(stage="pilot")
+    with pytest.raises(ValueError, match="chosen"):
+        vmf.Settings(chosen=("adam=0.01",))
+
+
+def test_the_authors_factor_options_run_on_the_poisson_network():
+    """one z with M x', the exact diagonal output factor, eigenvalue damping, every-step inverses,
+    truncated-normal initialisation and the sigma floor: a run that differs from the default one."""
+    from refvpng.experiments.vae_authors import AUTHORS
+
+    base = vmf.Settings(**{**vmf.QUICK, "budget": 1e9, "n_evals": 1})
+    data = vmf.synthetic_ratings(0)
+
+    def run(s):
+        stopper = {"n": 0}
+
+        def clock():
+            stopper["n"] += 1
+            return 0.0 if stopper["n"] < 14 else 2e9
+
+        return vmf.run_one("vpng_tridiag", 3e-3, s, data, _clock_fn=clock)
+
+    ref = run(base)
+    out = run(vmf.Settings(**{**vmf.QUICK, "budget": 1e9, "n_evals": 1, **AUTHORS, "lowrank_threshold": 20}))
+    assert out["steps"] == ref["steps"] == 11 and "failed" not in out
+    assert math.isfinite(out["final_test_elbo"]) and out["final_test_elbo"] != ref["final_test_elbo"]
 
 
 def test_bench_quick_writes_ratios(tmp_path):
