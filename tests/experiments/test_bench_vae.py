@@ -25,6 +25,11 @@ def test_bench_quick_writes_ratios(tmp_path):
         ratio = doc[f"ratio_{m}_to_adam"]
         assert math.isfinite(ratio) and ratio > 0
         assert doc["methods"][m]["sec_per_iter"] > 0
+    for key in ("ratio_vpng_authors_to_adam_authors", "ratio_vpng_tridiag_to_adam"):
+        for suffix in ("", "_wall"):
+            assert math.isfinite(doc[key + suffix]) and doc[key + suffix] > 0
+    r = doc["methods"]["vpng_authors"]
+    assert r["inverse_every"] == 1 and r["refresh_sec"] == 0.0 and r["refreshes_timed"] >= 2
     fac = doc["factor_accumulation"]
     assert fac["flops"] > 0 and 0 < fac["fraction_of_blas"] < 100
     assert doc["settings"]["quick"] is True

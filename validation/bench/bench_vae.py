@@ -12,12 +12,17 @@ interleaved round by round so that load from elsewhere on the machine hits them 
 - ``refresh_sec``: median extra cost of an iteration that refreshes the decompositions (every
   ``inverse_every`` steps) over a non-refresh one, reported separately;
 - ``amortized_sec_per_iter`` = ``sec_per_iter + refresh_sec / inverse_every``, and its ratio to
-  one Adam iteration (``ratio_<method>_to_adam``);
+  one Adam iteration (``ratio_<method>_to_adam``), each also on the wall clock (``*_wall``);
+- the same for the authors' configuration (``adam_authors``, ``vpng_authors``: one z with ten
+  x', eigenvalue damping, inverses every iteration, 26 eigenpairs of the input factor with the
+  rest dropped, diagonal output factor; :data:`refvpng.experiments.vae.AUTHORS`):
+  ``ratio_vpng_authors_to_adam_authors`` beside refvpng's ``ratio_vpng_tridiag_to_adam``;
 - the factor accumulation (every Gram product behind the Kronecker factors, in the configured
   dtype) as flops/s and as a fraction of BLAS ``B.T @ B`` throughput measured in the same run on
   a ``(rows, 784)`` matrix of the same dtype.
 
-Times are process CPU seconds (``time.process_time``): with one BLAS / numba thread (the
+Times are process CPU seconds (``time.process_time``; wall seconds in the ``*_wall`` fields): with
+one BLAS / numba thread (the
 default ``--threads 1``) that is the wall-clock time on an idle core, and it is not inflated by
 other processes on a shared machine.
 
@@ -35,28 +40,36 @@ from pathlib import Path
 
 import numpy as np
 
+METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "adam_authors", "vpng_authors")
+"""Timed methods; ``*_authors`` run with the authors' configuration (refvpng.experiments.vae)."""
+
 
 def _steppers(chain, x, cfg):
     """One closure per method doing a complete iteration; returns whether it refreshed."""
-    from refvpng.experiments.vae import Settings, method_optimizer
-    from refvpng.nn import vae_step
+    from refvpng.experiments.vae import Settings, method_optimizer, resolve_method
+    from refvpng.nn import make_vae, truncated_normal_init, vae_step
     from refvpng.optim import apply_updates
 
-    s = Settings(damping=cfg["damping"], inverse_every=cfg["inverse_every"], rule="adam")
+    s0 = Settings(damping=cfg["damping"], inverse_every=cfg["inverse_every"], rule="adam")
     n, s_count = x.shape[0], cfg["samples"]
     dtype = np.dtype(cfg["factor_dtype"])
     out = {}
-    for method in ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag"):
-        opt, (kind,) = method_optimizer(method, 1e-3, s, chain.encoder.num_params)
-        box = {"eta": chain.init(np.random.default_rng(0)), "k": 0}
+    for method in METHODS:
+        base, s = resolve_method(method, s0)
+        net = make_vae(chain.d_x, chain.decoder.layer_shapes[0][0], chain.d_z, s.sigma_floor)
+        opt, (kind,) = method_optimizer(base, 1e-3, s, net.encoder.num_params)
+        rng0 = np.random.default_rng(0)
+        eta = net.init(rng0) if s.init == "scaled_normal" else truncated_normal_init(net, rng0, s.init_std)
+        box = {"eta": eta, "k": 0, "every": s.inverse_every}
         box["state"] = opt.init(box["eta"])
         rng = np.random.default_rng(1)
+        flags = {"one_z": s.predictive == "one_z", "output_diag": s.output_factor == "diag"}
 
-        def step(box=box, opt=opt, kind=kind, rng=rng, method=method):
-            eps = rng.standard_normal((s_count, n, chain.d_z))
-            u = rng.random((s_count, n, chain.d_x)) if kind == "vp" else None
+        def step(box=box, opt=opt, kind=kind, rng=rng, base=base, net=net, flags=flags):
+            eps = rng.standard_normal((s_count, n, net.d_z))
+            u = rng.random((s_count, n, net.d_x)) if kind == "vp" else None
             st = vae_step(
-                chain,
+                net,
                 box["eta"],
                 x,
                 eps,
@@ -64,16 +77,17 @@ def _steppers(chain, x, cfg):
                 curvature=kind,
                 fisher_samples=cfg["fisher_samples"],
                 factor_dtype=dtype,
-                cross=method != "vpng_blockdiag",
+                cross=base != "vpng_blockdiag",
+                **(flags if kind == "vp" else {}),  # as run_training: not on the q-Fisher
             )
             extra = {} if kind is None else {"curvature": st.factors_per_point}
             upd, box["state"] = opt.update(st.grad, box["state"], box["eta"], **extra)
             box["eta"] = apply_updates(box["eta"], upd)
-            refreshed = kind is not None and box["k"] % cfg["inverse_every"] == 0
+            refreshed = kind is not None and box["k"] % box["every"] == 0
             box["k"] += 1
             return refreshed
 
-        out[method] = (step, kind)
+        out[method] = (step, kind, box)
     return out
 
 
@@ -160,6 +174,26 @@ def main(argv=None) -> int:
         return _run(a)
 
 
+def _summary(times: dict, refresh: dict, every: int, kind) -> dict:
+    """Median times of one method on both clocks; the refresh amortised over its period."""
+    r: dict = {"iterations_timed": len(times["cpu"]), "inverse_every": every}
+    for clock, suffix in (("cpu", ""), ("wall", "_wall")):
+        plain, fresh = times[clock], refresh[clock]
+        if not plain:  # every iteration refreshes (inverse_every = 1)
+            r[f"sec_per_iter{suffix}"] = r[f"amortized_sec_per_iter{suffix}"] = float(np.median(fresh))
+            r[f"refresh_sec{suffix}"] = 0.0
+            continue
+        t = float(np.median(plain))
+        r[f"sec_per_iter{suffix}"] = t
+        if kind is not None and fresh:
+            r[f"refresh_sec{suffix}"] = max(float(np.median(fresh)) - t, 0.0)
+            r[f"amortized_sec_per_iter{suffix}"] = t + r[f"refresh_sec{suffix}"] / every
+        else:
+            r[f"amortized_sec_per_iter{suffix}"] = t
+    r["refreshes_timed"] = len(refresh["cpu"])
+    return r
+
+
 def _run(a) -> int:
     from refvpng.nn import make_vae
 
@@ -171,7 +205,7 @@ def _run(a) -> int:
         threads = f"numba {a.threads}; BLAS unchanged (no threadpoolctl: set OPENBLAS_NUM_THREADS)"
 
     if a.quick:
-        sizes = {"batch": 20, "d_x": 784, "hidden": 8, "d_z": 3, "samples": 2}
+        sizes = {"batch": 30, "d_x": 40, "hidden": 8, "d_z": 3, "samples": 3}  # rows > pixels
         rounds = a.rounds or 2
     else:
         sizes = {"batch": 600, "d_x": 784, "hidden": 200, "d_z": 100, "samples": 10}
@@ -187,30 +221,25 @@ def _run(a) -> int:
     chain = make_vae(sizes["d_x"], sizes["hidden"], sizes["d_z"])
     x = (rng.random((sizes["batch"], sizes["d_x"])) < 0.13).astype(np.float64)
     steppers = _steppers(chain, x, cfg)
-    for step, _ in steppers.values():  # warm-up: numba compile, first refresh
+    for step, _, _ in steppers.values():  # warm-up: numba compile, first refresh
         step()
         step()
-    times = {m: [] for m in steppers}
-    refresh = {m: [] for m in steppers}
+    times = {m: {"cpu": [], "wall": []} for m in steppers}
+    refresh = {m: {"cpu": [], "wall": []} for m in steppers}
     for _ in range(rounds):
-        for m, (step, _) in steppers.items():
-            t0 = _clock()
+        for m, (step, _, _) in steppers.items():
+            t0, w0 = _clock(), time.perf_counter()
             refreshed = step()
-            (refresh if refreshed else times)[m].append(_clock() - t0)
-    res = {}
-    adam = float(np.median(times["adam"]))
-    for m, (_, kind) in steppers.items():
-        t = float(np.median(times[m]))
-        r = {"sec_per_iter": t, "iterations_timed": len(times[m])}
-        if kind is not None and refresh[m]:
-            r["refresh_sec"] = max(float(np.median(refresh[m])) - t, 0.0)
-            r["refreshes_timed"] = len(refresh[m])
-            r["amortized_sec_per_iter"] = t + r["refresh_sec"] / cfg["inverse_every"]
-        else:
-            r["amortized_sec_per_iter"] = t
-        r["ratio_to_adam"] = r["amortized_sec_per_iter"] / adam
-        r["ratio_to_adam_without_refresh"] = t / adam
-        res[m] = r
+            rec = (refresh if refreshed else times)[m]
+            rec["cpu"].append(_clock() - t0)
+            rec["wall"].append(time.perf_counter() - w0)
+    res = {m: _summary(times[m], refresh[m], box["every"], kind) for m, (_, kind, box) in steppers.items()}
+    for clock, suffix in (("cpu", ""), ("wall", "_wall")):
+        adam = res["adam"][f"amortized_sec_per_iter{suffix}"]
+        for r in res.values():
+            r[f"ratio_to_adam{suffix}"] = r[f"amortized_sec_per_iter{suffix}"] / adam
+            if clock == "cpu":
+                r["ratio_to_adam_without_refresh"] = r["sec_per_iter"] / adam
     fac = factor_throughput(
         chain,
         sizes["batch"],
@@ -239,17 +268,24 @@ def _run(a) -> int:
     }
     for m in ("q_natural", "vpng_tridiag", "vpng_blockdiag"):
         doc[f"ratio_{m}_to_adam"] = res[m]["ratio_to_adam"]
+    # the authors' VPNG against the authors' Adam, and against refvpng's Adam (CPU and wall)
+    for suffix in ("", "_wall"):
+        key = f"amortized_sec_per_iter{suffix}"
+        doc[f"ratio_vpng_authors_to_adam_authors{suffix}"] = (
+            res["vpng_authors"][key] / res["adam_authors"][key]
+        )
+        doc[f"ratio_vpng_tridiag_to_adam{suffix}"] = res["vpng_tridiag"][key] / res["adam"][key]
     default = Path(__file__).resolve().parents[1] / "results" / "bench_vae.json"
     out = Path(a.out) if a.out else default
     out.parent.mkdir(parents=True, exist_ok=True)
     from refvpng._atomic import write_json_atomic
 
     write_json_atomic(out, doc)
-    print(f"{'method':16s} {'s/iter':>8s} {'refresh s':>9s} {'amortized':>9s} {'x Adam':>7s}")
+    print(f"{'method':16s} {'s/iter':>8s} {'refresh s':>9s} {'amortized':>9s} {'x Adam':>7s} {'wall x':>7s}")
     for m, r in res.items():
         print(
             f"{m:16s} {r['sec_per_iter']:8.4f} {r.get('refresh_sec', 0.0):9.4f} "
-            f"{r['amortized_sec_per_iter']:9.4f} {r['ratio_to_adam']:7.2f}"
+            f"{r['amortized_sec_per_iter']:9.4f} {r['ratio_to_adam']:7.2f} {r['ratio_to_adam_wall']:7.2f}"
         )
     print(
         f"factor accumulation ({fac['dtype']}): {fac['gflops_per_s']:.1f} GFLOP/s = "
