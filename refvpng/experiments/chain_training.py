@@ -24,8 +24,11 @@ import numpy as np
 from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.experiments.harness import Cell
+from refvpng.models import Bernoulli
 from refvpng.nn import truncated_normal_init, vae_elbo, vae_step
+from refvpng.nn.linearize import vae_fisher_operator
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
+from refvpng.optim.hf_direction import hf_direction
 from refvpng.optim.two_step import BlockCurvature, two_step
 
 __all__ = [
@@ -38,8 +41,8 @@ __all__ = [
     "best_per_method",
 ]
 
-METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step")
-"""Method names, the keys of the results JSON."""
+METHODS = ("adam", "q_natural", "vpng_tridiag", "vpng_blockdiag", "two_step", "hf_sgvi")
+"""Method names, the keys of the results JSON (``hf_sgvi``: Bernoulli likelihood only)."""
 
 
 def _warm_up(net, likelihood, eta, x, factor_dtype) -> None:
@@ -80,7 +83,9 @@ def method_optimizer(method: str, lr: float, s, n_encoder: int) -> tuple:
     the encoder block :math:`\lambda` only. ``two_step`` is
     :func:`refvpng.optim.two_step.two_step` of two such members, the encoder one with the
     q-Fisher K-FAC (the ``q_natural`` direction on :math:`\lambda`), the decoder one with the
-    decoder blocks of the VPNG K-FAC, each with its own estimate and rule state.
+    decoder blocks of the VPNG K-FAC, each with its own estimate and rule state. ``hf_sgvi``
+    (HF-SGVI) is :func:`refvpng.optim.hf_direction.hf_direction` (``s.hf_iters`` CG iterations
+    on :math:`\hat F_r / n + \gamma I`, warm start ``s.hf_warm``) then the rule.
 
     Parameters
     ----------
@@ -97,9 +102,11 @@ def method_optimizer(method: str, lr: float, s, n_encoder: int) -> tuple:
     optimizer : GradientTransformation
         Expects this step's :class:`refvpng.curvature.kfac.KFACFactors` (``two_step``: a
         :class:`refvpng.optim.two_step.BlockCurvature` of them) as ``curvature=``.
-    kinds : tuple of {None, "q", "vp", "dec"}
+    kinds : tuple of {None, "q", "vp", "dec", "hf"}
         ``kinds[k % len(kinds)]`` is the ``curvature`` of :func:`refvpng.nn.vae.vae_step` at
-        step ``k``.
+        step ``k``; ``"hf"``: none from the step, the optimiser takes the matrix-free
+        :math:`\hat F_r / n` of :func:`refvpng.nn.linearize.vae_fisher_operator` at the step's
+        noise and predictive uniforms.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -124,6 +131,8 @@ def method_optimizer(method: str, lr: float, s, n_encoder: int) -> tuple:
             decoder_steps=s.decoder_steps,
         )
         return opt, ("q",) * s.encoder_steps + ("dec",) * s.decoder_steps
+    if method == "hf_sgvi":  # truncated CG on the matrix-free F_r / n + gamma I
+        return chain(hf_direction(s.hf_iters, s.damping, warm_start=s.hf_warm), rule()), ("hf",)
     return member(), ("vp",)
 
 
@@ -164,6 +173,7 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``),
         ``curve_steps`` (the iteration of each evaluation), ``failed`` (the message, if a K-FAC
         inverse did not exist: the run ends there and is evaluated at its last parameters), and,
+        ``cg_iterations_mean`` for ``hf_sgvi`` (curvature products per update), and,
         for K-FAC methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
         refreshes the decompositions (EMA, decompositions, solve and step-size rule;
         ``two_step``: over both blocks' refreshes). ``steps`` counts iterations, for
@@ -175,6 +185,8 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
     n_train, batch = data.train.shape[0], min(s.batch, data.train.shape[0])
     per_epoch = n_train // batch
     opt, kinds = method_optimizer(method, lr, s, vae.encoder.num_params)
+    if kinds == ("hf",) and not (likelihood is None or isinstance(likelihood, Bernoulli)):
+        raise ValueError("method 'hf_sgvi' needs the Bernoulli likelihood (vae_fisher_operator)")
     dtype = np.dtype(s.factor_dtype)
     _warm_up(vae, likelihood, eta0, data.train[:1], s.factor_dtype)
     eval_rng = np.random.default_rng([s.seed, 1])
@@ -192,14 +204,14 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         perm = np.random.default_rng([s.seed, 2, epoch]).permutation(n_train)
         x = data.train[perm[j * batch : (j + 1) * batch]]
         eps = rng.standard_normal((s.samples, batch, s.d_z))
-        u = rng.random((s.samples, batch, vae.d_x)) if kind in ("vp", "dec") else None
+        u = rng.random((s.samples, batch, vae.d_x)) if kind in ("vp", "dec", "hf") else None
         st = vae_step(
             vae,
             eta,
             x,
             eps,
             u,
-            curvature=kind,
+            curvature=None if kind == "hf" else kind,
             fisher_samples=s.fisher_samples,
             factor_dtype=dtype,
             cross=method != "vpng_blockdiag",
@@ -207,7 +219,9 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
             **(flags if kind in ("vp", "dec") else {}),
         )
         box["factors"], box["kind"] = st.factors_per_point, kind
-        box["refresh"] = kind is not None and box["count"][kind] % s.inverse_every == 0
+        if kind == "hf":
+            box["factors"] = vae_fisher_operator(vae, eta, x, eps, u, fisher_samples=s.fisher_samples)
+        box["refresh"] = kind in ("q", "vp", "dec") and box["count"][kind] % s.inverse_every == 0
         box["step"] = k + 1
         return st.value, st.grad
 
@@ -255,9 +269,9 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         return None
 
     acct["t0"], acct["w0"] = clock(), wall()
-    failed = None
+    failed, result = None, None
     try:
-        run(
+        result = run(
             objective_and_grad,
             eta0,
             GradientTransformation(opt.init, timed_update),
@@ -289,6 +303,8 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         out["failed"] = failed
     if box["refresh_t"]:
         out["refresh_seconds_mean"] = float(np.mean(box["refresh_t"]))
+    if method == "hf_sgvi" and result is not None:  # F_r products per update applied
+        out["cg_iterations_mean"] = result.state[0].total_iterations / max(box["count"]["hf"], 1)
     return out
 
 

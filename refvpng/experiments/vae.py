@@ -59,6 +59,15 @@ optional; Section 5: "using RMSProp and Adam to set the learning rates in all th
     block updated), so one encoder + decoder cycle is ``encoder_steps + decoder_steps``
     iterations, and ``sec_per_iter`` / ``steps`` count inner steps. One inner step each by
     default.
+``hf_sgvi`` (opt-in: ``--methods ... hf_sgvi``; not among the default methods)
+    HF-SGVI (Fan et al. 2015) with the variational predictive Fisher: each step solves
+    :math:`(\hat F_r / n + \gamma I)\,\delta = g` by ``hf_iters`` conjugate-gradient iterations
+    on the matrix-free :math:`\hat F_r / n` of the step's minibatch, noise and predictive
+    samples (:func:`refvpng.nn.linearize.vae_fisher_operator`,
+    :func:`refvpng.optim.hf_direction.hf_direction`, warm start ``hf_warm``), then the
+    step-size rule. Each CG iteration costs about one gradient evaluation (0.86 at the paper's
+    size), so an iteration costs up to ``hf_iters + 1`` gradients; the run records
+    ``cg_iterations_mean``.
 
 :math:`\hat F_r` (Eq. 16) reuses the step's forward pass: each of the :math:`S` latent draws
 :math:`\hat z_{si}` gets one predictive sample :math:`x'_{si} \sim p(x' \mid \hat z_{si})`, so
@@ -289,6 +298,8 @@ class Settings:
     rule: str = _f("adam", "adam, rmsprop or fixed on every direction")
     encoder_steps: int = _f(1, "two_step: encoder steps per cycle")
     decoder_steps: int = _f(1, "two_step: decoder steps per cycle")
+    hf_iters: int = _f(10, "hf_sgvi: CG iterations per step")
+    hf_warm: float = _f(0.0, "hf_sgvi: warm-start decay zeta in [0, 1]")
     hidden: int = _f(200, "hidden width")
     d_z: int = _f(100, "latent width")
     seed: int = _f(0, "root seed (parameters, batches, noise)")
@@ -317,6 +328,10 @@ class Settings:
             raise ValueError("lrs must hold positive step sizes")
         if not (self.init_std > 0 and self.sigma_floor >= 0):
             raise ValueError("init_std must be positive and sigma_floor non-negative")
+        if self.hf_iters < 1 or not 0.0 <= self.hf_warm <= 1.0:
+            raise ValueError(
+                f"hf_iters must be >= 1 and hf_warm in [0, 1], got {self.hf_iters}, {self.hf_warm}"
+            )
         bad = [a for a in self.ablation if a not in ABLATIONS]
         if bad:
             raise ValueError(f"ablation must be among {tuple(ABLATIONS)}, got {bad}")

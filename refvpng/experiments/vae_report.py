@@ -47,6 +47,7 @@ METHOD_ORDER = (
     "vpng_tridiag",
     "vpng_blockdiag",
     "two_step",
+    "hf_sgvi",
     "adam_authors",
     "q_natural_authors",
     "vpng_authors",
@@ -320,6 +321,12 @@ def notes(s: refvpng.experiments.vae.Settings, source: str) -> str:
             else ""
         )
         + (
+            f" HF-SGVI: {s.hf_iters} CG iterations per step on the matrix-free "
+            "F_r / n + damping I of the step's minibatch, noise and predictive samples."
+            if "hf_sgvi" in s.methods
+            else ""
+        )
+        + (
             " *_authors: the configuration of the authors' script (one z with "
             f"{s.fisher_samples} x' per point, damping 0.1 on every factor's eigenvalues, inverses "
             "every iteration, floor(4 ln 785) = 26 eigenpairs of the 785-wide input factor with the "
@@ -337,6 +344,7 @@ LABELS = {
     "vpng_tridiag": "VPNG (tridiagonal K-FAC)",
     "vpng_blockdiag": "VPNG (block-diagonal K-FAC)",
     "two_step": "two-step NG (enc q-Fisher / dec Fisher)",
+    "hf_sgvi": "HF-SGVI (truncated CG on F_r)",
     "adam_authors": "Adam, authors' configuration",
     "q_natural_authors": "NG (q-Fisher), authors' configuration",
     "vpng_authors": "VPNG (tridiagonal), authors' configuration",
