@@ -110,7 +110,7 @@ def grid_edge(lrs: ArrayLike, scores: ArrayLike) -> str | None:
     if lrs.size == 0 or not np.all(lrs > 0):
         raise ValueError(f"lrs must hold positive step sizes, got {lrs}")
     if scores.shape != lrs.shape:
-        raise ValueError(f"scores must have one value per step size ({lrs.size}), got {scores.size}")
+        raise ValueError(f"scores must have one value per step size of lrs ({lrs.size}), got {scores.size}")
     if np.any(np.isinf(scores)):
         raise ValueError("scores must be finite or NaN (a failed run)")
     if lrs.size == 1:
@@ -135,7 +135,7 @@ def pilot_choice(lrs: ArrayLike, runs: Sequence[dict]) -> dict:
     lrs = as_array(lrs, "lrs", ndim=1)
     runs = _check_runs(runs, "runs", _GRID_KEYS)
     if len(runs) != lrs.size or not runs:
-        raise ValueError(f"runs must hold one run record per step size ({lrs.size}), got {len(runs)}")
+        raise ValueError(f"runs must hold one run record per step size of lrs ({lrs.size}), got {len(runs)}")
     scores = np.array([np.nan if r.get("failed") else float(r["final_train_elbo"]) for r in runs])
     edge = grid_edge(lrs, scores)
     k = int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))
@@ -205,6 +205,7 @@ def time_to_reach(curve: ArrayLike, steps: ArrayLike, target: float) -> tuple[fl
     Returns
     -------
     (seconds, iterations) : tuple of float or None
+        ``iterations`` is also ``None`` where ``steps`` is unknown (NaN).
 
     Examples
     --------
@@ -223,10 +224,15 @@ def time_to_reach(curve: ArrayLike, steps: ArrayLike, target: float) -> tuple[fl
         return None, None
     k = int(hit[0])
     if k == 0:
-        return float(c[0, 0]), float(it[0])
-    y0, y1 = c[k - 1, 2], c[k, 2]
-    w = (target - y0) / (y1 - y0)
-    return float(c[k - 1, 0] + w * (c[k, 0] - c[k - 1, 0])), float(it[k - 1] + w * (it[k] - it[k - 1]))
+        sec, its = float(c[0, 0]), float(it[0])
+    else:
+        y0, y1 = c[k - 1, 2], c[k, 2]
+        w = (target - y0) / (y1 - y0)
+        sec, its = (
+            float(c[k - 1, 0] + w * (c[k, 0] - c[k - 1, 0])),
+            float(it[k - 1] + w * (it[k] - it[k - 1])),
+        )
+    return sec, (None if np.isnan(its) else its)
 
 
 def time_to_target(doc: dict, methods: Sequence[str], target: float) -> dict:

@@ -98,7 +98,7 @@ def test_time_to_reach_interpolates_on_both_clocks():
     assert time_to_reach(dip, [0, 1, 2, 3], -160.0)[0] == pytest.approx(8.0, abs=1e-12)
     # unknown iterations (an old record without curve_steps) give NaN, seconds still known
     sec, it = time_to_reach(curve, [np.nan] * 3, -130.0)
-    assert sec == pytest.approx(175.0) and np.isnan(it)
+    assert sec == pytest.approx(175.0) and it is None
     with pytest.raises(ValueError, match="curve"):
         time_to_reach([[0.0, 1.0]], [0], -1.0)
     with pytest.raises(ValueError, match="steps"):

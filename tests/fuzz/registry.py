@@ -1196,3 +1196,117 @@ def _checkpoint_file():
     p = _tmp() / "ck.npz"
     save_checkpoint(p, np.ones(2), adam(0.1).init(np.ones(2)), 1, seed=0)
     return p
+
+
+# ---------------------------------------------------------------- port: the authors' configuration
+# (issue 14) and HF-SGVI in the VAE experiment. One block, so that it merges beside other
+# helpers' entries; the four entries of existing names below replace the earlier ones to fuzz the
+# new arguments (factor_eig, lowrank_rank, the K-FAC operators, vae_step).
+
+
+def _vae_settings(**kw):
+    from refvpng.experiments.vae import Settings
+
+    return Settings(**kw)
+
+
+def _vmf_settings():
+    from refvpng.experiments.vmf import QUICK, Settings
+
+    return Settings(**QUICK, chosen=())
+
+
+def _run_record(lr, train, test, revert=None):
+    out = {
+        "lr": lr,
+        "steps": 100,
+        "sec_per_iter": 0.1,
+        "final_train_elbo": train,
+        "final_test_elbo": test,
+        "curve": [[0.0, train - 50.0, test - 50.0], [1000.0, train, test]],
+        "curve_steps": [0, 100],
+    }
+    if revert is not None:
+        out.update(revert=revert, description="d")
+    return out
+
+
+def _report_doc():
+    return {"adam": _run_record(3e-3, -100.0, -102.0), "vpng_tridiag": _run_record(1e-2, -98.0, -101.0)}
+
+
+_KFAC_VARIANTS = dict(
+    damping_split="each",
+    lowrank_remainder="dropped",
+    lowrank_factors="input",
+    lowrank_floor=True,
+    lowrank_c=1.0,
+    lowrank_threshold=2,
+)
+
+REGISTRY.update(
+    {
+        R + "curvature.kfac.linalg.lowrank_rank": Entry(lambda: dict(n=10, c=4.0, floor=True)),
+        R + "curvature.kfac.linalg.factor_eig": Entry(
+            lambda: dict(
+                m=_spd(5), lowrank_c=1.0, lowrank_threshold=3, lowrank_floor=True, drop_remainder=True
+            )
+        ),
+        R + "curvature.kfac.operators.BlockDiagKFAC": Entry(
+            lambda: dict(factors=_factors(), factor_damping=0.1, **_KFAC_VARIANTS)
+        ),
+        R + "curvature.kfac.operators.BlockTridiagKFAC": Entry(
+            lambda: dict(factors=_factors(), factor_damping=0.1, **_KFAC_VARIANTS)
+        ),
+        R + "nn.vae.vae_step": Entry(
+            lambda: dict(
+                _vae_args()(),
+                u=_rng(27).random((2, 3, 5)),
+                curvature="vp",
+                kernel="numpy",
+                one_z=True,
+                output_diag=True,
+            )
+        ),
+        R + "nn.vae.truncated_normal_init": Entry(lambda: dict(chain=_vae(), rng=_rng(5), std=0.1)),
+        R + "experiments.vae.Settings.chosen_lrs": Entry(
+            call=_method(lambda: _vae_settings(chosen=("adam=0.003", "hf_sgvi=0.01")), "chosen_lrs")
+        ),
+        R + "experiments.vmf.Settings.chosen_lrs": Entry(call=_method(_vmf_settings, "chosen_lrs")),
+        R + "experiments.vae_authors.authors_settings": Entry(lambda: dict(s=_vae_settings())),
+        R + "experiments.vae_authors.resolve_method": Entry(
+            lambda: dict(method="vpng_authors", s=_vae_settings())
+        ),
+        R + "experiments.vae_authors.ablation_settings": Entry(
+            lambda: dict(s=_vae_settings(), revert="damping_split")
+        ),
+        R + "experiments.vae_report.grid_edge": Entry(
+            lambda: dict(lrs=np.array([1e-3, 3e-3, 1e-2]), scores=np.array([-110.0, -105.0, -107.0]))
+        ),
+        R + "experiments.vae_report.pilot_choice": Entry(
+            lambda: dict(
+                lrs=np.array([1e-3, 3e-3]),
+                runs=[_run_record(1e-3, -110.0, -111.0), _run_record(3e-3, -105.0, -106.0)],
+            )
+        ),
+        R + "experiments.vae_report.full_stage_command": Entry(
+            lambda: dict(pilot={"adam": {"lr": 3e-3}}, s=_vae_settings(stage="pilot", batch=600))
+        ),
+        R + "experiments.vae_report.time_to_reach": Entry(
+            lambda: dict(
+                curve=np.array([[0.0, -200.0, -200.0], [10.0, -150.0, -150.0], [20.0, -100.0, -100.0]]),
+                steps=np.array([0.0, 5.0, 10.0]),
+                target=-125.0,
+            )
+        ),
+        R + "experiments.vae_report.time_to_target": Entry(
+            lambda: dict(doc=_report_doc(), methods=["adam", "vpng_tridiag"], target=-102.0)
+        ),
+        R + "experiments.vae_report.standing": Entry(
+            lambda: dict(doc=_report_doc(), methods=["adam", "vpng_tridiag"])
+        ),
+        R + "experiments.vae_report.ablation_table": Entry(
+            lambda: dict(base=_run_record(1e-2, -97.0, -99.5), rows=[_run_record(1e-2, -97.5, -99.0, "init")])
+        ),
+    }
+)

@@ -111,11 +111,16 @@ def factor_eig(
     """
     m = check_symmetric(m, "m")
     n = m.shape[0]
+    lowrank_c = as_positive_scalar(lowrank_c, "lowrank_c")
+    if lowrank_threshold is not None:
+        lowrank_threshold = as_int(lowrank_threshold, "lowrank_threshold")
+    lowrank_floor = check_bool(lowrank_floor, "lowrank_floor")
+    drop_remainder = check_bool(drop_remainder, "drop_remainder")
     if lowrank_threshold is not None and n > lowrank_threshold:
         r = lowrank_rank(n, lowrank_c, floor=lowrank_floor)
         if r < n:
             vals, vecs = scipy.linalg.eigh(m, subset_by_index=[n - r, n - 1])
-            return FactorEig(vals, vecs, bool(drop_remainder))
+            return FactorEig(vals, vecs, drop_remainder)
     diag = np.diagonal(m)
     if n > 1 and not np.any(m - np.diag(diag)):
         order = np.argsort(diag, kind="stable")
