@@ -3,7 +3,7 @@ r"""The training protocol shared by the chain experiments (Figure 2's VAE, Figur
 A network :class:`refvpng.nn.Chain` with a likelihood (Bernoulli logits or softplus Poisson) is
 trained by :func:`refvpng.nn.vae_step` with one of :data:`METHODS` (a direction then a step-size
 rule, :func:`method_optimizer`) for a budget of CPU (or wall) seconds, evaluated on fixed noise
-:data:`n_evals` times evenly on the training clock (:func:`run_training`); a grid cell is one
+``s.n_evals`` times evenly on the training clock (:func:`run_training`); a grid cell is one
 (method, step size) (:func:`cells`) and the best step size per method is the one with the best
 final train ELBO (:func:`best_per_method`). The protocol itself is documented in
 :mod:`refvpng.experiments.vae`; :mod:`refvpng.experiments.vmf` states where Figure 3 differs.

@@ -13,9 +13,12 @@ the ablation cells to a base method and its settings (:func:`resolve_method`,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from refvpng.experiments.chain_training import METHODS as BASE_METHODS
+
+if TYPE_CHECKING:  # vae.py imports this module
+    import refvpng.experiments.vae
 
 __all__ = [
     "BASE_METHODS",
@@ -27,8 +30,6 @@ __all__ = [
     "resolve_method",
     "ablation_settings",
 ]
-
-_S = TypeVar("_S")
 
 AUTHORS_METHODS = ("adam_authors", "q_natural_authors", "vpng_authors")
 """``X_authors`` is ``X`` (``vpng``: ``vpng_tridiag``) with all of :data:`AUTHORS` and the step
@@ -66,7 +67,7 @@ ABLATIONS = {
 the step size chosen for ``vpng_tridiag``); the values in the descriptions are the defaults."""
 
 
-def authors_settings(s: _S) -> _S:
+def authors_settings(s: refvpng.experiments.vae.Settings) -> refvpng.experiments.vae.Settings:
     """``s`` (a :class:`refvpng.experiments.vae.Settings`) with all of :data:`AUTHORS`.
 
     Raises
@@ -82,16 +83,20 @@ def authors_settings(s: _S) -> _S:
     return dataclasses.replace(s, **AUTHORS)
 
 
-def resolve_method(method: str, s: _S) -> tuple[str, _S]:
+def resolve_method(
+    method: str, s: refvpng.experiments.vae.Settings
+) -> tuple[str, refvpng.experiments.vae.Settings]:
     """The base method of :data:`refvpng.experiments.chain_training.METHODS` and its settings.
 
     ``X_authors`` resolves to ``X`` (``vpng_authors``: ``vpng_tridiag``) with
-    :func:`authors_settings`; any other method to itself with ``s``.
+    :func:`~refvpng.experiments.vae_authors.authors_settings`; any other method to itself with
+    ``s`` (a subclass such as :class:`refvpng.experiments.vmf.Settings` is kept).
 
     Raises
     ------
     ValueError
-        If ``method`` is neither a base method nor one of :data:`AUTHORS_METHODS`.
+        If ``method`` is neither a base method nor one of
+        :data:`~refvpng.experiments.vae_authors.AUTHORS_METHODS`.
 
     Examples
     --------
@@ -108,7 +113,7 @@ def resolve_method(method: str, s: _S) -> tuple[str, _S]:
     return method, s
 
 
-def ablation_settings(s: _S, revert: str) -> _S:
+def ablation_settings(s: refvpng.experiments.vae.Settings, revert: str) -> refvpng.experiments.vae.Settings:
     """The settings of an ablation cell: the authors' configuration with ``revert`` from ``s``.
 
     ``revert="lr"`` keeps all of :data:`AUTHORS` (the cell's step size is what changes).
@@ -122,5 +127,5 @@ def ablation_settings(s: _S, revert: str) -> _S:
         raise ValueError(f"revert must be one of {tuple(ABLATIONS)}, got {revert!r}")
     out = authors_settings(s)
     if revert != "lr":
-        out = dataclasses.replace(out, **{revert: getattr(s, revert)})  # type: ignore[type-var]
+        out = dataclasses.replace(out, **{revert: getattr(s, revert)})
     return out

@@ -187,7 +187,7 @@ def poisson_terms(t, x, u=None, *, dp_dtype=np.float64):
         Naming the argument (shapes, dtypes, finiteness, ``u`` outside [0, 1), ``x`` not counts);
         raised before any computation.
     FloatingPointError
-        If ``u`` is given and a rate exceeds :data:`MAX_RATE`.
+        If ``u`` is given and a rate exceeds ``MAX_RATE`` (700).
 
     Examples
     --------

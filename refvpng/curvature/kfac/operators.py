@@ -361,7 +361,7 @@ class BlockDiagKFAC(_KFACBase):
         What a truncated factor keeps off its leading eigenvectors :math:`U`: the damping value
         (the module's convention), or nothing: ``"dropped"`` makes the damped factor
         :math:`U\operatorname{diag}(\alpha + \delta)U^\top` and ``solve`` apply the
-        **pseudo-inverse** of :meth:`to_dense` (that layer's update lies in the span of :math:`U`).
+        **pseudo-inverse** of ``to_dense`` (that layer's update lies in the span of :math:`U`).
     lowrank_factors : {"both", "input"}, default "both"
         Apply the low-rank rule to input and output factors, or to input factors :math:`A_l` only.
     lowrank_floor : bool, default False
