@@ -172,9 +172,9 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
         ``method, lr, steps, sec_per_iter, wall_sec_per_iter, final_train_elbo,
         final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``),
         ``curve_steps`` (the iteration of each evaluation), ``failed`` (the message, if a K-FAC
-        inverse did not exist: the run ends there and is evaluated at its last parameters), and,
-        ``cg_iterations_mean`` for ``hf_sgvi`` (curvature products per update), and,
-        for K-FAC methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
+        inverse did not exist: the run ends there and is evaluated at its last parameters),
+        ``cg_iterations_mean`` for ``hf_sgvi`` (curvature products per update) and, for K-FAC
+        methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
         refreshes the decompositions (EMA, decompositions, solve and step-size rule;
         ``two_step``: over both blocks' refreshes). ``steps`` counts iterations, for
         ``two_step`` inner steps (one block each).
