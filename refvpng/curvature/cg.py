@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, as_nonneg_scalar
 
@@ -65,9 +66,9 @@ class CGResult(NamedTuple):
 
 def cg_solve(
     matvec: Callable[[np.ndarray], np.ndarray],
-    b,
+    b: ArrayLike,
     *,
-    x0=None,
+    x0: ArrayLike | None = None,
     rtol: float = 1e-10,
     maxiter: int | None = None,
     true_residual: bool = True,

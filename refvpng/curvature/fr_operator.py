@@ -49,8 +49,11 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from autograd import make_jvp, make_vjp
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar
 from refvpng.curvature.cg import CGResult, cg_solve
@@ -61,7 +64,9 @@ from refvpng.models.latent import LatentModel, outputs
 __all__ = ["VPFisherOperator", "linearize"]
 
 
-def linearize(model: LatentModel, eta, x, eps, cov=None):
+def linearize(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
     r"""Outputs and the products :math:`v \mapsto Jv`, :math:`u \mapsto \sum J_{si}^\top u_{si}`.
 
     The model's ``linearize`` hook when it has one, otherwise autograd (the reference).
@@ -142,11 +147,11 @@ class VPFisherOperator(EyeDamped):
     def __init__(
         self,
         model: LatentModel,
-        eta,
-        x,
-        eps,
-        x_pred=None,
-        cov=None,
+        eta: ArrayLike,
+        x: ArrayLike,
+        eps: ArrayLike,
+        x_pred: ArrayLike | Callable[[np.ndarray], ArrayLike] | None = None,
+        cov: ArrayLike | None = None,
         *,
         damping: float = 0.0,
         scale: float = 1.0,
@@ -191,7 +196,7 @@ class VPFisherOperator(EyeDamped):
         out = self._vjp(self._apply_lambda(self._jvp(v)))
         return self._weight * np.asarray(out, dtype=np.float64).reshape(-1)
 
-    def matvec(self, v, damping: float | None = None) -> np.ndarray:
+    def matvec(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(c F_r + \mu I) v` for ``v`` of shape ``(P,)`` or ``(P, k)``."""
         v, mu = self._vec(v), self._mu(damping)
         if v.ndim == 1:
@@ -199,7 +204,15 @@ class VPFisherOperator(EyeDamped):
         cols = [self._fisher_vec(v[:, j]) for j in range(v.shape[1])]
         return np.stack(cols, axis=1) + mu * v if cols else np.zeros(v.shape)
 
-    def cg(self, g, damping: float | None = None, *, x0=None, rtol=None, maxiter=None) -> CGResult:
+    def cg(
+        self,
+        g: ArrayLike,
+        damping: float | None = None,
+        *,
+        x0: ArrayLike | None = None,
+        rtol: float | None = None,
+        maxiter: int | None = None,
+    ) -> CGResult:
         r"""Conjugate gradients on :math:`(c F_r + \mu I)\delta = g` (:func:`cg_solve`).
 
         Parameters
@@ -225,7 +238,7 @@ class VPFisherOperator(EyeDamped):
             maxiter=self.maxiter if maxiter is None else maxiter,
         )
 
-    def solve(self, v, damping: float | None = None) -> np.ndarray:
+    def solve(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(c F_r + \mu I)^{-1} v` by conjugate gradients to ``rtol``.
 
         Raises

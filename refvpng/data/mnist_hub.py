@@ -48,11 +48,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng.data.mnist import MNISTArrays, installed_file
 
@@ -102,7 +105,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             ) from None
 
 
-def restricted_load(fh) -> object:
+def restricted_load(fh: IO[bytes]) -> object:
     """Unpickle NumPy arrays (and tuples, lists, numbers, strings of them) and nothing else.
 
     Parameters
@@ -125,7 +128,7 @@ def restricted_load(fh) -> object:
     return _ArrayUnpickler(fh, encoding="latin1").load()
 
 
-def pixels_to_uint8(x, name: str = "x") -> np.ndarray:
+def pixels_to_uint8(x: ArrayLike, name: str = "x") -> np.ndarray:
     r"""Bytes from pixels stored as ``byte / 256``: :math:`\operatorname{rint}(256 x)` as uint8.
 
     Parameters
@@ -196,7 +199,9 @@ def _check_part(part, k: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pixels_to_uint8(x, f"{path}: part {k} images"), y.astype(np.uint8)
 
 
-def load_mnist_pickle(path, *, sizes: tuple[int, int, int] | None = None) -> MNISTArrays:
+def load_mnist_pickle(
+    path: str | os.PathLike[str], *, sizes: tuple[int, int, int] | None = None
+) -> MNISTArrays:
     """Read an MNIST pickle ``((x, y) train, (x, y) valid, (x, y) test)`` safely.
 
     Parameters
@@ -241,7 +246,7 @@ def load_mnist_pickle(path, *, sizes: tuple[int, int, int] | None = None) -> MNI
     return MNISTArrays(np.concatenate([x0, x1]), np.concatenate([y0, y1]), x2, y2)
 
 
-def load_mnist_full(path=None) -> MNISTArrays:
+def load_mnist_full(path: str | os.PathLike[str] | None = None) -> MNISTArrays:
     """Full MNIST: 60,000 training and 10,000 test images as bytes, with labels.
 
     Parameters

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_int
 
@@ -144,7 +145,7 @@ class MovieLens(NamedTuple):
     source: str
 
 
-def stars_to_counts(stars) -> np.ndarray:
+def stars_to_counts(stars: ArrayLike) -> np.ndarray:
     r"""Map stars :math:`\{0.5, 1.0, \dots, 5.0\}` to counts :math:`2 \cdot \text{stars} - 1 \in \{0..9\}`.
 
     Parameters
@@ -269,7 +270,7 @@ def _check_counts(r: Ratings, expected: tuple[str, int, int] | None) -> None:
         )
 
 
-def read_ratings(path, *, expected: tuple[int, int, int] | None = None) -> Ratings:
+def read_ratings(path: str | os.PathLike[str], *, expected: tuple[int, int, int] | None = None) -> Ratings:
     """Read a ratings file (.dat, .csv, .inter) or the .inter member of a downloaded wheel.
 
     Parameters
@@ -384,7 +385,9 @@ def rating_matrix(ratings: Ratings, min_ratings: int = 300) -> np.ndarray:
     return out
 
 
-def split_users(matrix, rng: np.random.Generator, test_fraction: float = 0.1):
+def split_users(
+    matrix: ArrayLike, rng: np.random.Generator, test_fraction: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split rows 90/10 (by default) with a seeded permutation; ``train_eval`` of the size of ``test``.
 
     Parameters

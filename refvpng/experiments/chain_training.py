@@ -17,7 +17,8 @@ References
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,15 @@ from refvpng.experiments.harness import Cell
 from refvpng.nn import vae_elbo, vae_step
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.two_step import BlockCurvature, two_step
+
+if TYPE_CHECKING:  # vae.py imports this module
+    from refvpng.data.mnist import BinarizedMNIST
+    from refvpng.data.movielens import MovieLens
+    from refvpng.experiments.vae import Settings
+    from refvpng.models.likelihoods import Bernoulli, Poisson
+    from refvpng.nn.chain import Chain
+
+    _S = TypeVar("_S", bound=Settings)
 
 __all__ = [
     "METHODS",
@@ -50,7 +60,7 @@ def _warm_up(net, likelihood, eta, x, factor_dtype) -> None:
     vae_step(net, eta, x, eps, u, curvature="vp", likelihood=likelihood)
 
 
-def kfac_config(s, tridiagonal: bool) -> KFACConfig:
+def kfac_config(s: Settings, tridiagonal: bool) -> KFACConfig:
     """The K-FAC hyperparameters of a run (damping per data point, as the factors)."""
     return KFACConfig(
         tridiagonal=tridiagonal,
@@ -62,7 +72,9 @@ def kfac_config(s, tridiagonal: bool) -> KFACConfig:
     )
 
 
-def method_optimizer(method: str, lr: float, s, n_encoder: int) -> tuple:
+def method_optimizer(
+    method: str, lr: float, s: Settings, n_encoder: int
+) -> tuple[GradientTransformation, tuple[str | None, ...]]:
     r"""The optimiser of a method and the curvature kind of each step of a cycle.
 
     Every K-FAC method is :func:`refvpng.optim.kfac_direction.kfac_direction` (the running
@@ -122,7 +134,16 @@ def _clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=None) -> dict:
+def run_training(
+    method: str,
+    lr: float,
+    s: Settings,
+    net: Chain,
+    likelihood: Bernoulli | Poisson,
+    data: BinarizedMNIST | MovieLens,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     """Train one method with one step size for ``s.budget`` seconds and record its curve.
 
     The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
@@ -262,18 +283,18 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
     return out
 
 
-def cells(s) -> list[Cell]:
+def cells(s: Settings) -> list[Cell]:
     """One cell per (method, step size)."""
     return [Cell(f"{m}-lr{lr:g}", {"method": m, "lr": lr}) for m in s.methods for lr in s.lrs]
 
 
-def run_method_cell(run_one, s, cell: Cell) -> dict:
+def run_method_cell(run_one: Callable[[str, float, _S], dict], s: _S, cell: Cell) -> dict:
     """``run_one(method, lr, s)`` of a (method, step size) cell, with ``s.threads`` BLAS/numba threads."""
     with limit_threads(s.threads):
         return run_one(cell.params["method"], cell.params["lr"], s)
 
 
-def best_per_method(s, results: dict) -> dict:
+def best_per_method(s: Settings, results: dict) -> dict:
     """Per method the cell with the best final train ELBO, with the whole step-size ``grid``.
 
     ``best_at_grid_edge`` says whether the best step size is the smallest or the largest of the

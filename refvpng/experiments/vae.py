@@ -120,6 +120,7 @@ References
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -254,7 +255,14 @@ def _load_data(s: Settings):
     return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None)
 
 
-def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
+def run_one(
+    method: str,
+    lr: float,
+    s: Settings,
+    data: BinarizedMNIST | None = None,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     """Train the VAE with one method and step size (``data`` by default loaded from ``s``).
 
     :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vae` with

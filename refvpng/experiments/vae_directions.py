@@ -43,6 +43,7 @@ import time
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from refvpng._checks import as_array, as_nonneg_scalar
 from refvpng.curvature.kfac import KFACConfig
@@ -88,7 +89,7 @@ class DirectionQuality(NamedTuple):
     directions: dict[str, np.ndarray]
 
 
-def cosine(a, b) -> float:
+def cosine(a: ArrayLike, b: ArrayLike) -> float:
     r"""Return :math:`a^\top b / (\|a\| \|b\|)` (0 if either vector is zero).
 
     Examples
@@ -110,14 +111,14 @@ def _kfac(config: KFACConfig, name: str, n_encoder: int):
 
 def direction_quality(
     chain: Chain,
-    eta,
-    x,
-    eps,
-    u,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    u: ArrayLike,
     config: KFACConfig,
     *,
     fisher_samples: int | None = None,
-    factor_dtype=np.float64,
+    factor_dtype: DTypeLike = np.float64,
     damping: float | None = None,
     exact_over_x_pred: bool = False,
     rtol: float = 1e-6,
@@ -176,9 +177,12 @@ def direction_quality(
     if bad:
         raise ValueError(f"states must be keyed by {KFAC_DIRECTIONS}, got {bad}")
     mu = config.factor_damping if damping is None else as_nonneg_scalar(damping, "damping")
-    kw = {"fisher_samples": fisher_samples, "factor_dtype": factor_dtype}
-    st = vae_step(chain, eta, x, eps, u, curvature="vp", **kw)
-    st_q = vae_step(chain, eta, x, eps, curvature="q", **kw)
+    st = vae_step(
+        chain, eta, x, eps, u, curvature="vp", fisher_samples=fisher_samples, factor_dtype=factor_dtype
+    )
+    st_q = vae_step(
+        chain, eta, x, eps, curvature="q", fisher_samples=fisher_samples, factor_dtype=factor_dtype
+    )
     g, n_enc = st.grad, chain.encoder.num_params
     directions = {"gradient": g}
     for name in KFAC_DIRECTIONS:

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -156,7 +157,14 @@ def load_data(s: Settings) -> MovieLens:
     return _load_cached(s.data, s.min_ratings, s.seed)
 
 
-def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
+def run_one(
+    method: str,
+    lr: float,
+    s: Settings,
+    data: MovieLens | None = None,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     """Train the VMF network with one method and step size (``data`` by default from ``s``).
 
     :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vmf` with

@@ -5,9 +5,15 @@ Split from :mod:`refvpng.experiments.vmf`, which holds the protocol and the runs
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from refvpng.experiments import harness
+
+if TYPE_CHECKING:  # vmf.py imports this module
+    import refvpng.experiments.vmf
 
 __all__ = ["LABELS", "PAPER_CLAIMS", "notes", "claims", "headline", "plot", "markdown"]
 
@@ -26,7 +32,7 @@ PAPER_CLAIMS = (
 )
 
 
-def notes(s, source: str) -> str:
+def notes(s: refvpng.experiments.vmf.Settings, source: str) -> str:
     """One paragraph on the run's protocol and how it differs from the paper's (stored in the JSON)."""
     return (
         f"Data: {source} (paper: MovieLens 20M, movies with >= 5,000 ratings). Ratings to counts "
@@ -104,7 +110,7 @@ def headline(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(doc: dict, path) -> None:
+def plot(doc: dict, path: str | os.PathLike[str]) -> None:
     """Train and test ELBO against training seconds (top) and iterations (bottom), one line per method."""
     import matplotlib
 

@@ -34,14 +34,18 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from refvpng._checks import as_array, as_int
 from refvpng.nn.chain import Chain
 from refvpng.nn.mlp import MLP, MLPCache
+
+if TYPE_CHECKING:  # vae_fisher_operator imports it when called
+    from refvpng.curvature.fr_operator import VPFisherOperator
 
 __all__ = ["ChainLinearization", "chain_linearize", "vae_fisher_operator"]
 
@@ -84,7 +88,7 @@ def _mlp_jvp(net: MLP, cache: MLPCache, w_dot, a_dot) -> np.ndarray:
     return ds
 
 
-def chain_linearize(chain: Chain, eta, x, eps) -> ChainLinearization:
+def chain_linearize(chain: Chain, eta: ArrayLike, x: ArrayLike, eps: ArrayLike) -> ChainLinearization:
     r"""Run the chain forward once and return its Jacobian-vector and vector-Jacobian products.
 
     Parameters
@@ -140,16 +144,16 @@ def chain_linearize(chain: Chain, eta, x, eps) -> ChainLinearization:
 
 def vae_fisher_operator(
     chain: Chain,
-    eta,
-    x,
-    eps,
-    u=None,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    u: ArrayLike | None = None,
     *,
     fisher_samples: int | None = None,
     damping: float = 0.0,
     rtol: float = 1e-10,
     maxiter: int | None = None,
-):
+) -> VPFisherOperator:
     r"""The matrix-free :math:`\hat F_r / n + \mu I` of the Bernoulli VAE at a step's noise.
 
     The matrix whose Kronecker factors :func:`refvpng.nn.vae.vae_step` returns
