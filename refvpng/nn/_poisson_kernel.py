@@ -190,7 +190,8 @@ def poisson_terms(
         Naming the argument (shapes, dtypes, finiteness, ``u`` outside [0, 1), ``x`` not counts);
         raised before any computation.
     FloatingPointError
-        If ``u`` is given and a rate exceeds :data:`MAX_RATE`.
+        If ``u`` is given and a rate exceeds ``MAX_RATE`` :math:`= 700` (:math:`e^{-r}`
+        underflows float64 near 745).
 
     Examples
     --------
