@@ -55,8 +55,8 @@ import numpy as np
 from autograd import make_jvp, make_vjp
 from numpy.typing import ArrayLike
 
-from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar
-from refvpng.curvature.cg import CGResult, cg_solve
+from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar, check_finite_output
+from refvpng.curvature.cg import CGResult, _NotPositiveDefinite, cg_solve
 from refvpng.curvature.fisher import _check_x_pred, _prepare
 from refvpng.curvature.operator import EyeDamped
 from refvpng.models.latent import LatentModel, outputs
@@ -83,19 +83,26 @@ def linearize(
         outputs, e.g. a learned variance).
     jvp : callable ``(P,) -> (S, n, d_t)``
     vjp : callable ``(S, n, d_t) -> (P,)``
+
+    Raises
+    ------
+    FloatingPointError
+        If the outputs overflow although every input is finite.
     """
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     s, n = eps.shape[0], x.shape[0]
     if model.hooks.linearize is not None:
         t_h, jvp_h, vjp_h = model.hooks.linearize(eta, x, eps, cov)
-        return as_array(t_h, "hooks.linearize output t", shape=(s, n, None)), jvp_h, vjp_h
+        t_h = as_array(t_h, "hooks.linearize output t", shape=(s, n, None), finite=False)
+        return check_finite_output(t_h, "linearize", "output t"), jvp_h, vjp_h
 
     def f(e):
         return outputs(model, e, x, eps, cov)
 
     vjp_fn, t = make_vjp(f)(eta)
     jvp_at = make_jvp(f)(eta)
-    t = as_array(np.asarray(t), "outputs", shape=(s, n, None))
+    t = as_array(np.asarray(t), "outputs", shape=(s, n, None), finite=False)
+    t = check_finite_output(t, "linearize", "output t")
 
     def jvp(v):
         return np.asarray(jvp_at(v)[1], dtype=np.float64)
@@ -142,6 +149,8 @@ class VPFisherOperator(EyeDamped):
     ------
     TypeError, ValueError
         Naming the argument, as the dense estimators.
+    FloatingPointError
+        If the outputs overflow although every input is finite.
     """
 
     def __init__(
@@ -167,7 +176,10 @@ class VPFisherOperator(EyeDamped):
         self.maxiter = None if maxiter is None else as_int(maxiter, "maxiter")
         p = model.n_params
         self.shape: tuple[int, int] = (p, p)
-        self.t, self._jvp, self._vjp = linearize(model, eta, x, eps, cov)
+        try:
+            self.t, self._jvp, self._vjp = linearize(model, eta, x, eps, cov)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"VPFisherOperator: {exc}") from None
         self.products = 0
         lik, s = model.likelihood, eps.shape[0]
         self._weight = self.scale / s
@@ -228,15 +240,27 @@ class VPFisherOperator(EyeDamped):
         Returns
         -------
         CGResult
+
+        Raises
+        ------
+        ValueError
+            Naming the argument; or if CG meets non-positive curvature (:math:`F_r` singular
+            to rounding at this damping: increase it).
         """
         mu = self._mu(damping)
-        return cg_solve(
-            lambda v: self._fisher_vec(v) + mu * v,
-            self._vec(g),
-            x0=x0,
-            rtol=self.rtol if rtol is None else rtol,
-            maxiter=self.maxiter if maxiter is None else maxiter,
-        )
+        g = as_array(g, "g", shape=(self.shape[0],))
+        try:
+            return cg_solve(
+                lambda v: self._fisher_vec(v) + mu * v,
+                g,
+                x0=x0,
+                rtol=self.rtol if rtol is None else rtol,
+                maxiter=self.maxiter if maxiter is None else maxiter,
+            )
+        except _NotPositiveDefinite as exc:
+            raise ValueError(
+                f"{exc}: c F_r + mu I is singular to rounding at damping mu = {mu:g}; increase damping"
+            ) from None
 
     def solve(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(c F_r + \mu I)^{-1} v` by conjugate gradients to ``rtol``.
