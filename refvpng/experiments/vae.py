@@ -126,6 +126,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from refvpng._checks import as_int
+from refvpng.experiments import _args as arg
 from refvpng.experiments import harness
 from refvpng.experiments.chain_training import (
     METHODS,
@@ -255,6 +256,7 @@ def _load_data(s: Settings):
     return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None)
 
 
+@arg.checked(method=arg.method, lr=arg.positive, s=arg.settings, data=arg.optional(arg.data))
 def run_one(
     method: str,
     lr: float,

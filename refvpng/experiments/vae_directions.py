@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from refvpng._checks import as_array, as_nonneg_scalar
+from refvpng._checks import as_array, as_nonneg_scalar, finite_output
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.nn import vae_step
 from refvpng.nn.chain import Chain
@@ -100,8 +100,11 @@ def cosine(a: ArrayLike, b: ArrayLike) -> float:
     a, b = as_array(a, "a", ndim=1), as_array(b, "b", ndim=1)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return 0.0 if na == 0.0 or nb == 0.0 else float(np.clip(a @ b / (na * nb), -1.0, 1.0))
+    ma, mb = (float(np.max(np.abs(v), initial=0.0)) for v in (a, b))
+    if ma == 0.0 or mb == 0.0:
+        return 0.0
+    a, b = a / ma, b / mb  # the cosine is scale-free: no overflow of the norms at any magnitude
+    return float(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))
 
 
 def _kfac(config: KFACConfig, name: str, n_encoder: int):
@@ -109,6 +112,7 @@ def _kfac(config: KFACConfig, name: str, n_encoder: int):
     return kfac_direction(cfg, index=slice(0, n_encoder) if name == "q_natural" else None)
 
 
+@finite_output
 def direction_quality(
     chain: Chain,
     eta: ArrayLike,
@@ -168,10 +172,18 @@ def direction_quality(
     Raises
     ------
     ValueError, TypeError
-        Naming the argument (as :func:`refvpng.nn.vae.vae_step`); unknown names in ``states``.
+        Naming the argument (as :func:`refvpng.nn.vae.vae_step`); unknown names in ``states``;
+        a damping at which :math:`\hat F_r / n + \mu I` is singular to rounding.
+    FloatingPointError
+        If the network's outputs overflow although every input is finite.
     """
     if not isinstance(config, KFACConfig):
         raise TypeError(f"config must be a KFACConfig, got {type(config).__name__}")
+    for name, value in (("states", states), ("extra", extra)):
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict keyed by direction names, got {type(value).__name__}")
+    if not isinstance(exact_over_x_pred, (bool, np.bool_)):
+        raise TypeError(f"exact_over_x_pred must be a bool, got {type(exact_over_x_pred).__name__}")
     states = dict(states or {})
     bad = sorted(set(states) - set(KFAC_DIRECTIONS))
     if bad:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from refvpng.experiments import _args as arg
 from refvpng.experiments import harness
 
 if TYPE_CHECKING:  # vmf.py imports this module
@@ -32,6 +33,7 @@ PAPER_CLAIMS = (
 )
 
 
+@arg.checked(s=arg.settings, source=arg.text)
 def notes(s: refvpng.experiments.vmf.Settings, source: str) -> str:
     """One paragraph on the run's protocol and how it differs from the paper's (stored in the JSON)."""
     return (
@@ -54,6 +56,7 @@ def _on_grid(curve, grid, col):
     return np.interp(grid, c[:, 0], c[:, col])
 
 
+@arg.checked(doc=arg.mapping)
 def claims(doc: dict) -> dict:
     """Check the paper's three claims on the curves of the best step size of each method.
 
@@ -89,6 +92,7 @@ def _verdict(v) -> str:
     return "not run" if v is None else ("holds" if v else "does not hold")
 
 
+@arg.checked(doc=arg.mapping)
 def headline(doc: dict) -> str:
     """Final train and test ELBO per method and the claims, beside the paper's."""
     lines = [
@@ -146,6 +150,7 @@ def plot(doc: dict, path: str | os.PathLike[str]) -> None:
     plt.close(fig)
 
 
+@arg.checked(t=arg.mapping)
 def markdown(t: dict) -> list[str]:
     """The RESULTS.md section of Figure 3 (the speed table comes from ``bench_vmf.json``)."""
     fmt = harness.fmt
