@@ -148,8 +148,9 @@ def cg_solve(
     if bnorm == 0.0:
         return CGResult(np.zeros(p_len), 0, 0.0, True)
     # CG commutes exactly with scaling by a power of two: run it on the residual scaled to a largest
-    # entry in [0.5, 1), so that no squared norm overflows, whatever the magnitude of b and x0
-    e = int(np.frexp(np.max(np.abs(r)))[1]) if r.size else 0
+    # entry in [0.5, 1), so that no squared norm overflows, whatever the magnitude of b and x0 (and
+    # less where x0 would overflow: a residual some 2^1020 times smaller than x0)
+    e = max(_exponent(r), _exponent(x) - 1020)
     x, r, tol = np.ldexp(x, -e), np.ldexp(r, -e), np.ldexp(rtol * bnorm, -e)
     p = r.copy()
     rr = float(r @ r)
@@ -183,9 +184,12 @@ class _NotPositiveDefinite(ValueError):
     """CG met a direction of non-positive curvature (``p'Cp <= 0``)."""
 
 
+def _exponent(v: np.ndarray) -> int:
+    """``e`` with the largest entry of ``|v|`` in :math:`[2^{e-1}, 2^e)` (0 for a zero vector)."""
+    return int(np.frexp(np.max(np.abs(v), initial=0.0))[1])
+
+
 def _norm(v: np.ndarray) -> float:
     """Euclidean norm without overflow: of ``v`` scaled by a power of two (exact), scaled back."""
-    if not v.size:
-        return 0.0
-    e = int(np.frexp(np.max(np.abs(v)))[1])
+    e = _exponent(v)
     return float(np.ldexp(np.linalg.norm(np.ldexp(v, -e)), e))

@@ -52,6 +52,8 @@ def test_cg_is_exact_under_power_of_two_scaling_and_free_of_overflow():
     assert_close(big.x / 1e300, np.linalg.solve(a, b), SOLVE * np.linalg.cond(a))
     far = cg_solve(lambda v: a @ v, b, x0=np.full(4, 1e300), maxiter=40)  # a warm start far away
     assert np.all(np.isfinite(far.x)) and np.isfinite(far.residual)
+    tiny = cg_solve(lambda v: 1e-300 * v, np.full(3, 0.7), x0=np.full(3, 0.7e300))  # exact, huge
+    assert tiny.iterations == 0 and tiny.converged and np.array_equal(tiny.x, np.full(3, 0.7e300))
 
 
 def test_cg_errors():
