@@ -363,7 +363,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     a = p.parse_args(argv)
     text = render(Path(a.results))
-    Path(a.out).write_text(text)
+    from refvpng._atomic import atomic_path  # the one atomic writer: a kill never leaves half a file
+
+    with atomic_path(a.out) as tmp:
+        tmp.write_text(text)
     print(f"wrote {a.out}")
     return 0
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from refvpng._checks import as_array, as_int, as_nonneg_scalar
 
@@ -65,9 +66,9 @@ class CGResult(NamedTuple):
 
 def cg_solve(
     matvec: Callable[[np.ndarray], np.ndarray],
-    b,
+    b: ArrayLike,
     *,
-    x0=None,
+    x0: ArrayLike | None = None,
     rtol: float = 1e-10,
     maxiter: int | None = None,
     true_residual: bool = True,
@@ -103,46 +104,92 @@ def cg_solve(
 
     Raises
     ------
+    TypeError
+        If ``matvec`` is not callable.
     ValueError
         If ``b`` or ``x0`` has the wrong shape or non-finite entries, ``rtol < 0``, or
-        ``matvec`` returns a wrongly shaped or non-finite vector, or finds a direction of
-        non-positive curvature (:math:`p^\top C p \le 0`: ``C`` is not positive definite).
+        ``matvec`` returns a wrongly shaped vector, or finds a direction of non-positive
+        curvature (:math:`p^\top C p \le 0`: ``C`` is not positive definite).
+    FloatingPointError
+        If ``matvec`` returns a non-finite vector for a finite one, or ``x`` overflows.
+
+    Notes
+    -----
+    The iteration runs on the residual :math:`b - C x_0` scaled by a power of two to a largest
+    entry in :math:`[1/2, 1)` (exact in floating point, so the iterates are those of the unscaled
+    iteration), so no squared norm overflows for any finite ``b`` and ``x0``.
     """
+    if not callable(matvec):
+        raise TypeError(f"matvec must be a callable v -> C v, got {type(matvec).__name__}")
     b = as_array(b, "b", ndim=1)
     p_len = b.shape[0]
     rtol = as_nonneg_scalar(rtol, "rtol")
     maxiter = 10 * max(p_len, 1) if maxiter is None else as_int(maxiter, "maxiter", minimum=0)
 
-    def mv(v):
+    def mv(v, what="p"):
         out = np.asarray(matvec(v), dtype=np.float64)
-        if out.shape != (p_len,) or not np.isfinite(out).all():
-            raise ValueError(f"matvec must return a finite vector of shape ({p_len},)")
+        if out.shape != (p_len,):
+            raise ValueError(f"matvec must return a vector of shape ({p_len},), got {out.shape}")
+        if not np.isfinite(out).all():
+            raise FloatingPointError(
+                f"cg_solve: matvec({what}) is not finite although {what} is: an overflow at the "
+                "magnitude of b, x0 or C (or a matvec that returns NaN)"
+            )
         return out
 
-    bnorm = float(np.linalg.norm(b))
+    bnorm = _norm(b)
     if x0 is None:
         x, r = np.zeros(p_len), b.copy()
     else:
-        x = as_array(x0, "x0", shape=(p_len,)).copy()
-        r = b - mv(x)
+        x = as_array(x0, "x0", ndim=1).copy()
+        if x.shape != b.shape:
+            raise ValueError(f"x0 must have the shape of b, {b.shape}, got {x.shape}")
+        r = b - mv(x, "x0")
     if bnorm == 0.0:
         return CGResult(np.zeros(p_len), 0, 0.0, True)
+    # CG commutes exactly with scaling by a power of two: run it on the residual scaled to a largest
+    # entry in [0.5, 1), so that no squared norm overflows, whatever the magnitude of b and x0 (and
+    # less where x0 would overflow: a residual some 2^1020 times smaller than x0)
+    e = max(_exponent(r), _exponent(x) - 1020)
+    x, r, tol = np.ldexp(x, -e), np.ldexp(r, -e), np.ldexp(rtol * bnorm, -e)
     p = r.copy()
     rr = float(r @ r)
-    its, converged = 0, np.sqrt(rr) <= rtol * bnorm
+    its, converged = 0, np.sqrt(rr) <= tol
     while not converged and its < maxiter:
         cp = mv(p)
         its += 1
         curv = float(p @ cp)
         if not curv > 0.0:
-            raise ValueError(f"matvec is not positive definite (p'Cp = {curv:.3g} at iteration {its})")
+            raise _NotPositiveDefinite(
+                f"matvec is not positive definite (p'Cp = {curv:.3g} at iteration {its})"
+            )
         alpha = rr / curv
         x += alpha * p
         r -= alpha * cp
         rr_new = float(r @ r)
-        converged = np.sqrt(rr_new) <= rtol * bnorm
+        converged = np.sqrt(rr_new) <= tol
         p *= rr_new / rr
         p += r
         rr = rr_new
-    residual = float(np.linalg.norm(b - mv(x)) if true_residual else np.sqrt(rr)) / bnorm
-    return CGResult(x, its, residual, bool(converged))
+    x = np.ldexp(x, e)
+    if not np.isfinite(x).all():
+        raise FloatingPointError(
+            "cg_solve: the solution x overflows float64 (C nearly singular at the scale of b)"
+        )
+    residual = (_norm(b - mv(x, "x")) if true_residual else float(np.ldexp(np.sqrt(rr), e))) / bnorm
+    return CGResult(x, its, float(residual), bool(converged))
+
+
+class _NotPositiveDefinite(ValueError):
+    """CG met a direction of non-positive curvature (``p'Cp <= 0``)."""
+
+
+def _exponent(v: np.ndarray) -> int:
+    """``e`` with the largest entry of ``|v|`` in :math:`[2^{e-1}, 2^e)` (0 for a zero vector)."""
+    return int(np.frexp(np.max(np.abs(v), initial=0.0))[1])
+
+
+def _norm(v: np.ndarray) -> float:
+    """Euclidean norm without overflow: of ``v`` scaled by a power of two (exact), scaled back."""
+    e = _exponent(v)
+    return float(np.ldexp(np.linalg.norm(np.ldexp(v, -e)), e))

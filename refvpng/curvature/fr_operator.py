@@ -49,11 +49,14 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from autograd import make_jvp, make_vjp
+from numpy.typing import ArrayLike
 
-from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar
-from refvpng.curvature.cg import CGResult, cg_solve
+from refvpng._checks import as_array, as_int, as_nonneg_scalar, as_positive_scalar, check_finite_output
+from refvpng.curvature.cg import CGResult, _NotPositiveDefinite, cg_solve
 from refvpng.curvature.fisher import _check_x_pred, _prepare
 from refvpng.curvature.operator import EyeDamped
 from refvpng.models.latent import LatentModel, outputs
@@ -61,7 +64,9 @@ from refvpng.models.latent import LatentModel, outputs
 __all__ = ["VPFisherOperator", "linearize"]
 
 
-def linearize(model: LatentModel, eta, x, eps, cov=None):
+def linearize(
+    model: LatentModel, eta: ArrayLike, x: ArrayLike, eps: ArrayLike, cov: ArrayLike | None = None
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
     r"""Outputs and the products :math:`v \mapsto Jv`, :math:`u \mapsto \sum J_{si}^\top u_{si}`.
 
     The model's ``linearize`` hook when it has one, otherwise autograd (the reference).
@@ -78,19 +83,26 @@ def linearize(model: LatentModel, eta, x, eps, cov=None):
         outputs, e.g. a learned variance).
     jvp : callable ``(P,) -> (S, n, d_t)``
     vjp : callable ``(S, n, d_t) -> (P,)``
+
+    Raises
+    ------
+    FloatingPointError
+        If the outputs overflow although every input is finite.
     """
     eta, x, eps, cov = _prepare(model, eta, x, eps, cov)
     s, n = eps.shape[0], x.shape[0]
     if model.hooks.linearize is not None:
         t_h, jvp_h, vjp_h = model.hooks.linearize(eta, x, eps, cov)
-        return as_array(t_h, "hooks.linearize output t", shape=(s, n, None)), jvp_h, vjp_h
+        t_h = as_array(t_h, "hooks.linearize output t", shape=(s, n, None), finite=False)
+        return check_finite_output(t_h, "linearize", "output t"), jvp_h, vjp_h
 
     def f(e):
         return outputs(model, e, x, eps, cov)
 
     vjp_fn, t = make_vjp(f)(eta)
     jvp_at = make_jvp(f)(eta)
-    t = as_array(np.asarray(t), "outputs", shape=(s, n, None))
+    t = as_array(np.asarray(t), "outputs", shape=(s, n, None), finite=False)
+    t = check_finite_output(t, "linearize", "output t")
 
     def jvp(v):
         return np.asarray(jvp_at(v)[1], dtype=np.float64)
@@ -137,16 +149,18 @@ class VPFisherOperator(EyeDamped):
     ------
     TypeError, ValueError
         Naming the argument, as the dense estimators.
+    FloatingPointError
+        If the outputs overflow although every input is finite.
     """
 
     def __init__(
         self,
         model: LatentModel,
-        eta,
-        x,
-        eps,
-        x_pred=None,
-        cov=None,
+        eta: ArrayLike,
+        x: ArrayLike,
+        eps: ArrayLike,
+        x_pred: ArrayLike | Callable[[np.ndarray], ArrayLike] | None = None,
+        cov: ArrayLike | None = None,
         *,
         damping: float = 0.0,
         scale: float = 1.0,
@@ -162,7 +176,10 @@ class VPFisherOperator(EyeDamped):
         self.maxiter = None if maxiter is None else as_int(maxiter, "maxiter")
         p = model.n_params
         self.shape: tuple[int, int] = (p, p)
-        self.t, self._jvp, self._vjp = linearize(model, eta, x, eps, cov)
+        try:
+            self.t, self._jvp, self._vjp = linearize(model, eta, x, eps, cov)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"VPFisherOperator: {exc}") from None
         self.products = 0
         lik, s = model.likelihood, eps.shape[0]
         self._weight = self.scale / s
@@ -191,7 +208,7 @@ class VPFisherOperator(EyeDamped):
         out = self._vjp(self._apply_lambda(self._jvp(v)))
         return self._weight * np.asarray(out, dtype=np.float64).reshape(-1)
 
-    def matvec(self, v, damping: float | None = None) -> np.ndarray:
+    def matvec(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(c F_r + \mu I) v` for ``v`` of shape ``(P,)`` or ``(P, k)``."""
         v, mu = self._vec(v), self._mu(damping)
         if v.ndim == 1:
@@ -199,7 +216,15 @@ class VPFisherOperator(EyeDamped):
         cols = [self._fisher_vec(v[:, j]) for j in range(v.shape[1])]
         return np.stack(cols, axis=1) + mu * v if cols else np.zeros(v.shape)
 
-    def cg(self, g, damping: float | None = None, *, x0=None, rtol=None, maxiter=None) -> CGResult:
+    def cg(
+        self,
+        g: ArrayLike,
+        damping: float | None = None,
+        *,
+        x0: ArrayLike | None = None,
+        rtol: float | None = None,
+        maxiter: int | None = None,
+    ) -> CGResult:
         r"""Conjugate gradients on :math:`(c F_r + \mu I)\delta = g` (:func:`cg_solve`).
 
         Parameters
@@ -215,17 +240,29 @@ class VPFisherOperator(EyeDamped):
         Returns
         -------
         CGResult
+
+        Raises
+        ------
+        ValueError
+            Naming the argument; or if CG meets non-positive curvature (:math:`F_r` singular
+            to rounding at this damping: increase it).
         """
         mu = self._mu(damping)
-        return cg_solve(
-            lambda v: self._fisher_vec(v) + mu * v,
-            self._vec(g),
-            x0=x0,
-            rtol=self.rtol if rtol is None else rtol,
-            maxiter=self.maxiter if maxiter is None else maxiter,
-        )
+        g = as_array(g, "g", shape=(self.shape[0],))
+        try:
+            return cg_solve(
+                lambda v: self._fisher_vec(v) + mu * v,
+                g,
+                x0=x0,
+                rtol=self.rtol if rtol is None else rtol,
+                maxiter=self.maxiter if maxiter is None else maxiter,
+            )
+        except _NotPositiveDefinite as exc:
+            raise ValueError(
+                f"{exc}: c F_r + mu I is singular to rounding at damping mu = {mu:g}; increase damping"
+            ) from None
 
-    def solve(self, v, damping: float | None = None) -> np.ndarray:
+    def solve(self, v: ArrayLike, damping: float | None = None) -> np.ndarray:
         r"""Return :math:`(c F_r + \mu I)^{-1} v` by conjugate gradients to ``rtol``.
 
         Raises

@@ -344,10 +344,15 @@ def installed_file(distribution: str, file: str, what: str, hint: str) -> Path:
 
     Raises
     ------
+    TypeError
+        If an argument is not a non-empty string.
     ModuleNotFoundError
         If the distribution is not installed or lacks the file; the message says ``what``
         needs it and gives ``hint``.
     """
+    for name, value in (("distribution", distribution), ("file", file), ("what", what), ("hint", hint)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} must be a non-empty str, got {value!r}")
     try:
         dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:

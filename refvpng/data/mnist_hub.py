@@ -48,12 +48,16 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from refvpng._checks import as_array, as_path
 from refvpng.data.mnist import MNISTArrays, installed_file
 
 __all__ = [
@@ -102,7 +106,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             ) from None
 
 
-def restricted_load(fh) -> object:
+def restricted_load(fh: IO[bytes]) -> object:
     """Unpickle NumPy arrays (and tuples, lists, numbers, strings of them) and nothing else.
 
     Parameters
@@ -118,14 +122,20 @@ def restricted_load(fh) -> object:
 
     Raises
     ------
+    TypeError
+        If ``fh`` is not a binary file object (with ``read`` and ``readline``).
     pickle.UnpicklingError
         If the stream names any global outside :data:`ALLOWED_GLOBALS` (a function, a class,
         ``os.system``, ...) or is not a valid pickle.
+    EOFError
+        If the stream ends before the pickle does.
     """
+    if not (callable(getattr(fh, "read", None)) and callable(getattr(fh, "readline", None))):
+        raise TypeError(f"fh must be a binary file object (read, readline), got {type(fh).__name__}")
     return _ArrayUnpickler(fh, encoding="latin1").load()
 
 
-def pixels_to_uint8(x, name: str = "x") -> np.ndarray:
+def pixels_to_uint8(x: ArrayLike, name: str = "x") -> np.ndarray:
     r"""Bytes from pixels stored as ``byte / 256``: :math:`\operatorname{rint}(256 x)` as uint8.
 
     Parameters
@@ -141,16 +151,18 @@ def pixels_to_uint8(x, name: str = "x") -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``x`` is not a real array.
     ValueError
-        If a pixel is not within 1e-6 of a multiple of 1/256 in [0, 255/256] (the file is not
-        what it should be).
+        If a pixel is not finite or not within 1e-6 of a multiple of 1/256 in [0, 255/256] (the
+        file is not what it should be).
 
     Examples
     --------
     >>> pixels_to_uint8(np.array([0.0, 0.5, 0.99609375], dtype=np.float32))
     array([  0, 128, 255], dtype=uint8)
     """
-    v = np.asarray(x, dtype=np.float64) * 256.0
+    v = as_array(x, name) * 256.0
     b = np.rint(v)
     if v.size and (b.min() < 0 or b.max() > 255 or np.max(np.abs(v - b)) > 1e-6 * 256):
         raise ValueError(f"{name}: pixels must be multiples of 1/256 in [0, 255/256]")
@@ -196,7 +208,9 @@ def _check_part(part, k: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pixels_to_uint8(x, f"{path}: part {k} images"), y.astype(np.uint8)
 
 
-def load_mnist_pickle(path, *, sizes: tuple[int, int, int] | None = None) -> MNISTArrays:
+def load_mnist_pickle(
+    path: str | os.PathLike[str], *, sizes: tuple[int, int, int] | None = None
+) -> MNISTArrays:
     """Read an MNIST pickle ``((x, y) train, (x, y) valid, (x, y) test)`` safely.
 
     Parameters
@@ -221,14 +235,25 @@ def load_mnist_pickle(path, *, sizes: tuple[int, int, int] | None = None) -> MNI
         If the structure, counts, widths, pixel values or labels are not those of MNIST.
     FileNotFoundError
         If ``path`` does not exist.
+    TypeError
+        If ``path`` is not a path or ``sizes`` not three integers.
     """
-    path = Path(path)
+    path = as_path(path)
+    if sizes is not None and not (
+        isinstance(sizes, (tuple, list))
+        and len(sizes) == 3
+        and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in sizes)
+    ):
+        raise TypeError(f"sizes must be three integers (train, valid, test), got {sizes!r}")
     raw = _gz_bytes(path)
     try:
         raw = gzip.decompress(raw)
     except (OSError, EOFError) as exc:
         raise ValueError(f"{path}: not a gzip stream ({exc})") from None
-    data = restricted_load(io.BytesIO(raw))
+    try:
+        data = restricted_load(io.BytesIO(raw))
+    except EOFError:
+        raise ValueError(f"{path}: the pickle is truncated or empty") from None
     if not (isinstance(data, tuple) and len(data) == 3):
         raise ValueError(f"{path}: expected a tuple (train, valid, test)")
     parts = [_check_part(p, k, path) for k, p in enumerate(data)]
@@ -241,7 +266,7 @@ def load_mnist_pickle(path, *, sizes: tuple[int, int, int] | None = None) -> MNI
     return MNISTArrays(np.concatenate([x0, x1]), np.concatenate([y0, y1]), x2, y2)
 
 
-def load_mnist_full(path=None) -> MNISTArrays:
+def load_mnist_full(path: str | os.PathLike[str] | None = None) -> MNISTArrays:
     """Full MNIST: 60,000 training and 10,000 test images as bytes, with labels.
 
     Parameters
@@ -263,7 +288,7 @@ def load_mnist_full(path=None) -> MNISTArrays:
         From :func:`load_mnist_pickle`, or if the parts do not hold :data:`FULL_SIZES` images
         of 784 pixels.
     """
-    path = full_mnist_path() if path is None else Path(path)
+    path = full_mnist_path() if path is None else as_path(path)
     arrays = load_mnist_pickle(path, sizes=FULL_SIZES)
     if arrays.train_images.shape[1] != 784:
         raise ValueError(f"{path}: images have {arrays.train_images.shape[1]} pixels, MNIST 784")

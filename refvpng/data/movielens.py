@@ -56,8 +56,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from refvpng._checks import as_int
+from refvpng._checks import as_array, as_finite_scalar, as_int, as_path, check_rng
 
 __all__ = [
     "PACKAGED",
@@ -144,7 +145,7 @@ class MovieLens(NamedTuple):
     source: str
 
 
-def stars_to_counts(stars) -> np.ndarray:
+def stars_to_counts(stars: ArrayLike) -> np.ndarray:
     r"""Map stars :math:`\{0.5, 1.0, \dots, 5.0\}` to counts :math:`2 \cdot \text{stars} - 1 \in \{0..9\}`.
 
     Parameters
@@ -157,14 +158,14 @@ def stars_to_counts(stars) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``stars`` is not a real array.
     ValueError
         If a value is not a multiple of half a star in [0.5, 5].
     """
-    s = np.asarray(stars, dtype=np.float64)
+    s = as_array(stars, "stars")
     twice = 2.0 * s
-    if s.size and (
-        not np.all(np.isfinite(s)) or np.any(twice != np.round(twice)) or s.min() < 0.5 or s.max() > 5
-    ):
+    if s.size and (np.any(twice != np.round(twice)) or s.min() < 0.5 or s.max() > 5):
         raise ValueError("stars must be multiples of 0.5 in [0.5, 5.0]")
     return (twice - 1.0).astype(np.int8)
 
@@ -211,11 +212,17 @@ def parse_ratings(lines: Iterable[str], name: str) -> Ratings:
 
     Raises
     ------
+    TypeError
+        If ``lines`` is not an iterable of lines (a single ``str`` is not) or ``name`` not a str.
     ValueError
         Naming the file and the line: an unknown format, a missing or incomplete header, a line
         with the wrong number of fields, a rating that is not a half-star value in [0.5, 5], a
         repeated (user, movie) pair; or no ratings at all.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the file name (a str), got {type(name).__name__}")
+    if isinstance(lines, (str, bytes)) or not hasattr(lines, "__iter__"):
+        raise TypeError(f"lines must be an iterable of text lines, got {type(lines).__name__}")
     it = iter(lines)
     fmt = _format(name)
     header = None if fmt == "dat" else next(it, None)
@@ -247,7 +254,7 @@ def parse_ratings(lines: Iterable[str], name: str) -> Ratings:
         movies.append(m)
         stars.append(star)
     if not users:
-        raise ValueError(f"{name}: no ratings")
+        raise ValueError(f"{name}: no ratings in the lines")
     return Ratings(
         np.asarray(users, dtype=np.int64),
         np.asarray(movies, dtype=np.int64),
@@ -269,7 +276,7 @@ def _check_counts(r: Ratings, expected: tuple[str, int, int] | None) -> None:
         )
 
 
-def read_ratings(path, *, expected: tuple[int, int, int] | None = None) -> Ratings:
+def read_ratings(path: str | os.PathLike[str], *, expected: tuple[int, int, int] | None = None) -> Ratings:
     """Read a ratings file (.dat, .csv, .inter) or the .inter member of a downloaded wheel.
 
     Parameters
@@ -290,10 +297,20 @@ def read_ratings(path, *, expected: tuple[int, int, int] | None = None) -> Ratin
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    TypeError
+        If ``path`` is not a path or ``expected`` not three integers.
     ValueError
         Naming the file and line for malformed content, or the file for wrong counts.
     """
-    path = Path(path)
+    path = as_path(path)
+    if expected is not None:
+        if not isinstance(expected, (tuple, list)) or len(expected) != 3:
+            raise TypeError(f"expected must be (ratings, users, movies), got {expected!r}")
+        expected = (
+            as_int(expected[0], "expected ratings"),
+            as_int(expected[1], "expected users"),
+            as_int(expected[2], "expected movies"),
+        )
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such ratings file; {INSTALL_HINT}")
     if path.suffix == ".whl":
@@ -366,9 +383,13 @@ def rating_matrix(ratings: Ratings, min_ratings: int = 300) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``ratings`` is not a :class:`Ratings`.
     ValueError
         If no movie has ``min_ratings`` ratings.
     """
+    if not isinstance(ratings, Ratings):
+        raise TypeError(f"ratings must be a Ratings (from read_ratings), got {type(ratings).__name__}")
     min_ratings = as_int(min_ratings, "min_ratings")
     per_movie = np.bincount(ratings.movies, minlength=ratings.n_movies)
     keep = np.flatnonzero(per_movie >= min_ratings)
@@ -384,7 +405,9 @@ def rating_matrix(ratings: Ratings, min_ratings: int = 300) -> np.ndarray:
     return out
 
 
-def split_users(matrix, rng: np.random.Generator, test_fraction: float = 0.1):
+def split_users(
+    matrix: ArrayLike, rng: np.random.Generator, test_fraction: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split rows 90/10 (by default) with a seeded permutation; ``train_eval`` of the size of ``test``.
 
     Parameters
@@ -396,12 +419,18 @@ def split_users(matrix, rng: np.random.Generator, test_fraction: float = 0.1):
     Returns
     -------
     train, train_eval, test : ndarray of float64
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument: ``matrix`` not a finite real 2-d array with more rows than the test
+        set, ``rng`` not a Generator, ``test_fraction`` not in (0, 1).
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
+    test_fraction = as_finite_scalar(test_fraction, "test_fraction")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    x = np.asarray(matrix, dtype=np.float64)
+    x = as_array(matrix, "matrix", ndim=2)
     n = x.shape[0]
     n_test = max(1, int(round(test_fraction * n)))
     if n_test >= n:
@@ -435,9 +464,14 @@ def load_movielens(
     ------
     FileNotFoundError, ValueError
         As :func:`packaged_movielens_path` and :func:`read_ratings`.
+    TypeError
+        If ``source`` is not a str or path, or ``seed`` not an integer.
     """
+    seed = as_int(seed, "seed", minimum=0)
     if source is None:
         source = os.environ.get("REFVPNG_MOVIELENS") or "ml-1m"
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a packaged name, a path or None, got {type(source).__name__}")
     if isinstance(source, str) and source in PACKAGED:
         r = read_ratings(packaged_movielens_path(source), expected=PACKAGED[source][3])
     else:

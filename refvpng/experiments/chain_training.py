@@ -17,12 +17,14 @@ References
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from refvpng._threads import limit_threads
 from refvpng.curvature.kfac import KFACConfig
+from refvpng.experiments import _args as arg
 from refvpng.experiments.harness import Cell
 from refvpng.models import Bernoulli
 from refvpng.nn import truncated_normal_init, vae_elbo, vae_step
@@ -30,6 +32,13 @@ from refvpng.nn.linearize import vae_fisher_operator
 from refvpng.optim import GradientTransformation, chain, kfac_direction, make_optimizer, run
 from refvpng.optim.hf_direction import hf_direction
 from refvpng.optim.two_step import BlockCurvature, two_step
+
+if TYPE_CHECKING:  # vae.py imports this module
+    import refvpng.experiments.vae
+    from refvpng.data.mnist import BinarizedMNIST
+    from refvpng.data.movielens import MovieLens
+    from refvpng.models.likelihoods import Bernoulli, Poisson
+    from refvpng.nn.chain import Chain
 
 __all__ = [
     "METHODS",
@@ -53,7 +62,8 @@ def _warm_up(net, likelihood, eta, x, factor_dtype) -> None:
     vae_step(net, eta, x, eps, u, curvature="vp", likelihood=likelihood)
 
 
-def kfac_config(s, tridiagonal: bool) -> KFACConfig:
+@arg.checked(s=arg.settings, tridiagonal=arg.flag)
+def kfac_config(s: refvpng.experiments.vae.Settings, tridiagonal: bool) -> KFACConfig:
     """The K-FAC hyperparameters of a run (damping per data point, as the factors).
 
     ``damping_split``, ``lowrank_remainder``, ``lowrank_factors`` and ``lowrank_floor`` are the
@@ -74,7 +84,10 @@ def kfac_config(s, tridiagonal: bool) -> KFACConfig:
     )
 
 
-def method_optimizer(method: str, lr: float, s, n_encoder: int) -> tuple:
+@arg.checked(method=arg.method, lr=arg.positive, s=arg.settings, n_encoder=arg.count)
+def method_optimizer(
+    method: str, lr: float, s: refvpng.experiments.vae.Settings, n_encoder: int
+) -> tuple[GradientTransformation, tuple[str | None, ...]]:
     r"""The optimiser of a method and the curvature kind of each step of a cycle.
 
     Every K-FAC method is :func:`refvpng.optim.kfac_direction.kfac_direction` (the running
@@ -140,7 +153,24 @@ def _clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=None) -> dict:
+@arg.checked(
+    method=arg.method,
+    lr=arg.positive,
+    s=arg.settings,
+    net=arg.chain,
+    likelihood=arg.likelihood,
+    data=arg.data,
+)
+def run_training(
+    method: str,
+    lr: float,
+    s: refvpng.experiments.vae.Settings,
+    net: Chain,
+    likelihood: Bernoulli | Poisson,
+    data: BinarizedMNIST | MovieLens,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     r"""Train one method with one step size for ``s.budget`` seconds and record its curve.
 
     The run is :func:`refvpng.optim.run` with per-step noise from its ``step_rngs``; the whole
@@ -308,18 +338,21 @@ def run_training(method: str, lr: float, s, net, likelihood, data, *, _clock_fn=
     return out
 
 
-def cells(s) -> list[Cell]:
+@arg.checked(s=arg.settings)
+def cells(s: refvpng.experiments.vae.Settings) -> list[Cell]:
     """One cell per (method, step size)."""
     return [Cell(f"{m}-lr{lr:g}", {"method": m, "lr": lr}) for m in s.methods for lr in s.lrs]
 
 
-def run_method_cell(run_one, s, cell: Cell) -> dict:
+@arg.checked(run_one=arg.function, s=arg.settings, cell=arg.cell)
+def run_method_cell(run_one: Callable[..., dict], s: refvpng.experiments.vae.Settings, cell: Cell) -> dict:
     """``run_one(method, lr, s)`` of a (method, step size) cell, with ``s.threads`` BLAS/numba threads."""
     with limit_threads(s.threads):
         return run_one(cell.params["method"], cell.params["lr"], s)
 
 
-def best_per_method(s, results: dict) -> dict:
+@arg.checked(s=arg.settings, results=arg.mapping)
+def best_per_method(s: refvpng.experiments.vae.Settings, results: dict) -> dict:
     """Per method the cell with the best final train ELBO, with the whole step-size ``grid``.
 
     ``best_at_grid_edge`` says whether the best step size is the smallest or the largest of the

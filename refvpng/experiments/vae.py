@@ -162,11 +162,13 @@ References
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from refvpng._checks import as_int
+from refvpng.experiments import _args as arg
 from refvpng.experiments import chain_training, harness
 from refvpng.experiments.chain_training import (
     best_per_method,
@@ -397,7 +399,15 @@ def _load_data(s: Settings):
     return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None)
 
 
-def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
+@arg.checked(method=arg.method, lr=arg.positive, s=arg.settings, data=arg.optional(arg.data))
+def run_one(
+    method: str,
+    lr: float,
+    s: Settings,
+    data: BinarizedMNIST | None = None,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     """Train the VAE with one method and step size (``data`` by default loaded from ``s``).
 
     :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vae`

@@ -43,8 +43,9 @@ import time
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from refvpng._checks import as_array, as_nonneg_scalar
+from refvpng._checks import as_array, as_nonneg_scalar, finite_output
 from refvpng.curvature.kfac import KFACConfig
 from refvpng.nn import vae_step
 from refvpng.nn.chain import Chain
@@ -88,7 +89,7 @@ class DirectionQuality(NamedTuple):
     directions: dict[str, np.ndarray]
 
 
-def cosine(a, b) -> float:
+def cosine(a: ArrayLike, b: ArrayLike) -> float:
     r"""Return :math:`a^\top b / (\|a\| \|b\|)` (0 if either vector is zero).
 
     Examples
@@ -99,8 +100,11 @@ def cosine(a, b) -> float:
     a, b = as_array(a, "a", ndim=1), as_array(b, "b", ndim=1)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return 0.0 if na == 0.0 or nb == 0.0 else float(np.clip(a @ b / (na * nb), -1.0, 1.0))
+    ma, mb = (float(np.max(np.abs(v), initial=0.0)) for v in (a, b))
+    if ma == 0.0 or mb == 0.0:
+        return 0.0
+    a, b = a / ma, b / mb  # the cosine is scale-free: no overflow of the norms at any magnitude
+    return float(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))
 
 
 def _kfac(config: KFACConfig, name: str, n_encoder: int):
@@ -108,16 +112,17 @@ def _kfac(config: KFACConfig, name: str, n_encoder: int):
     return kfac_direction(cfg, index=slice(0, n_encoder) if name == "q_natural" else None)
 
 
+@finite_output
 def direction_quality(
     chain: Chain,
-    eta,
-    x,
-    eps,
-    u,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    u: ArrayLike,
     config: KFACConfig,
     *,
     fisher_samples: int | None = None,
-    factor_dtype=np.float64,
+    factor_dtype: DTypeLike = np.float64,
     damping: float | None = None,
     exact_over_x_pred: bool = False,
     rtol: float = 1e-6,
@@ -167,18 +172,29 @@ def direction_quality(
     Raises
     ------
     ValueError, TypeError
-        Naming the argument (as :func:`refvpng.nn.vae.vae_step`); unknown names in ``states``.
+        Naming the argument (as :func:`refvpng.nn.vae.vae_step`); unknown names in ``states``;
+        a damping at which :math:`\hat F_r / n + \mu I` is singular to rounding.
+    FloatingPointError
+        If the network's outputs overflow although every input is finite.
     """
     if not isinstance(config, KFACConfig):
         raise TypeError(f"config must be a KFACConfig, got {type(config).__name__}")
+    for name, value in (("states", states), ("extra", extra)):
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict keyed by direction names, got {type(value).__name__}")
+    if not isinstance(exact_over_x_pred, (bool, np.bool_)):
+        raise TypeError(f"exact_over_x_pred must be a bool, got {type(exact_over_x_pred).__name__}")
     states = dict(states or {})
     bad = sorted(set(states) - set(KFAC_DIRECTIONS))
     if bad:
         raise ValueError(f"states must be keyed by {KFAC_DIRECTIONS}, got {bad}")
     mu = config.factor_damping if damping is None else as_nonneg_scalar(damping, "damping")
-    kw = {"fisher_samples": fisher_samples, "factor_dtype": factor_dtype}
-    st = vae_step(chain, eta, x, eps, u, curvature="vp", **kw)
-    st_q = vae_step(chain, eta, x, eps, curvature="q", **kw)
+    st = vae_step(
+        chain, eta, x, eps, u, curvature="vp", fisher_samples=fisher_samples, factor_dtype=factor_dtype
+    )
+    st_q = vae_step(
+        chain, eta, x, eps, curvature="q", fisher_samples=fisher_samples, factor_dtype=factor_dtype
+    )
     g, n_enc = st.grad, chain.encoder.num_params
     directions = {"gradient": g}
     for name in KFAC_DIRECTIONS:

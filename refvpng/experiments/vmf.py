@@ -60,10 +60,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
+from refvpng._checks import as_int
 from refvpng.data.movielens import MovieLens, load_movielens
+from refvpng.experiments import _args as arg
 from refvpng.experiments import chain_training, harness, vae
 from refvpng.experiments.chain_training import (  # noqa: F401 - cells: declared below
     best_per_method,
@@ -154,7 +157,15 @@ def synthetic_ratings(seed: int = 0, n_users: int = 200, m: int = 24, d: int = 3
     -------
     MovieLens
         ``train`` 90% of the users, ``train_eval`` and ``test`` 10% each.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is not an integer, ``seed < 0``, ``n_users < 10`` (no test user) or a
+        size is below 1.
     """
+    seed = as_int(seed, "seed", minimum=0)
+    n_users, m, d = as_int(n_users, "n_users", minimum=10), as_int(m, "m"), as_int(d, "d")
     rng = np.random.default_rng(seed)
     rate = np.logaddexp(0.0, rng.standard_normal((n_users, d)) @ rng.standard_normal((d, m)) - 1.0)
     x = np.minimum(rng.poisson(rate), 9).astype(np.float64)
@@ -170,12 +181,21 @@ def _load_cached(data: str, min_ratings: int, seed: int) -> MovieLens:
     return load_movielens(None if data == "auto" else data, min_ratings=min_ratings, seed=seed)
 
 
+@arg.checked(s=arg.settings)
 def load_data(s: Settings) -> MovieLens:
     """The data of a run (loaded once per process)."""
     return _load_cached(s.data, s.min_ratings, s.seed)
 
 
-def run_one(method: str, lr: float, s: Settings, data=None, *, _clock_fn=None) -> dict:
+@arg.checked(method=arg.method, lr=arg.positive, s=arg.settings, data=arg.optional(arg.data))
+def run_one(
+    method: str,
+    lr: float,
+    s: Settings,
+    data: MovieLens | None = None,
+    *,
+    _clock_fn: Callable[[], float] | None = None,
+) -> dict:
     """Train the VMF network with one method and step size (``data`` by default from ``s``).
 
     :func:`~refvpng.experiments.chain_training.run_training` on :func:`refvpng.nn.make_vmf` with

