@@ -73,6 +73,15 @@ def method(value: Any, name: str) -> str:
     return value
 
 
+def vae_method(value: Any, name: str) -> str:
+    """One of :data:`refvpng.experiments.vae.METHODS` (the shared methods and the ``*_authors`` ones)."""
+    from refvpng.experiments.vae import METHODS
+
+    if not isinstance(value, str) or value not in METHODS:
+        raise ValueError(f"{name} must be one of {METHODS}, got {value!r}")
+    return value
+
+
 def positive(value: Any, name: str) -> float:
     """A finite number > 0."""
     return as_positive_scalar(value, name)

@@ -399,7 +399,7 @@ def _load_data(s: Settings):
     return load_binarized_mnist(None if s.data == "auto" else s.data, seed=s.seed, n_test=s.n_test or None)
 
 
-@arg.checked(method=arg.method, lr=arg.positive, s=arg.settings, data=arg.optional(arg.data))
+@arg.checked(method=arg.vae_method, lr=arg.positive, s=arg.settings, data=arg.optional(arg.data))
 def run_one(
     method: str,
     lr: float,
