@@ -37,7 +37,13 @@ __all__ = ["build_fixture", "generate", "numpy_build", "main"]
 
 
 def numpy_build() -> dict:
-    """Numpy version and BLAS/LAPACK names and versions of this interpreter (for ``INDEX.json``)."""
+    """Numpy version, BLAS/LAPACK names and versions, and the BLAS kernel set of this machine.
+
+    The fixtures are bit-identical only where all of these match: the same OpenBLAS build picks
+    different kernels on different CPUs (``blas_core``, for example ``Haswell`` or
+    ``SkylakeX``), which moves outputs at rounding level. ``blas_core`` comes from
+    threadpoolctl when it is installed, else it is ``"unknown"``.
+    """
     info = {"numpy": np.__version__}
     try:
         deps = np.__config__.CONFIG["Build Dependencies"]
@@ -45,7 +51,17 @@ def numpy_build() -> dict:
             info[lib] = f"{deps[lib].get('name')} {deps[lib].get('version')}"
     except (AttributeError, KeyError, TypeError):  # pragma: no cover - old numpy
         info["blas"] = info["lapack"] = "unknown"
+    info["blas_core"] = _blas_core()
     return info
+
+
+def _blas_core() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl is optional
+        return "unknown"
+    cores = sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("user_api") == "blas"})
+    return ",".join(cores) or "unknown"
 
 
 def _plain(v):
