@@ -126,6 +126,42 @@ def section_vae_speed(r):
     return out + [""]
 
 
+def section_direction_quality(r):
+    out = ["### How close K-FAC comes to the exact VPNG direction (`validation/vae_direction_quality.py`)", ""]
+    d = _load(r, "vae_direction_quality.json")
+    if d is None or not d.get("points"):
+        return out + _missing("python validation/vae_direction_quality.py")
+    s = d["settings"]
+    names = list(d["points"][0]["cosines"])
+    out += [
+        f"A VPNG run (block-tridiagonal K-FAC, step size {s['lr']:g}, {s['steps']} iterations, batch "
+        f"{s['batch']}, {s['samples']} samples, data `{s['data']}`, {s['hidden']} hidden units, d = "
+        f"{s['d_z']}); at each listed step, on that step's minibatch and noise, the exact damped VPNG "
+        "direction (F_r/n + γI)⁻¹∇L by conjugate gradients on the matrix-free F_r (relative residual "
+        f"{s['rtol']:g}), and its cosine to each direction. `_running`: from the running (EMA, refresh "
+        "schedule) K-FAC estimates a run would use at that point; without: from this minibatch's factors.",
+        "",
+        "| step | ELBO | CG iterations | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for p in d["points"]:
+        cg = f"{p['cg_iterations']}" + ("" if p["cg_converged"] else " (not converged)")
+        out.append(
+            f"| {p['step']} | {p['elbo']:.2f} | {cg} | "
+            + " | ".join(f"{p['cosines'][n]:.3f}" for n in names)
+            + " |"
+        )
+    if "timing" in d:
+        t = d["timing"]
+        out += [
+            "",
+            f"At the paper's size (455,384 parameters, batch 600, ten samples, one thread): one gradient "
+            f"{t['gradient_sec']:.3g} s CPU, one product by F_r (Eq 16) {t['matvec_eq16_sec']:.3g} s "
+            f"({t['matvec_to_gradient']:.2g} gradients), the linearisation {t['linearize_sec']:.3g} s.",
+        ]
+    return out + [""]
+
+
 def section_vmf_speed(r):
     b = _load(r, "bench_vmf.json")
     out = ["### Speed (`validation/bench/bench_vmf.py`)", ""]
@@ -327,6 +363,7 @@ SECTIONS = (
     _experiment_section("blr"),
     _experiment_section("vae"),
     section_vae_speed,
+    section_direction_quality,
     _experiment_section("ppca"),
     section_fisher,
     _experiment_section("vmf"),
