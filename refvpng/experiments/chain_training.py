@@ -202,7 +202,9 @@ def run_training(
         ``method, lr, steps, sec_per_iter, wall_sec_per_iter, final_train_elbo,
         final_test_elbo, curve`` (list of ``[seconds, train_elbo, test_elbo]``),
         ``curve_steps`` (the iteration of each evaluation), ``failed`` (the message, if a K-FAC
-        inverse did not exist: the run ends there and is evaluated at its last parameters),
+        inverse did not exist or the run diverged, ``"diverged: ..."``, with an overflow that the
+        library's checks caught: the run ends there and is evaluated at its last parameters if
+        they can be evaluated; the final ELBOs are those of the last evaluation),
         ``cg_iterations_mean`` for ``hf_sgvi`` (curvature products per update) and, for K-FAC
         methods, ``refresh_seconds_mean``: the mean time of an optimiser update that
         refreshes the decompositions (EMA, decompositions, solve and step-size rule;
@@ -310,12 +312,18 @@ def run_training(
             curvature_fn=None if kinds == (None,) else curvature_fn,
             callback=callback,
         )
-    except ValueError as exc:  # a K-FAC inverse that does not exist: the run ends here
-        if "positive definite" not in str(exc) or "at" not in box:
+    except (ValueError, FloatingPointError) as exc:
+        # A K-FAC inverse that does not exist, or a run that diverged (an overflow the checks
+        # caught: too large a step size): the run ends here and is recorded as failed.
+        diverged = isinstance(exc, FloatingPointError)
+        if "at" not in box or not (diverged or "positive definite" in str(exc)):
             raise
-        failed = str(exc)
+        failed = f"diverged: {exc}" if diverged else str(exc)
         step, eta, t_train = box["at"]
-        evaluate(eta, t_train, step)
+        try:
+            evaluate(eta, t_train, step)
+        except FloatingPointError:  # not even evaluable: the curve ends at its last evaluation
+            pass
         acct.update(steps=step + 1, t_train=t_train, wall=wall() - acct["w0"] - acct["eval_wall"])
     steps = max(acct["steps"], 1)
     out = {
@@ -355,16 +363,21 @@ def run_method_cell(run_one: Callable[..., dict], s: refvpng.experiments.vae.Set
 def best_per_method(s: refvpng.experiments.vae.Settings, results: dict) -> dict:
     """Per method the cell with the best final train ELBO, with the whole step-size ``grid``.
 
+    Failed cells (a diverged run, a K-FAC inverse that did not exist) are not picked unless every
+    cell of the method failed; the ``grid`` entries carry their ``failed`` message.
+
     ``best_at_grid_edge`` says whether the best step size is the smallest or the largest of the
     grid (then the grid does not bracket it: extend ``lrs``, which reuses the cells already run).
     """
     doc = {}
     for m in s.methods:
         runs = [results[f"{m}-lr{lr:g}"] for lr in s.lrs]
-        best = max(runs, key=lambda r: r["final_train_elbo"])
+        finished = [r for r in runs if not r.get("failed")] or runs
+        best = max(finished, key=lambda r: r["final_train_elbo"])
         entry = dict(best)
         entry["grid"] = [
             {k: r[k] for k in ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")}
+            | ({"failed": r["failed"]} if r.get("failed") else {})
             for r in runs
         ]
         lrs = sorted(s.lrs)

@@ -55,6 +55,11 @@ METHOD_ORDER = (
 _GRID_KEYS = ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")
 
 
+
+def _why(failed: str) -> str:
+    """Short reason of a failed run for the printed tables."""
+    return "diverged" if failed.startswith("diverged") else "K-FAC inverse did not exist"
+
 def _check_runs(runs: Any, name: str, keys: tuple[str, ...]) -> list[dict]:
     """Require a sequence of run records (dicts) holding ``keys``; name the argument otherwise."""
     if isinstance(runs, dict) or not isinstance(runs, Sequence) or isinstance(runs, str):
@@ -124,7 +129,8 @@ def grid_edge(lrs: ArrayLike, scores: ArrayLike) -> str | None:
 def pilot_choice(lrs: ArrayLike, runs: Sequence[dict]) -> dict:
     """The pilot's pick for one method: best final train ELBO, its grid edge and the grid.
 
-    A run with a ``failed`` entry (a K-FAC inverse that did not exist) counts as worst.
+    A run with a ``failed`` entry (a K-FAC inverse that did not exist, or a diverged run) counts
+    as worst.
 
     Returns
     -------
@@ -378,7 +384,7 @@ def headline(doc: dict) -> str:
     lines = [f"paper: {PAPER_CLAIM}", f"{'method':17s} {'lr':>8s} {'s/iter':>8s} {'train':>9s} {'test':>9s}"]
     for m in doc["settings"]["methods"]:
         r = doc[m]
-        failed = "  (ended: K-FAC inverse did not exist)" if r.get("failed") else ""
+        failed = f"  (ended: {_why(r['failed'])})" if r.get("failed") else ""
         lines.append(
             f"{m:17s} {r['lr']:8g} {r['sec_per_iter']:8.3f} {r['final_train_elbo']:9.2f} "
             f"{r['final_test_elbo']:9.2f}{failed}"

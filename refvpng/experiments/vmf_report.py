@@ -150,6 +150,16 @@ def plot(doc: dict, path: str | os.PathLike[str]) -> None:
     plt.close(fig)
 
 
+def _diverged(t: dict) -> str:
+    """``"method lr, lr; ..."`` for the grid cells that failed."""
+    parts = []
+    for m in t["settings"]["methods"]:
+        bad = [g["lr"] for g in t[m].get("grid", ()) if g.get("failed")]
+        if bad:
+            parts.append(f"{m} " + ", ".join(f"{lr:g}" for lr in bad))
+    return "; ".join(parts)
+
+
 @arg.checked(t=arg.mapping)
 def markdown(t: dict) -> list[str]:
     """The RESULTS.md section of Figure 3 (the speed table comes from ``bench_vmf.json``)."""
@@ -173,6 +183,8 @@ def markdown(t: dict) -> list[str]:
         f"{_verdict(c['gap_largest_early'])}; the traditional NG worst at the first evaluation "
         f"{_verdict(c['ng_worst_at_start'])}. Best step size at an edge of the grid (not bracketed): "
         + (", ".join(m for m in t["settings"]["methods"] if t[m].get("best_at_grid_edge")) or "none")
+        + ". Step sizes whose run diverged (an overflow the checks caught; not eligible): "
+        + (_diverged(t) or "none")
         + ".",
         "",
         str(t["notes"]),

@@ -106,3 +106,25 @@ def test_bench_quick_writes_ratios(tmp_path):
     doc = json.loads(out.read_text())
     assert math.isfinite(doc["ratio_vpng_to_adam_cpu"]) and doc["ratio_vpng_to_adam_cpu"] > 0
     assert doc["methods"]["adam"]["ratio_to_adam_cpu"] == 1.0 and doc["settings"]["quick"] is True
+
+
+def test_a_diverged_cell_is_recorded_and_not_picked(tmp_path):
+    """A step size so large that the Poisson rate overflows ends its run as ``failed`` (the
+    overflow check of vae_step), and the step-size pick skips it even though its last ELBO is
+    compared with the others'."""
+    s = vmf.Settings(**{**vmf.QUICK, "methods": ("vpng_tridiag",), "lrs": (1e-3, 30.0), "budget": 0.4})
+    data = vmf.synthetic_ratings(0)
+    bad = vmf.run_one("vpng_tridiag", 30.0, s, data)
+    assert bad["failed"].startswith("diverged:") and "exceeds" in bad["failed"]
+    curve = np.asarray(bad["curve"])
+    assert np.all(np.isfinite(curve)) and bad["final_train_elbo"] == curve[-1, 1]
+    good = vmf.run_one("vpng_tridiag", 1e-3, s, data)
+    assert "failed" not in good
+    # make the failed cell look best by its last ELBO: the pick must still skip it
+    bad = {**bad, "final_train_elbo": good["final_train_elbo"] + 1.0}
+    doc = vmf.best_per_method(s, {"vpng_tridiag-lr0.001": good, "vpng_tridiag-lr30": bad})
+    assert doc["vpng_tridiag"]["lr"] == 1e-3
+    assert [g.get("failed", "")[:8] for g in doc["vpng_tridiag"]["grid"]] == ["", "diverged"]
+    doc.update(settings={"methods": ["vpng_tridiag"]}, notes="", data_source="x")
+    section = "\n".join(markdown(doc))
+    assert "vpng_tridiag 30" in section
