@@ -106,7 +106,9 @@ class Settings(vae.Settings):
     """
 
     methods: tuple[str, ...] = _f(METHODS, "methods to run", grid=True)
-    lrs: tuple[float, ...] = _f((1e-3, 3e-3, 1e-2), "step-size grid; the best final train ELBO is kept", True)
+    lrs: tuple[float, ...] = _f(
+        (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "step-size grid; the best final train ELBO is kept", True
+    )
     budget: float = _f(180.0, "training CPU seconds per cell (evaluation excluded)")
     n_evals: int = _f(12, "evaluations per run, evenly spaced on the training clock")
     batch: int = _f(3000, "minibatch size n (users)")

@@ -57,6 +57,10 @@ def test_claims_are_read_off_the_curves():
     c = claims(_doc({"adam": ad, "q_natural": late, "vpng_tridiag": vp}))
     assert not c["ahead_train"] and not c["ng_worst_at_start"]
     assert claims(_doc({"adam": ad}))["ahead_train"] is None
+    # behind the best other method throughout, least far behind early: no advantage to be largest
+    behind = [[s, v, v - 1] for s, v in zip(t, [-50, -31, -25, -20, -18.0], strict=True)]
+    c = claims(_doc({"adam": ad, "q_natural": qn, "vpng_tridiag": behind}))
+    assert max(g for _, g in c["gap"]) < 0 and not c["gap_largest_early"]
 
 
 def test_settings_are_validated():
