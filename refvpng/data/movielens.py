@@ -478,8 +478,12 @@ def load_movielens(
         r = read_ratings(source)
     x = rating_matrix(r, min_ratings)
     train, train_eval, test = split_users(x, np.random.default_rng([seed, 3]))
+    where = r.source
+    if isinstance(source, str) and source in PACKAGED:  # no machine-specific install path
+        dist, version, inner = PACKAGED[source][:3]
+        where = f"{source} from the {dist}=={version} wheel ({inner})"
     desc = (
-        f"{r.source}: {len(r.users):,} ratings, {r.n_users:,} users, {r.n_movies:,} movies; "
+        f"{where}: {len(r.users):,} ratings, {r.n_users:,} users, {r.n_movies:,} movies; "
         f"{x.shape[1]:,} movies with >= {min_ratings} ratings"
     )
     return MovieLens(train, train_eval, test, desc)
