@@ -12,6 +12,7 @@ from refvpng.curvature.kfac import BlockTridiagKFAC
 from refvpng.experiments import vae
 from refvpng.experiments.vae import DEFAULT_METHODS as METHODS
 from refvpng.nn import make_vae, vae_step
+from tests.experiments._clock import step_clock
 
 
 def _rel(a, b):
@@ -68,13 +69,7 @@ def test_run_one_is_deterministic_in_steps():
     data = vae.synthetic_data(0)
     out = []
     for _ in range(2):
-        stopper = {"n": 0}
-
-        def clock(stopper=stopper):
-            stopper["n"] += 1
-            return 0.0 if stopper["n"] < 12 else 2e9
-
-        out.append(vae.run_one("vpng_tridiag", 1e-3, s, data, _clock_fn=clock))
+        out.append(vae.run_one("vpng_tridiag", 1e-3, s, data, _clock_fn=step_clock(12)))
     assert out[0]["curve"][-1][1:] == out[1]["curve"][-1][1:]
     assert out[0]["steps"] == out[1]["steps"]
     assert math.isfinite(out[0]["final_train_elbo"])

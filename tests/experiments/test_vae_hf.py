@@ -11,6 +11,7 @@ import pytest
 from refvpng.experiments import chain_training, vae, vmf
 from refvpng.nn import make_vmf
 from refvpng.optim.hf_direction import HFDirectionState
+from tests.experiments._clock import step_clock
 
 
 def test_hf_sgvi_cell_runs_with_truncated_cg():
@@ -29,13 +30,7 @@ def test_hf_sgvi_is_deterministic_in_steps_and_uses_its_settings():
     data = vae.synthetic_data(0)
 
     def run(settings):
-        stopper = {"n": 0}
-
-        def clock():
-            stopper["n"] += 1
-            return 0.0 if stopper["n"] < 10 else 2e9
-
-        return vae.run_one("hf_sgvi", 1e-3, settings, data, _clock_fn=clock)
+        return vae.run_one("hf_sgvi", 1e-3, settings, data, _clock_fn=step_clock(10))
 
     a, b = run(s), run(s)
     assert a["curve"] == b["curve"] and a["steps"] == b["steps"] == 7

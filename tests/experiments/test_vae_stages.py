@@ -12,6 +12,7 @@ import pytest
 
 from refvpng.experiments import vae
 from refvpng.experiments.vae_authors import ablation_settings, authors_settings, resolve_method
+from tests.experiments._clock import step_clock
 
 AUTHORS_M = ("adam_authors", "q_natural_authors", "vpng_authors")
 
@@ -117,18 +118,11 @@ def test_authors_methods_resolve_to_the_base_method_with_every_choice():
 def test_authors_run_one_records_its_name_and_configuration():
     s = vae.Settings(**{**vae.QUICK, "budget": 1e9, "n_evals": 1})
     data = vae.synthetic_data(0, n_train=400, n_test=50, d=40)  # more factor rows than pixels
-    stopper = {"n": 0}
-
-    def clock():
-        stopper["n"] += 1
-        return 0.0 if stopper["n"] < 14 else 2e9
-
-    out = vae.run_one("vpng_authors", 1e-2, s, data, _clock_fn=clock)
+    out = vae.run_one("vpng_authors", 1e-2, s, data, _clock_fn=step_clock(14))
     assert out["method"] == "vpng_authors" and math.isfinite(out["final_test_elbo"])
     assert out["steps"] == 11 and "failed" not in out and "refresh_seconds_mean" in out
     # the authors' configuration differs from refvpng's on the same steps
-    stopper["n"] = 0
-    ref = vae.run_one("vpng_tridiag", 1e-2, s, data, _clock_fn=clock)
+    ref = vae.run_one("vpng_tridiag", 1e-2, s, data, _clock_fn=step_clock(14))
     assert ref["steps"] == 11 and ref["final_test_elbo"] != out["final_test_elbo"]
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from refvpng.experiments import vmf
 from refvpng.experiments.vmf_report import claims, markdown
+from tests.experiments._clock import step_clock
 
 BENCH = Path(__file__).resolve().parents[2] / "validation" / "bench" / "bench_vmf.py"
 
@@ -87,13 +88,7 @@ def test_the_authors_factor_options_run_on_the_poisson_network():
     data = vmf.synthetic_ratings(0)
 
     def run(s):
-        stopper = {"n": 0}
-
-        def clock():
-            stopper["n"] += 1
-            return 0.0 if stopper["n"] < 14 else 2e9
-
-        return vmf.run_one("vpng_tridiag", 3e-3, s, data, _clock_fn=clock)
+        return vmf.run_one("vpng_tridiag", 3e-3, s, data, _clock_fn=step_clock(14))
 
     ref = run(base)
     out = run(vmf.Settings(**{**vmf.QUICK, "budget": 1e9, "n_evals": 1, **AUTHORS, "lowrank_threshold": 20}))
