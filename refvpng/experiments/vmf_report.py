@@ -65,9 +65,10 @@ def claims(doc: dict) -> dict:
     dict
         ``ahead_train``, ``ahead_test`` (VPNG's final ELBO above every other method's),
         ``gap_largest_early`` (VPNG's lead over the best other method, on a common time grid,
-        is positive somewhere and largest in the first half of the budget), ``ng_worst_at_start`` (``q_natural`` has
-        the lowest train ELBO at the first evaluation after the start); each ``None`` when the
-        methods it needs were not run; and ``gap`` (the lead on the time grid).
+        is positive somewhere and largest in the first half of the budget),
+        ``ng_worst_at_start`` (``q_natural`` has the lowest train ELBO at the first evaluation
+        after the start); each ``None`` when the methods it needs were not run; and ``gap`` (the
+        lead on the time grid).
     """
     methods = [m for m in doc["settings"]["methods"] if m in doc]
     others = [m for m in methods if m != "vpng_tridiag"]
