@@ -9,11 +9,9 @@ from scipy.special import expit
 from refvpng.nn import bernoulli_terms, bernoulli_terms_numba
 from refvpng.testing.tolerances import EXACT
 
+from ._twins import assert_arguments_validated, assert_twin_matches_spec, rel
+
 TWINS = [bernoulli_terms, bernoulli_terms_numba]
-
-
-def _rel(a, b):
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
 @pytest.fixture(params=[(12, 7, 4), (6, 3, 6), (30, 5, 1)], ids=["S3", "S1", "S30"])
@@ -26,15 +24,7 @@ def args(request, rng):
 
 @pytest.mark.parametrize("dp_dtype", [np.float64, np.float32])
 def test_numba_twin_matches_numpy_spec(args, dp_dtype):
-    t, x, u = args
-    spec = bernoulli_terms(t, x, u, dp_dtype=dp_dtype)
-    twin = bernoulli_terms_numba(t, x, u, dp_dtype=dp_dtype)
-    for a, b in zip(twin, spec, strict=True):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        assert _rel(a, b) <= EXACT
-    assert spec[2].dtype == np.dtype(dp_dtype)
-    ll, d, dp = bernoulli_terms_numba(t, x)
-    assert dp is None and np.array_equal(ll, twin[0]) and np.array_equal(d, twin[1])
+    assert_twin_matches_spec(bernoulli_terms, bernoulli_terms_numba, *args, dp_dtype)
 
 
 def test_spec_is_the_bernoulli_log_likelihood_and_scores(args):
@@ -42,9 +32,9 @@ def test_spec_is_the_bernoulli_log_likelihood_and_scores(args):
     t, x, u = args
     xt = np.tile(x, (t.shape[0] // x.shape[0], 1))
     ll, d, dp = bernoulli_terms(t, x, u)
-    assert _rel(ll, np.sum(xt * t - np.logaddexp(0.0, t), axis=1)) <= EXACT
-    assert _rel(d, xt - expit(t)) <= EXACT
-    assert _rel(dp, (u < expit(t)) - expit(t)) <= EXACT
+    assert rel(ll, np.sum(xt * t - np.logaddexp(0.0, t), axis=1)) <= EXACT
+    assert rel(d, xt - expit(t)) <= EXACT
+    assert rel(dp, (u < expit(t)) - expit(t)) <= EXACT
 
 
 def _bad_args(t, x, u):
@@ -70,8 +60,4 @@ def _bad_args(t, x, u):
 
 @pytest.mark.parametrize("fn", TWINS, ids=["numpy", "numba"])
 def test_arguments_are_validated_before_the_kernel(args, fn):
-    t, x, u = args
-    fn(t, x, u)
-    for name, exc, a, kw in _bad_args(t, x, u):
-        with pytest.raises(exc, match=name):
-            fn(*a, **kw)
+    assert_arguments_validated(fn, *args, _bad_args(*args))

@@ -11,11 +11,9 @@ from refvpng.models import Poisson
 from refvpng.nn import poisson_terms, poisson_terms_numba
 from refvpng.testing.tolerances import EXACT
 
+from ._twins import assert_arguments_validated, assert_twin_matches_spec, rel
+
 TWINS = [poisson_terms, poisson_terms_numba]
-
-
-def _rel(a, b):
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
 @pytest.fixture(params=[(12, 7, 4), (6, 3, 6), (30, 5, 1)], ids=["S3", "S1", "S30"])
@@ -29,15 +27,7 @@ def args(request, rng):
 
 @pytest.mark.parametrize("dp_dtype", [np.float64, np.float32])
 def test_numba_twin_matches_numpy_spec(args, dp_dtype):
-    t, x, u = args
-    spec = poisson_terms(t, x, u, dp_dtype=dp_dtype)
-    twin = poisson_terms_numba(t, x, u, dp_dtype=dp_dtype)
-    for a, b in zip(twin, spec, strict=True):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        assert _rel(a, b) <= EXACT
-    assert spec[2].dtype == np.dtype(dp_dtype)
-    ll, d, dp = poisson_terms_numba(t, x)
-    assert dp is None and np.array_equal(ll, twin[0]) and np.array_equal(d, twin[1])
+    assert_twin_matches_spec(poisson_terms, poisson_terms_numba, *args, dp_dtype)
 
 
 def test_spec_is_the_likelihood_family(args):
@@ -46,14 +36,14 @@ def test_spec_is_the_likelihood_family(args):
     lik = Poisson("softplus")
     xt = np.tile(x, (t.shape[0] // x.shape[0], 1))
     ll, d, dp = poisson_terms(t, x, u)
-    assert _rel(ll, lik.log_prob(xt, t)) <= EXACT
-    assert _rel(d, lik.score(xt, t)) <= EXACT
+    assert rel(ll, lik.log_prob(xt, t)) <= EXACT
+    assert rel(d, lik.score(xt, t)) <= EXACT
     x_pred = poisson.ppf(u, lik.rate(t))
-    assert _rel(dp, lik.score(x_pred, t)) <= EXACT
+    assert rel(dp, lik.score(x_pred, t)) <= EXACT
     # textbook form away from the small-rate branch
     r = np.logaddexp(0.0, t[1:])
-    assert _rel(ll[1:], np.sum(xt[1:] * np.log(r) - r - gammaln(xt[1:] + 1), axis=1)) <= 1e-10
-    assert _rel(d[1:], (xt[1:] / r - 1) * expit(t[1:])) <= 1e-10
+    assert rel(ll[1:], np.sum(xt[1:] * np.log(r) - r - gammaln(xt[1:] + 1), axis=1)) <= 1e-10
+    assert rel(d[1:], (xt[1:] / r - 1) * expit(t[1:])) <= 1e-10
 
 
 def test_predictive_samples_have_poisson_moments(rng):
@@ -83,8 +73,4 @@ def _bad_args(t, x, u):
 
 @pytest.mark.parametrize("fn", TWINS, ids=["numpy", "numba"])
 def test_arguments_are_validated_before_the_kernel(args, fn):
-    t, x, u = args
-    fn(t, x, u)
-    for name, exc, a, kw in _bad_args(t, x, u):
-        with pytest.raises(exc, match=name):
-            fn(*a, **kw)
+    assert_arguments_validated(fn, *args, _bad_args(*args))
