@@ -131,7 +131,10 @@ def _dq_data(data):
 
 
 def section_direction_quality(r):
-    out = ["### How close K-FAC comes to the exact VPNG direction (`validation/vae_direction_quality.py`)", ""]
+    out = [
+        "### How close K-FAC comes to the exact VPNG direction (`validation/vae_direction_quality.py`)",
+        "",
+    ]
     d = _load(r, "vae_direction_quality.json")
     if d is None or not d.get("points"):
         return out + _missing("python validation/vae_direction_quality.py")

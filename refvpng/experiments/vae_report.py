@@ -55,10 +55,10 @@ METHOD_ORDER = (
 _GRID_KEYS = ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elbo")
 
 
-
 def _why(failed: str) -> str:
     """Short reason of a failed run for the printed tables."""
     return "diverged" if failed.startswith("diverged") else "K-FAC inverse did not exist"
+
 
 def _check_runs(runs: Any, name: str, keys: tuple[str, ...]) -> list[dict]:
     """Require a sequence of run records (dicts) holding ``keys``; name the argument otherwise."""

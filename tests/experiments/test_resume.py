@@ -15,6 +15,8 @@ import pytest
 from refvpng.experiments import blr, harness, ppca, toy, vae
 
 EXPERIMENTS = {"toy": toy, "blr": blr, "ppca": ppca, "vae": vae}
+
+
 def _numbers(doc):
     """Everything but timings (ppca records wall-clock seconds to tolerance) and the machine."""
     if isinstance(doc, dict):

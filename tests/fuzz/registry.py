@@ -1482,6 +1482,8 @@ REGISTRY.update(
         ),
     }
 )
+
+
 @functools.cache
 def _mnist_pickle():
     """A small MNIST-format pickle: parts of 3, 2 and 2 six-pixel images, pixels byte / 256."""

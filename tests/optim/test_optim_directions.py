@@ -236,9 +236,7 @@ def quad_objective_and_grad(theta, rng):
 def test_natural_direction_with_exact_hessian_converges_in_one_step():
     theta0 = np.array([3.0, 4.0])
     opt = make_optimizer("vpng", "fixed", lr=1.0)
-    res = run(
-        quad_objective_and_grad, theta0, opt, n_steps=1, curvature_fn=lambda p, rng: HESS, seed=0
-    )
+    res = run(quad_objective_and_grad, theta0, opt, n_steps=1, curvature_fn=lambda p, rng: HESS, seed=0)
     np.testing.assert_allclose(res.params, THETA_STAR, rtol=0, atol=EXACT * 10)
 
 
@@ -248,9 +246,7 @@ def test_vanilla_gradient_does_not_converge_quickly():
     res = run(quad_objective_and_grad, theta0, make_optimizer("gradient", "fixed", 1.0), 1, seed=0)
     assert np.linalg.norm(res.params - THETA_STAR) > np.linalg.norm(theta0 - THETA_STAR)
     # the largest stable step, 1 / lambda_max, crawls along the flat direction
-    res = run(
-        quad_objective_and_grad, theta0, make_optimizer("gradient", "fixed", 1e-3), 50, seed=0
-    )
+    res = run(quad_objective_and_grad, theta0, make_optimizer("gradient", "fixed", 1e-3), 50, seed=0)
     assert np.linalg.norm(res.params - THETA_STAR) > 0.5
 
 
