@@ -24,3 +24,32 @@ def test_results_md_is_regenerated_not_typed():
 def test_missing_results_say_how_to_produce_them(tmp_path):
     text = _module().render(tmp_path, notes=tmp_path / "none.md")
     assert text.count("*Not run yet.*") >= 5
+
+
+def test_vae_speed_table_divides_the_authors_methods_by_the_authors_adam(tmp_path):
+    """Each ratio uses its own baseline; an every-iteration refresh is said, not shown as 0."""
+    import json
+
+    def m(sec, wall, every, refresh=0.0, n_refresh=0):
+        return {
+            "amortized_sec_per_iter": sec,
+            "amortized_sec_per_iter_wall": wall,
+            "inverse_every": every,
+            "refresh_sec": refresh,
+            "refreshes_timed": n_refresh,
+        }
+
+    doc = {
+        "settings": {"batch": 7},
+        "methods": {
+            "adam": m(0.2, 0.25, 10),
+            "vpng_tridiag": m(0.5, 0.75, 10, refresh=0.3, n_refresh=2),
+            "adam_authors": m(0.4, 0.5, 1),
+            "vpng_authors": m(1.4, 2.0, 1, n_refresh=5),
+        },
+    }
+    (tmp_path / "bench_vae.json").write_text(json.dumps(doc))
+    rows = {r.split("|")[1].strip(): r for r in _module().section_vae_speed(tmp_path) if r.startswith("| ")}
+    assert rows["vpng_tridiag"].endswith("| 0.03 | 0.75 | 2.50 | 3.00 |")
+    assert rows["vpng_authors"].endswith("| refreshes every iteration | 2 | 3.50 | 4.00 |")
+    assert rows["adam_authors"].endswith("| 1.00 | 1.00 |")
