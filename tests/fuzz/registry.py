@@ -599,7 +599,7 @@ REGISTRY: dict[str, Entry] = {
     ),
     R + "curvature.kfac.operators.KFACCache": not_fuzzed(RECORD),
     R + "curvature.kfac.operators.BlockDiagKFAC": Entry(lambda: dict(factors=_factors(), factor_damping=0.1)),
-    R + "curvature.kfac.operators.BlockTridiagKFAC": Entry(
+    R + "curvature.kfac.tridiag.BlockTridiagKFAC": Entry(
         lambda: dict(factors=_factors(), factor_damping=0.1)
     ),
     R + "curvature.kfac.state.KFACConfig": not_fuzzed(RECORD),
@@ -1235,8 +1235,10 @@ for _name, _make in (("operator.DenseCurvature", _dense), ("operator.InverseCurv
     REGISTRY[_p + "aslinearoperator"] = Entry(
         lambda: dict(damping=0.1), call=_method(_make, "aslinearoperator")
     )
-for _name, _make in (("BlockDiagKFAC", _blockdiag), ("BlockTridiagKFAC", _tridiag)):
-    _p = f"{R}curvature.kfac.operators.{_name}."
+for _p, _make in (
+    (f"{R}curvature.kfac.operators.BlockDiagKFAC.", _blockdiag),
+    (f"{R}curvature.kfac.tridiag.BlockTridiagKFAC.", _tridiag),
+):
     REGISTRY[_p + "matvec"] = Entry(
         lambda: dict(v=np.ones(_n_kfac()), factor_damping=0.1), call=_method(_make, "matvec")
     )
@@ -1245,7 +1247,7 @@ for _name, _make in (("BlockDiagKFAC", _blockdiag), ("BlockTridiagKFAC", _tridia
     )
     for _m in ("factor_shifts", "to_dense", "inverse", "aslinearoperator"):
         REGISTRY[_p + _m] = Entry(lambda: dict(factor_damping=0.1), call=_method(_make, _m))
-REGISTRY[R + "curvature.kfac.operators.BlockTridiagKFAC.solver"] = Entry(
+REGISTRY[R + "curvature.kfac.tridiag.BlockTridiagKFAC.solver"] = Entry(
     lambda: dict(factor_damping=0.1), call=_method(_tridiag, "solver")
 )
 
@@ -1427,7 +1429,7 @@ REGISTRY.update(
         R + "curvature.kfac.operators.BlockDiagKFAC": Entry(
             lambda: dict(factors=_factors(), factor_damping=0.1, **_KFAC_VARIANTS)
         ),
-        R + "curvature.kfac.operators.BlockTridiagKFAC": Entry(
+        R + "curvature.kfac.tridiag.BlockTridiagKFAC": Entry(
             lambda: dict(factors=_factors(), factor_damping=0.1, **_KFAC_VARIANTS)
         ),
         R + "nn.vae.vae_step": Entry(

@@ -9,9 +9,9 @@ apart from using them:
   (:func:`kfac_factors`) and their exponential moving average (:func:`kfac_ema`);
 - :mod:`~refvpng.curvature.kfac.linalg`: Kronecker linear algebra (factor eigendecompositions,
   the optional low-rank approximation, the Kronecker-difference solve of M&G Appendix B);
-- :mod:`~refvpng.curvature.kfac.operators`: the block-diagonal (M&G Section 4.2) and
-  block-tridiagonal (M&G Section 4.3) operators, built from one :class:`KroneckerBlock` per
-  layer, with factored Tikhonov damping (M&G Section 6.3); both implement the
+- :mod:`~refvpng.curvature.kfac.operators` and :mod:`~refvpng.curvature.kfac.tridiag`: the
+  block-diagonal (M&G Section 4.2) and block-tridiagonal (M&G Section 4.3) operators, built from
+  one :class:`KroneckerBlock` per layer, with factored Tikhonov damping (M&G Section 6.3); both implement the
   :class:`~refvpng.curvature.operator.Curvature` protocol;
 - :mod:`~refvpng.curvature.kfac.state`: the running estimate, one init/update pair
   (:func:`kfac_init`, :func:`kfac_update`) with periodic refresh of the decompositions.
@@ -117,7 +117,6 @@ from refvpng.curvature.kfac.linalg import (
 )
 from refvpng.curvature.kfac.operators import (
     BlockDiagKFAC,
-    BlockTridiagKFAC,
     KFACCache,
     KroneckerBlock,
 )
@@ -128,6 +127,7 @@ from refvpng.curvature.kfac.state import (
     kfac_operator,
     kfac_update,
 )
+from refvpng.curvature.kfac.tridiag import BlockTridiagKFAC
 
 __all__ = [
     "BlockDiagKFAC",

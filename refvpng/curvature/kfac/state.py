@@ -26,9 +26,9 @@ from refvpng.curvature.kfac.operators import (
     LOWRANK_FACTORS,
     LOWRANK_REMAINDERS,
     BlockDiagKFAC,
-    BlockTridiagKFAC,
     KFACCache,
 )
+from refvpng.curvature.kfac.tridiag import BlockTridiagKFAC
 
 __all__ = ["KFACConfig", "KFACState", "kfac_init", "kfac_update", "kfac_operator"]
 
