@@ -52,12 +52,13 @@ def check_importance_sampling(seed: int = 8) -> list:
     r"""Importance sampling on pPCA: unbiased :math:`\hat p(x)` and a consistent marginal score.
 
     The weights :math:`w_k = p(x, z_k)/q(z_k \mid x)` of
-    :func:`~refvpng.curvature.latent_fisher.marginal_likelihood_is` with an encoder that is *not*
+    :func:`~refvpng.curvature.marginal_is.marginal_likelihood_is` with an encoder that is *not*
     the posterior are i.i.d. unbiased estimates of the closed-form :math:`p(x)`; with the exact
     posterior as encoder every weight equals :math:`p(x)` and the self-normalised score of
-    :func:`~refvpng.curvature.latent_fisher.marginal_score_is` equals the closed marginal score.
+    :func:`~refvpng.curvature.marginal_is.marginal_score_is` equals the closed marginal score.
     """
-    from refvpng.curvature.latent_fisher import joint_score, marginal_likelihood_is, marginal_score_is
+    from refvpng.curvature.latent_fisher import joint_score
+    from refvpng.curvature.marginal_is import marginal_likelihood_is, marginal_score_is
     from refvpng.models import linear_vae as lv
     from refvpng.models import ppca
     from refvpng.testing.tolerances import AUTOGRAD, EXACT

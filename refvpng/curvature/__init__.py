@@ -1,8 +1,8 @@
 """Curvature: Fisher matrices, Hessians, structured operators and the damped solve.
 
 Modules: :mod:`~refvpng.curvature.fisher`, :mod:`~refvpng.curvature.latent_fisher`,
-:mod:`~refvpng.curvature.hessian` (estimators); :mod:`~refvpng.curvature.metric_check`
-(diagnostics of singular metrics); :mod:`~refvpng.curvature.outer` (the
+:mod:`~refvpng.curvature.marginal_is`, :mod:`~refvpng.curvature.hessian` (estimators);
+:mod:`~refvpng.curvature.metric_check` (diagnostics of singular metrics); :mod:`~refvpng.curvature.outer` (the
 outer-product kernel); :mod:`~refvpng.curvature.kfac` (K-FAC factors, operators and state);
 :mod:`~refvpng.curvature.operator` (the :class:`Curvature` protocol and the dense operator);
 :mod:`~refvpng.curvature.solve` (the damped solve of Eq. 17); :mod:`~refvpng.curvature.fr_operator`

@@ -1,7 +1,7 @@
 r"""Singular metrics: is a Fisher usable as a metric over these parameter blocks, and if not, why.
 
 The marginal Fisher :math:`F_{\mathrm{marg}}(\theta)` of a latent-variable model
-(:func:`refvpng.curvature.latent_fisher.marginal_fisher_is`) does not see the encoder parameters
+(:func:`refvpng.curvature.marginal_is.marginal_fisher_is`) does not see the encoder parameters
 :math:`\phi`: :math:`p(x; \theta) = \int p(x \mid z;\theta)p(z)\,dz` does not depend on them
 (the proposal cancels, :math:`\int p(x,z)\,\frac{q}{q}\,dz`). As a metric over
 :math:`(\phi, \theta)` (:func:`metric_over_phi_theta`) it therefore has zero rows and columns
@@ -72,7 +72,7 @@ def metric_over_phi_theta(model: LatentModel, fisher_theta: ArrayLike) -> np.nda
     model : LatentModel
     fisher_theta : array_like, shape (n_theta, n_theta)
         The marginal Fisher in :math:`\theta` (e.g.
-        :func:`refvpng.curvature.latent_fisher.marginal_fisher_is`, or
+        :func:`refvpng.curvature.marginal_is.marginal_fisher_is`, or
         :func:`refvpng.models.ppca.marginal_fisher_closed` times ``n``).
 
     Returns

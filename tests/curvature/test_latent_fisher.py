@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from refvpng.curvature import latent_fisher as lf
+from refvpng.curvature import marginal_is as mis
 from refvpng.curvature.fisher import vp_fisher_exact
 from refvpng.models import linear_vae as lv
 from refvpng.models import ppca
@@ -115,12 +116,12 @@ def test_is_estimate_of_p_x_unbiased_whatever_the_encoder_its_variance_not(spec)
     lam_prior = np.zeros(model.n_lambda)  # q = p(z) = N(0, I): wider still
     ses = []
     for lam in (lam_wide, lam_prior):
-        p_hat, w = lf.marginal_likelihood_is(rng, model, np.concatenate([lam, th]), x, 20000)
+        p_hat, w = mis.marginal_likelihood_is(rng, model, np.concatenate([lam, th]), x, 20000)
         assert w.shape == (20000, 4) and np.allclose(p_hat, w.mean(axis=0))
         assert_mc_close(w, truth)
         ses.append(mc_mean_and_se(w)[1] / truth)
     assert np.all(ses[1] > 1.5 * ses[0])  # the encoder changes the variance, not the estimand
-    _, w = lf.marginal_likelihood_is(rng, model, np.concatenate([lam_post, th]), x, 5)
+    _, w = mis.marginal_likelihood_is(rng, model, np.concatenate([lam_post, th]), x, 5)
     assert rel_err(w / truth, np.ones_like(w)) <= 1e-10
 
 
@@ -129,7 +130,7 @@ def test_is_global_latent_unbiased():
     x = np.array([[0.5], [-0.3], [1.2]])
     truth = multivariate_normal(np.zeros(n), theta**2 * np.ones((n, n)) + np.eye(n)).pdf(x[:, 0])
     eta = np.array([0.1, 0.2, theta])  # q(z) = N(0.1, e^{0.4})
-    _, w = lf.marginal_likelihood_is(np.random.default_rng(4), global_linear_model(), eta, x, 20000)
+    _, w = mis.marginal_likelihood_is(np.random.default_rng(4), global_linear_model(), eta, x, 20000)
     assert w.shape == (20000, 1)
     assert_mc_close(w, truth)
 
@@ -141,7 +142,7 @@ def test_log_importance_weights_are_bayes_rule(spec):
     rng = np.random.default_rng(5)
     x = draw_x(spec, th, 3, 31)
     lam = 0.3 * rng.standard_normal(model.n_lambda)
-    log_w, z = lf.log_importance_weights(
+    log_w, z = mis.log_importance_weights(
         model, np.concatenate([lam, th]), x, rng.standard_normal((7, 3, spec.k))
     )
     A, c, rho = ppca.unpack_encoder(spec, lam)
@@ -168,7 +169,7 @@ def test_is_gradient_of_marginal_likelihood_unbiased_for_any_encoder(spec):
     )
     for lam in (lv.optimal_encoder(spec, th), lam_wrong):
         eps = np.random.default_rng(18).standard_normal((K, S, spec.k))
-        score, log_w = lf.marginal_score_is(model, np.concatenate([lam, th]), xs, eps)
+        score, log_w = mis.marginal_score_is(model, np.concatenate([lam, th]), xs, eps)
         grad_p = score * np.exp(log_w).mean(axis=0)[:, None]
         assert_mc_close(grad_p, truth)
 
@@ -180,7 +181,7 @@ def test_exact_posterior_score_estimate_is_not_zero_variance(spec):
     x = draw_x(spec, th, 1, 33)
     K, S = 4, 20_000
     eps = np.random.default_rng(20).standard_normal((K, S, spec.k))
-    score, log_w = lf.marginal_score_is(model, exact_eta(spec, th), np.repeat(x, S, axis=0), eps)
+    score, log_w = mis.marginal_score_is(model, exact_eta(spec, th), np.repeat(x, S, axis=0), eps)
     np.testing.assert_allclose(log_w, ppca.log_marginal_closed(spec, th, x[0]), rtol=1e-12)
     err = score - ppca.marginal_score_closed(spec, th, x[0])
     assert_mc_close(err, 0.0)
@@ -195,7 +196,7 @@ def test_exact_posterior_score_estimate_is_not_zero_variance(spec):
 def test_marginal_fisher_is_paired_exact_posterior_is_unbiased(spec):
     th = theta_orth(spec)
     n = 2
-    _, per = lf.marginal_fisher_is(
+    _, per = mis.marginal_fisher_is(
         np.random.default_rng(6), ppca.make_model(spec), exact_eta(spec, th), n, 3000, 4, paired=True
     )
     assert_mc_close(per, n * ppca.marginal_fisher_closed(spec, th))
@@ -205,7 +206,7 @@ def test_marginal_fisher_is_unpaired_adds_missing_information_over_k(spec):
     """E = F_marg + I_miss / K: between the joint (K = 1) and the marginal Fisher (K -> inf)."""
     th = theta_orth(spec)
     K = 2
-    _, per = lf.marginal_fisher_is(
+    _, per = mis.marginal_fisher_is(
         np.random.default_rng(7), ppca.make_model(spec), exact_eta(spec, th), 1, 3000, K
     )
     truth = ppca.marginal_fisher_closed(spec, th) + ppca.missing_information_closed(spec, th) / K
@@ -217,7 +218,7 @@ def test_marginal_fisher_global_latent():
     post_var = 1.0 / (1.0 + n * theta**2)
     # q ignores x for a global latent, so use the prior (valid for every data set) as proposal
     eta = np.array([0.0, 0.0, theta])
-    _, per = lf.marginal_fisher_is(
+    _, per = mis.marginal_fisher_is(
         np.random.default_rng(8), global_linear_model(), eta, n, 1500, 400, paired=True
     )
     truth = 2.0 * theta**2 * n**2 * post_var**2
@@ -286,21 +287,23 @@ def test_decoder_fisher_factor_analysis_at_sigma_points_is_the_theta_block_of_f_
         ),
         (lambda m, t: lf.joint_fisher_mc(0, m, t, 2, 5), TypeError, "rng must be"),
         (
-            lambda m, t: lf.marginal_likelihood_is(
+            lambda m, t: mis.marginal_likelihood_is(
                 np.random.default_rng(0), m, np.zeros(m.n_params), np.zeros((2, 3)), 4
             ),
             ValueError,
             "x must have 4 columns",
         ),
         (
-            lambda m, t: lf.marginal_likelihood_is(
+            lambda m, t: mis.marginal_likelihood_is(
                 np.random.default_rng(0), m, np.zeros(m.n_params), np.zeros((2, 4)), 0
             ),
             ValueError,
             "K must be >= 1",
         ),
         (
-            lambda m, t: lf.marginal_score_is(m, np.zeros(m.n_params), np.zeros((2, 4)), np.zeros((3, 2, 1))),
+            lambda m, t: mis.marginal_score_is(
+                m, np.zeros(m.n_params), np.zeros((2, 4)), np.zeros((3, 2, 1))
+            ),
             ValueError,
             "eps must have shape",
         ),
@@ -357,11 +360,11 @@ def test_log_joint_and_joint_score_check_their_arguments():
 def test_importance_sampling_checks_model_and_output():
     model, _, x, eps = _small_local()
     eta = np.zeros(model.n_params)
-    for f in (lf.log_importance_weights, lf.marginal_score_is, lf.decoder_fisher):
+    for f in (mis.log_importance_weights, mis.marginal_score_is, lf.decoder_fisher):
         with pytest.raises(TypeError, match="model must be a refvpng LatentModel"):
             f("model", eta, x, eps)
     eta[0] = 1e300
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="^log_importance_weights: "):
-        lf.log_importance_weights(model, eta, x, eps)
+        mis.log_importance_weights(model, eta, x, eps)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        lf.marginal_likelihood_is(np.random.RandomState(0), model, np.zeros(model.n_params), x, 2)
+        mis.marginal_likelihood_is(np.random.RandomState(0), model, np.zeros(model.n_params), x, 2)

@@ -623,12 +623,12 @@ REGISTRY: dict[str, Entry] = {
     R + "curvature.latent_fisher.joint_fisher_mc": Entry(
         lambda: dict(rng=_rng(), model=_small()[0], theta=_theta(), n=3, n_samples=2)
     ),
-    R + "curvature.latent_fisher.log_importance_weights": Entry(_mex()),
-    R + "curvature.latent_fisher.marginal_likelihood_is": Entry(
+    R + "curvature.marginal_is.log_importance_weights": Entry(_mex()),
+    R + "curvature.marginal_is.marginal_likelihood_is": Entry(
         lambda: dict(rng=_rng(), model=_small()[0], eta=_small()[1], x=_small()[2], K=3)
     ),
-    R + "curvature.latent_fisher.marginal_score_is": Entry(_mex()),
-    R + "curvature.latent_fisher.marginal_fisher_is": Entry(
+    R + "curvature.marginal_is.marginal_score_is": Entry(_mex()),
+    R + "curvature.marginal_is.marginal_fisher_is": Entry(
         lambda: dict(rng=_rng(), model=_small()[0], eta=_small()[1], n=2, n_samples=2, K=2)
     ),
     R + "curvature.latent_fisher.decoder_fisher": Entry(_mex()),

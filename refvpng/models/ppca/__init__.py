@@ -12,7 +12,8 @@ with :math:`\Psi = \psi I_d` (pPCA, ``noise="iso"``) or :math:`\operatorname{dia
 - :mod:`~refvpng.models.ppca.model`: :func:`make_model`, the model with an affine mean-field
   encoder as a :class:`~refvpng.models.latent.LatentModel`, so every generic estimator of
   :mod:`refvpng.elbo` and :mod:`refvpng.curvature` (including the Monte Carlo and
-  importance-sampling estimators of :mod:`refvpng.curvature.latent_fisher`) runs on it;
+  importance-sampling estimators of :mod:`refvpng.curvature.latent_fisher` and
+  :mod:`refvpng.curvature.marginal_is`) runs on it;
 - :mod:`~refvpng.models.ppca.closed`: the closed forms those estimators are tested against —
   log marginal, posterior, marginal score, and the joint, marginal and missing-information
   Fishers, **per data point** (the Fisher of ``n`` points is ``n`` times it);
