@@ -270,7 +270,12 @@ def standing(doc: dict, methods: Sequence[str]) -> dict:
 
 
 def ablation_table(base: dict, rows: Sequence[dict]) -> list[dict]:
-    """Each reverted choice beside the authors' combination: final ELBOs and their changes."""
+    """Each reverted choice beside the authors' combination: final ELBOs and their changes.
+
+    A run that ended early (a ``failed`` entry: a K-FAC inverse that did not exist, a diverged
+    run) keeps that entry in its row, so a table never shows the ELBO at which it stopped as if
+    it were a result.
+    """
     keys = ("lr", "steps", "final_train_elbo", "final_test_elbo")
     (base,) = _check_runs([base], "base", keys)
     rows = _check_runs(rows, "rows", (*keys, "revert", "description"))
@@ -281,6 +286,7 @@ def ablation_table(base: dict, rows: Sequence[dict]) -> list[dict]:
             "final_train_elbo": r["final_train_elbo"], "final_test_elbo": r["final_test_elbo"],
             "delta_train": r["final_train_elbo"] - base["final_train_elbo"],
             "delta_test": r["final_test_elbo"] - base["final_test_elbo"], "steps": r["steps"],
+            **({"failed": r["failed"]} if r.get("failed") else {}),
         }  # fmt: skip
 
     return [row(base, None, "the authors' combination")] + [
@@ -394,9 +400,10 @@ def headline(doc: dict) -> str:
         lines.append(f"seconds to Adam's final test ELBO {tt['target_test_elbo']:.2f}: " + ", ".join(
             f"{m} {harness.fmt(v['seconds'], 0)}" for m, v in tt.items() if m != "target_test_elbo"
         ))  # fmt: skip
-    for row in doc.get("ablation", [])[1:]:
+    for row in doc.get("ablation", []):
         test = f"{row['final_test_elbo']:9.2f} ({row['delta_test']:+.2f})"
-        lines.append(f"ablation {row['revert']:17s} test {test}")
+        ended = f"  (ended at step {row['steps']}: {_why(row['failed'])})" if row.get("failed") else ""
+        lines.append(f"ablation {row['revert'] or 'none (authors)':17s} test {test}{ended}")
     if doc.get("grid_edges"):
         lines.append(f"WARNING: best pilot step size at a grid edge for {doc['grid_edges']}")
     return "\n".join(lines)
@@ -499,10 +506,15 @@ def _protocol_sections(t: dict) -> list[str]:
             )
     if t.get("ablation"):
         out += ["", "Ablation: the authors' VPNG with one choice reverted to refvpng's:", ""]
-        out += ["| reverted | step size | train ELBO | test ELBO | Δ test |", "|---|---|---|---|---|"]
+        out += [
+            "| reverted | step size | iterations | train ELBO | test ELBO | Δ test |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in t["ablation"]:
+            ended = f" (ended: {_why(row['failed'])})" if row.get("failed") else ""
             out.append(
-                f"| {row['description']} | {row['lr']:g} | {fmt(row['final_train_elbo'], 2)} | "
-                f"{fmt(row['final_test_elbo'], 2)} | {row['delta_test']:+.2f} |"
+                f"| {row['description']}{ended} | {row['lr']:g} | {row['steps']} | "
+                f"{fmt(row['final_train_elbo'], 2)} | {fmt(row['final_test_elbo'], 2)} | "
+                f"{row['delta_test']:+.2f} |"
             )
     return out

@@ -156,7 +156,28 @@ def test_ablation_table_deltas():
     assert table[2]["delta_test"] == pytest.approx(-1.75) and table[2]["lr"] == 0.003
     assert all(math.isfinite(r["final_test_elbo"]) for r in table)
     assert np.isclose(sum(r["delta_test"] for r in table), -1.25)
+    assert not any("failed" in r for r in table)
     with pytest.raises(ValueError, match="rows"):
         ablation_table(base, [{"revert": "init"}])
     with pytest.raises(TypeError, match="base"):
         ablation_table(None, rows)
+
+
+def test_ablation_table_keeps_a_failed_run_visible():
+    """A row that ended early keeps its reason; both renderings say so beside its numbers."""
+    from refvpng.experiments.vae_report import headline, markdown
+
+    base = {**_run(0.01, -97.0, -99.5), "failed": "Sigma_{4|5} is not positive definite"}
+    rows = [
+        {"revert": "init", "description": "d1", **_run(0.01, -97.5, -99.0)},
+        {"revert": "lr", "description": "d2", **_run(0.003, -99.0, -101.25), "failed": "diverged: x"},
+    ]
+    table = ablation_table(base, rows)
+    assert [r.get("failed") for r in table] == [base["failed"], None, "diverged: x"]
+    lines = headline({"settings": {"methods": []}, "ablation": table}).splitlines()
+    abl = [ln for ln in lines if ln.startswith("ablation")]
+    assert "K-FAC inverse did not exist" in abl[0] and "ended" not in abl[1] and "diverged" in abl[2]
+    md = markdown({"settings": {"methods": []}, "ablation": table, "notes": ""})
+    rows_md = [ln for ln in md if ln.startswith("| d") or ln.startswith("| the authors")]
+    assert "(ended: K-FAC inverse did not exist)" in rows_md[0] and "(ended: diverged)" in rows_md[2]
+    assert "ended" not in rows_md[1]
