@@ -469,13 +469,14 @@ def markdown(t: dict) -> list[str]:
         return ["Pilot stage only (no long runs yet):", "", *_pilot_lines(t), "", str(t["notes"])]
     out = [f"Settings: {settings}", "", f"Paper's claim: {PAPER_CLAIM}", ""]
     out += [
-        "| method | step size | s / iteration | final train ELBO | final test ELBO |",
-        "|---|---|---|---|---|",
+        "| method | step size | s / iteration | iterations | final train ELBO | final test ELBO |",
+        "|---|---|---|---|---|---|",
     ]
     for m in t["settings"]["methods"]:
         row = t[m]
+        ended = f" (ended: {_why(row['failed'])})" if row.get("failed") else ""
         out.append(
-            f"| {LABELS[m]} | {row['lr']:g} | {row['sec_per_iter']:.4g} | "
+            f"| {LABELS[m]}{ended} | {row['lr']:g} | {row['sec_per_iter']:.4g} | {row['steps']} | "
             f"{fmt(row['final_train_elbo'], 2)} | {fmt(row['final_test_elbo'], 2)} |"
         )
     return out + _protocol_sections(t) + ["", str(t["notes"])]

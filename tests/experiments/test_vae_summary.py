@@ -181,3 +181,15 @@ def test_ablation_table_keeps_a_failed_run_visible():
     rows_md = [ln for ln in md if ln.startswith("| d") or ln.startswith("| the authors")]
     assert "(ended: K-FAC inverse did not exist)" in rows_md[0] and "(ended: diverged)" in rows_md[2]
     assert "ended" not in rows_md[1]
+
+
+def test_markdown_method_table_marks_a_failed_method_and_gives_iterations():
+    from refvpng.experiments.vae_report import markdown
+
+    ok = {**_run(0.01, -97.0, -99.5), "sec_per_iter": 0.25}
+    bad = {**_run(0.003, -140.0, -141.0), "sec_per_iter": 2.0, "steps": 37, "failed": "Sigma_{4|5} ..."}
+    doc = {"settings": {"methods": ["adam", "vpng_authors"]}, "adam": ok, "vpng_authors": bad, "notes": ""}
+    md = markdown(doc)
+    rows = [ln for ln in md if ln.startswith("| Adam") or ln.startswith("| VPNG")]
+    assert "ended" not in rows[0] and f"| {ok['steps']} |" in rows[0]
+    assert "(ended: K-FAC inverse did not exist)" in rows[1] and "| 37 |" in rows[1]
