@@ -40,7 +40,7 @@ def test_vae_speed_table_divides_the_authors_methods_by_the_authors_adam(tmp_pat
         }
 
     doc = {
-        "settings": {"batch": 7},
+        "settings": {"batch": 7, "fisher_samples": 7},
         "methods": {
             "adam": m(0.2, 0.25, 10),
             "vpng_tridiag": m(0.5, 0.75, 10, refresh=0.3, n_refresh=2),
@@ -50,6 +50,14 @@ def test_vae_speed_table_divides_the_authors_methods_by_the_authors_adam(tmp_pat
     }
     (tmp_path / "bench_vae.json").write_text(json.dumps(doc))
     rows = {r.split("|")[1].strip(): r for r in _module().section_vae_speed(tmp_path) if r.startswith("| ")}
-    assert rows["vpng_tridiag"].endswith("| 0.03 | 0.75 | 2.50 | 3.00 |")
-    assert rows["vpng_authors"].endswith("| refreshes every iteration | 2 | 3.50 | 4.00 |")
-    assert rows["adam_authors"].endswith("| 1.00 | 1.00 |")
+    assert rows["adam"] == "| adam | 0.2 | 0 | 0.25 | 1.00 | 1.00 |"
+    assert rows["vpng_tridiag"] == "| vpng_tridiag | 0.5 | 0.03 | 0.75 | 2.50 | 3.00 |"
+    assert rows["adam_authors"] == "| adam_authors | 0.4 | 0 | 0.5 | 1.00 | 1.00 |"
+    assert rows["vpng_authors"] == "| vpng_authors | 1.4 | refreshes every iteration | 2 | 3.50 | 4.00 |"
+    # a K-FAC method whose refresh no timed round caught says so instead of a 0
+    doc["methods"]["vpng_tridiag"]["refresh_sec"] = None
+    (tmp_path / "bench_vae.json").write_text(json.dumps(doc))
+    rows = {r.split("|")[1].strip(): r for r in _module().section_vae_speed(tmp_path) if r.startswith("| ")}
+    assert rows["vpng_tridiag"] == "| vpng_tridiag | 0.5 | not timed (left out) | 0.75 | 2.50 | 3.00 |"
+    text = "\n".join(_module().section_vae_speed(tmp_path))
+    assert "one z with 7 x'" in text  # the bench's predictive samples, not a fixed "ten"

@@ -121,7 +121,8 @@ def section_vae_speed(r):
         return out + _missing("python validation/bench/bench_vae.py")
     if "adam_authors" in b["methods"]:
         out += [
-            "Methods named `*_authors` run the authors' configuration (one z with ten x', eigenvalue "
+            f"Methods named `*_authors` run the authors' configuration (one z with "
+            f"{b['settings'].get('fisher_samples', '?')} x', eigenvalue "
             "damping, inverses every iteration, 26 input-factor eigenpairs with the rest dropped, diagonal "
             "output factor); their ratio column is to `adam_authors`, the others' to `adam`.",
             "",
@@ -134,9 +135,12 @@ def section_vae_speed(r):
     for m, v in b["methods"].items():
         base = b["methods"]["adam_authors" if m.endswith("_authors") else "adam"]
         every = max(v.get("inverse_every", b["settings"].get("inverse_every", 1)), 1)
-        amort = f"{v.get('refresh_sec', 0.0) / every:.3g}"
-        if every == 1 and v.get("refreshes_timed", 0) > 0:
+        if "refresh_sec" in v and v["refresh_sec"] is None:
+            amort = "not timed (left out)"  # a K-FAC method whose refresh no round caught
+        elif every == 1 and v.get("refreshes_timed", 0) > 0:
             amort = "refreshes every iteration"
+        else:
+            amort = f"{v.get('refresh_sec', 0.0) / every:.3g}"
         wall = v.get("amortized_sec_per_iter_wall")
         ratio_wall = "—" if wall is None else f"{wall / base['amortized_sec_per_iter_wall']:.2f}"
         out.append(

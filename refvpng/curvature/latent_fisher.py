@@ -3,7 +3,8 @@ r"""Joint and decoder Fishers of a latent-variable model; the marginal one is in
 For any :class:`~refvpng.models.latent.LatentModel` with prior :math:`p(z) = N(0, \tau^2 I)`,
 likelihood :math:`p(x \mid z; \theta)` and encoder :math:`q(z \mid x; \phi)` (the
 variational parameters, written :math:`\lambda` elsewhere in refvpng and :math:`\phi` in the
-project note), this module estimates the two Fishers the note contrasts:
+project note), this module and :mod:`refvpng.curvature.marginal_is` estimate the two Fishers the
+note contrasts:
 
 - the **joint** Fisher :math:`F_{\mathrm{joint}}(\theta) = E_{p(x,z)}[\nabla_\theta\log p(x,z)
   \nabla_\theta\log p(x,z)^\top]` by Monte Carlo (:func:`joint_fisher_mc`);

@@ -2,7 +2,7 @@ r"""The marginal likelihood, score and Fisher of a latent-variable model by impo
 
 The encoder :math:`q(z \mid x; \phi)` of a :class:`~refvpng.models.latent.LatentModel` is the
 proposal: :func:`log_importance_weights` gives :math:`\log p(x, z_k) - \log q(z_k \mid x)` at
-pre-drawn noise, :func:`marginal_likelihood_is` the plain estimate of :math:`\log p(x)`,
+pre-drawn noise, :func:`marginal_likelihood_is` the plain estimate of :math:`p(x)`,
 :func:`marginal_score_is` the marginal score :math:`\nabla_\theta \log p(x)` from Fisher's
 identity by self-normalised weights, and :func:`marginal_fisher_is` the marginal Fisher
 :math:`E_{p(x)}[\nabla_\theta\log p(x)\nabla_\theta\log p(x)^\top]` over data sets drawn from

@@ -56,8 +56,26 @@ _GRID_KEYS = ("lr", "steps", "sec_per_iter", "final_train_elbo", "final_test_elb
 
 
 def _why(failed: str) -> str:
-    """Short reason of a failed run for the printed tables."""
-    return "diverged" if failed.startswith("diverged") else "K-FAC inverse did not exist"
+    r"""Short reason of a failed run for the printed tables.
+
+    ``run_training`` records a diverged run as ``"diverged: ..."`` and otherwise the message of
+    the ``ValueError`` that ended it, which names a :math:`\Sigma_{l|l+1}` block or a factor
+    when a K-FAC inverse did not exist; anything else (a curvature product that is not positive
+    definite in HF-SGVI's conjugate gradients) is said as such.
+    """
+    if failed.startswith("diverged"):
+        return "diverged"
+    if "Sigma_" in failed or "factor" in failed:
+        return "K-FAC inverse did not exist"
+    return "curvature not positive definite"
+
+
+def _ended(row: dict, at_step: bool = False) -> str:
+    """`` (ended: reason)`` after the label of a run that ended early, else ``""``."""
+    if not row.get("failed"):
+        return ""
+    where = f" at step {row['steps']}" if at_step else ""
+    return f" (ended{where}: {_why(row['failed'])})"
 
 
 def _check_runs(runs: Any, name: str, keys: tuple[str, ...]) -> list[dict]:
@@ -390,10 +408,9 @@ def headline(doc: dict) -> str:
     lines = [f"paper: {PAPER_CLAIM}", f"{'method':17s} {'lr':>8s} {'s/iter':>8s} {'train':>9s} {'test':>9s}"]
     for m in doc["settings"]["methods"]:
         r = doc[m]
-        failed = f"  (ended: {_why(r['failed'])})" if r.get("failed") else ""
         lines.append(
             f"{m:17s} {r['lr']:8g} {r['sec_per_iter']:8.3f} {r['final_train_elbo']:9.2f} "
-            f"{r['final_test_elbo']:9.2f}{failed}"
+            f"{r['final_test_elbo']:9.2f} {_ended(r, at_step=True)}".rstrip()
         )
     if "time_to_adam" in doc:
         tt = doc["time_to_adam"]
@@ -402,8 +419,9 @@ def headline(doc: dict) -> str:
         ))  # fmt: skip
     for row in doc.get("ablation", []):
         test = f"{row['final_test_elbo']:9.2f} ({row['delta_test']:+.2f})"
-        ended = f"  (ended at step {row['steps']}: {_why(row['failed'])})" if row.get("failed") else ""
-        lines.append(f"ablation {row['revert'] or 'none (authors)':17s} test {test}{ended}")
+        lines.append(
+            f"ablation {row['revert'] or 'none (authors)':17s} test {test} {_ended(row, True)}".rstrip()
+        )
     if doc.get("grid_edges"):
         lines.append(f"WARNING: best pilot step size at a grid edge for {doc['grid_edges']}")
     return "\n".join(lines)
@@ -474,9 +492,8 @@ def markdown(t: dict) -> list[str]:
     ]
     for m in t["settings"]["methods"]:
         row = t[m]
-        ended = f" (ended: {_why(row['failed'])})" if row.get("failed") else ""
         out.append(
-            f"| {LABELS[m]}{ended} | {row['lr']:g} | {row['sec_per_iter']:.4g} | {row['steps']} | "
+            f"| {LABELS[m]}{_ended(row)} | {row['lr']:g} | {row['sec_per_iter']:.4g} | {row['steps']} | "
             f"{fmt(row['final_train_elbo'], 2)} | {fmt(row['final_test_elbo'], 2)} |"
         )
     return out + _protocol_sections(t) + ["", str(t["notes"])]
@@ -502,8 +519,9 @@ def _protocol_sections(t: dict) -> list[str]:
         for m in t["settings"]["methods"]:
             v, r = tt[m], st[m]
             out.append(
-                f"| {LABELS[m]} | {fmt(v['seconds'], 0)} | {fmt(v['iterations'], 0)} | {r['train_rank']} | "
-                f"{r['test_rank']} | {r['train_minus_adam']:+.2f} | {r['test_minus_adam']:+.2f} |"
+                f"| {LABELS[m]}{_ended(t[m])} | {fmt(v['seconds'], 0)} | {fmt(v['iterations'], 0)} | "
+                f"{r['train_rank']} | {r['test_rank']} | {r['train_minus_adam']:+.2f} | "
+                f"{r['test_minus_adam']:+.2f} |"
             )
     if t.get("ablation"):
         out += ["", "Ablation: the authors' VPNG with one choice reverted to refvpng's:", ""]
@@ -512,9 +530,8 @@ def _protocol_sections(t: dict) -> list[str]:
             "|---|---|---|---|---|---|",
         ]
         for row in t["ablation"]:
-            ended = f" (ended: {_why(row['failed'])})" if row.get("failed") else ""
             out.append(
-                f"| {row['description']}{ended} | {row['lr']:g} | {row['steps']} | "
+                f"| {row['description']}{_ended(row)} | {row['lr']:g} | {row['steps']} | "
                 f"{fmt(row['final_train_elbo'], 2)} | {fmt(row['final_test_elbo'], 2)} | "
                 f"{row['delta_test']:+.2f} |"
             )

@@ -163,33 +163,65 @@ def test_ablation_table_deltas():
         ablation_table(None, rows)
 
 
+def _cells(line: str) -> int:
+    return line.count("|") - 1
+
+
 def test_ablation_table_keeps_a_failed_run_visible():
-    """A row that ended early keeps its reason; both renderings say so beside its numbers."""
+    """A row that ended early keeps its reason; both renderings say so beside its own numbers."""
     from refvpng.experiments.vae_report import headline, markdown
 
-    base = {**_run(0.01, -97.0, -99.5), "failed": "Sigma_{4|5} is not positive definite"}
+    base = {**_run(0.01, -97.0, -99.5), "steps": 37, "failed": "Sigma_{4|5} is not positive definite"}
     rows = [
-        {"revert": "init", "description": "d1", **_run(0.01, -97.5, -99.0)},
-        {"revert": "lr", "description": "d2", **_run(0.003, -99.0, -101.25), "failed": "diverged: x"},
+        {"revert": "init", "description": "d1", **_run(0.01, -97.5, -99.0), "steps": 41},
+        {
+            "revert": "lr",
+            "description": "d2",
+            **_run(0.003, -99.0, -101.25),
+            "steps": 53,
+            "failed": "diverged: x",
+        },
     ]
     table = ablation_table(base, rows)
     assert [r.get("failed") for r in table] == [base["failed"], None, "diverged: x"]
+    assert [r["steps"] for r in table] == [37, 41, 53]
     lines = headline({"settings": {"methods": []}, "ablation": table}).splitlines()
     abl = [ln for ln in lines if ln.startswith("ablation")]
-    assert "K-FAC inverse did not exist" in abl[0] and "ended" not in abl[1] and "diverged" in abl[2]
+    assert abl[0].endswith("(ended at step 37: K-FAC inverse did not exist)")
+    assert "ended" not in abl[1] and abl[2].endswith("(ended at step 53: diverged)")
     md = markdown({"settings": {"methods": []}, "ablation": table, "notes": ""})
-    rows_md = [ln for ln in md if ln.startswith("| d") or ln.startswith("| the authors")]
-    assert "(ended: K-FAC inverse did not exist)" in rows_md[0] and "(ended: diverged)" in rows_md[2]
-    assert "ended" not in rows_md[1]
+    head = next(ln for ln in md if ln.startswith("| reverted"))
+    body = [ln for ln in md if ln.startswith("| d") or ln.startswith("| the authors")]
+    assert all(_cells(ln) == _cells(head) == 6 for ln in body)
+    assert body[0] == (
+        "| the authors' combination (ended: K-FAC inverse did not exist) | 0.01 | 37 "
+        "| -97.00 | -99.50 | +0.00 |"
+    )
+    assert body[1] == "| d1 | 0.01 | 41 | -97.50 | -99.00 | +0.50 |"
+    assert body[2] == "| d2 (ended: diverged) | 0.003 | 53 | -99.00 | -101.25 | -1.75 |"
+
+
+def test_failure_reasons_are_told_apart():
+    from refvpng.experiments.vae_report import _why
+
+    assert _why("diverged: rate overflow") == "diverged"
+    assert _why("Sigma_{4|5} is not positive definite: ...") == "K-FAC inverse did not exist"
+    assert _why("the damped factor A_0 is not positive definite") == "K-FAC inverse did not exist"
+    assert _why("matvec is not positive definite along the CG direction") == "curvature not positive definite"
 
 
 def test_markdown_method_table_marks_a_failed_method_and_gives_iterations():
     from refvpng.experiments.vae_report import markdown
 
-    ok = {**_run(0.01, -97.0, -99.5), "sec_per_iter": 0.25}
+    ok = {**_run(0.01, -97.0, -99.5), "sec_per_iter": 0.25, "steps": 4011}
     bad = {**_run(0.003, -140.0, -141.0), "sec_per_iter": 2.0, "steps": 37, "failed": "Sigma_{4|5} ..."}
     doc = {"settings": {"methods": ["adam", "vpng_authors"]}, "adam": ok, "vpng_authors": bad, "notes": ""}
     md = markdown(doc)
+    head = next(ln for ln in md if ln.startswith("| method"))
     rows = [ln for ln in md if ln.startswith("| Adam") or ln.startswith("| VPNG")]
-    assert "ended" not in rows[0] and f"| {ok['steps']} |" in rows[0]
-    assert "(ended: K-FAC inverse did not exist)" in rows[1] and "| 37 |" in rows[1]
+    assert all(_cells(ln) == _cells(head) == 6 for ln in rows)
+    assert rows[0] == "| Adam (vanilla gradient) | 0.01 | 0.25 | 4011 | -97.00 | -99.50 |"
+    assert rows[1] == (
+        "| VPNG (tridiagonal), authors' configuration (ended: K-FAC inverse did not exist) | 0.003 | 2 | 37 "
+        "| -140.00 | -141.00 |"
+    )

@@ -623,6 +623,7 @@ REGISTRY: dict[str, Entry] = {
     R + "curvature.latent_fisher.joint_fisher_mc": Entry(
         lambda: dict(rng=_rng(), model=_small()[0], theta=_theta(), n=3, n_samples=2)
     ),
+    # ---- curvature.marginal_is
     R + "curvature.marginal_is.log_importance_weights": Entry(_mex()),
     R + "curvature.marginal_is.marginal_likelihood_is": Entry(
         lambda: dict(rng=_rng(), model=_small()[0], eta=_small()[1], x=_small()[2], K=3)

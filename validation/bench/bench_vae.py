@@ -10,7 +10,8 @@ interleaved round by round so that load from elsewhere on the machine hits them 
 
 - ``sec_per_iter``: median over rounds of a non-refresh iteration;
 - ``refresh_sec``: median extra cost of an iteration that refreshes the decompositions (every
-  ``inverse_every`` steps) over a non-refresh one, reported separately;
+  ``inverse_every`` steps) over a non-refresh one, reported separately (``None`` when no timed
+  round refreshed, e.g. ``--rounds`` below ``inverse_every``: the amortised time then leaves it out);
 - ``amortized_sec_per_iter`` = ``sec_per_iter + refresh_sec / inverse_every``, and its ratio to
   one Adam iteration (``ratio_<method>_to_adam``), each also on the wall clock (``*_wall``);
 - the same for the authors' configuration (``adam_authors``, ``vpng_authors``: one z with ten
@@ -190,6 +191,8 @@ def _summary(times: dict, refresh: dict, every: int, kind) -> dict:
             r[f"amortized_sec_per_iter{suffix}"] = t + r[f"refresh_sec{suffix}"] / every
         else:
             r[f"amortized_sec_per_iter{suffix}"] = t
+            if kind is not None:  # no round caught a refresh: its cost is not in the time
+                r[f"refresh_sec{suffix}"] = None
     r["refreshes_timed"] = len(refresh["cpu"])
     return r
 
@@ -284,7 +287,7 @@ def _run(a) -> int:
     print(f"{'method':16s} {'s/iter':>8s} {'refresh s':>9s} {'amortized':>9s} {'x Adam':>7s} {'wall x':>7s}")
     for m, r in res.items():
         print(
-            f"{m:16s} {r['sec_per_iter']:8.4f} {r.get('refresh_sec', 0.0):9.4f} "
+            f"{m:16s} {r['sec_per_iter']:8.4f} {r.get('refresh_sec') or 0.0:9.4f} "
             f"{r['amortized_sec_per_iter']:9.4f} {r['ratio_to_adam']:7.2f} {r['ratio_to_adam_wall']:7.2f}"
         )
     print(

@@ -2,7 +2,8 @@ r"""Closed forms of pPCA / factor analysis: densities, posterior, scores and thr
 
 Every Fisher here is the Fisher of **one** observation (and, for the joint, its latent): the
 Fisher of ``n`` i.i.d. points is ``n`` times it, which is what the generic estimators of
-:mod:`refvpng.curvature.latent_fisher` (sums over data points) estimate. Matrices are in the
+:mod:`refvpng.curvature.latent_fisher` and :mod:`refvpng.curvature.marginal_is` (sums over data
+points) estimate. Matrices are in the
 packed coordinate of the :class:`~refvpng.models.ppca.spec.PPCASpec` (column-major
 :math:`\mathrm{vec}W`, then :math:`b`, then the noise coordinate), built in the full coordinates
 and pulled back, :math:`F = J^\top F_{\mathrm{full}} J` (:meth:`PPCASpec.pullback`).
