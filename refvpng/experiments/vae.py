@@ -436,10 +436,12 @@ def _ablation_cells(s: Settings) -> list[Cell]:
     for name in s.ablation:
         if name == "lr" and "vpng_tridiag" not in s.methods:
             continue  # no step size of vpng_tridiag to revert to
-        if name == "lr":
+        if name == "lr":  # no cell at the authors' own step size: it is the vpng_authors run
             params = {"method": "vpng_authors", "revert": "lr"}
             out += [
-                Cell(f"ablation-lr-lr{lr:g}", {**params, "lr": lr}) for lr in _long_lrs(s, "vpng_tridiag")
+                Cell(f"ablation-lr-lr{lr:g}", {**params, "lr": lr})
+                for lr in _long_lrs(s, "vpng_tridiag")
+                if lr != AUTHORS_LRS["vpng_tridiag"]
             ]
         else:
             lr = AUTHORS_LRS["vpng_tridiag"]
@@ -522,7 +524,10 @@ def summarize(s: Settings, results: dict) -> dict:
         rows = []
         for name in s.ablation:
             key = f"ablation-lr-lr{lr_tri:g}" if name == "lr" and lr_tri else f"ablation-{name}"
-            if key in results:
+            if name == "lr" and lr_tri == AUTHORS_LRS["vpng_tridiag"]:  # nothing to revert
+                desc = f"{ABLATIONS[name]} (the same value: the authors' run itself)"
+                rows.append({**doc["vpng_authors"], "revert": name, "description": desc})
+            elif key in results:
                 rows.append({"revert": name, "description": ABLATIONS[name], **results[key]})
         doc["ablation"] = ablation_table(doc["vpng_authors"], rows)
     return doc

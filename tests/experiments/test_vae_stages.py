@@ -152,3 +152,25 @@ def test_settings_validation():
         "adam": 3e-3,
         "vpng_tridiag": 0.01,
     }
+
+
+def test_lr_ablation_at_the_authors_step_size_reuses_the_authors_run():
+    """Reverting the step size to the authors' own 0.01 changes nothing: no cell, the same row."""
+    methods = ("adam", "vpng_tridiag", "vpng_authors")
+    s = vae.Settings(**{**vae.QUICK, "stage": "full", "methods": methods, "ablation": ("lr", "init")})
+    same = dataclasses.replace(s, chosen=("adam=0.001", "vpng_tridiag=0.01"))
+    other = dataclasses.replace(s, chosen=("adam=0.001", "vpng_tridiag=0.003"))
+    assert [c.key for c in vae.cells(same) if c.key.startswith("ablation")] == ["ablation-init"]
+    assert [c.key for c in vae.cells(other) if c.key.startswith("ablation")] == [
+        "ablation-lr-lr0.003",
+        "ablation-init",
+    ]
+    run = {"lr": 0.01, "steps": 7, "sec_per_iter": 0.1, "final_train_elbo": -90.0, "final_test_elbo": -91.5,
+           "curve": [[0.0, -500.0, -501.0], [1.0, -90.0, -91.5]], "curve_steps": [0, 7]}  # fmt: skip
+    results = {c.key: {**run, "lr": c.params["lr"]} for c in vae.cells(same)}
+    results["ablation-init"] = {**run, "final_test_elbo": -95.25}
+    doc = vae.summarize(same, results)
+    rows = {r["revert"]: r for r in doc["ablation"]}
+    assert rows["lr"]["delta_test"] == 0.0 and rows["lr"]["steps"] == 7
+    assert "the authors' run itself" in rows["lr"]["description"]
+    assert rows["init"]["delta_test"] == -3.75
