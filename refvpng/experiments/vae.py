@@ -187,14 +187,14 @@ from refvpng.experiments.vae_authors import (
     authors_settings,
     resolve_method,
 )
-from refvpng.experiments.vae_report import (  # noqa: F401 - headline, markdown, plot: declared below
+from refvpng.experiments.vae_plot import plot  # noqa: F401 - declared below
+from refvpng.experiments.vae_report import (  # noqa: F401 - headline, markdown: declared below
     ablation_table,
     full_stage_command,
     headline,
     markdown,
     notes,
     pilot_choice,
-    plot,
     standing,
     time_to_target,
 )

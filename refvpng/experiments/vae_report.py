@@ -1,6 +1,7 @@
-"""Figure 2's report: pilot choices, time to Adam's final ELBO, standing, ablation, notes and figure.
+"""Figure 2's report: pilot choices, time to Adam's final ELBO, standing, ablation and notes.
 
-Split from :mod:`refvpng.experiments.vae`, which holds the protocol and the runs. The summary
+Split from :mod:`refvpng.experiments.vae`, which holds the protocol and the runs; the figure is
+drawn by :mod:`refvpng.experiments.vae_plot`. The summary
 helpers (:func:`grid_edge`, :func:`pilot_choice`, :func:`full_stage_command`,
 :func:`time_to_reach`, :func:`time_to_target`, :func:`standing`, :func:`ablation_table`) are
 pure functions of run records (the dicts of
@@ -11,7 +12,6 @@ with known answers.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,6 @@ __all__ = [
     "ablation_table",
     "notes",
     "headline",
-    "plot",
     "markdown",
 ]
 
@@ -425,56 +424,6 @@ def headline(doc: dict) -> str:
     if doc.get("grid_edges"):
         lines.append(f"WARNING: best pilot step size at a grid edge for {doc['grid_edges']}")
     return "\n".join(lines)
-
-
-def plot(doc: dict, path: str | os.PathLike[str]) -> None:
-    """Train and test ELBO against training seconds and iterations, one line per method.
-
-    A pilot-stage document gets the final train ELBO against the step size instead.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if doc["settings"].get("stage") == "pilot":
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for m, p in doc["pilot"].items():
-            grid = p["grid"]
-            ax.semilogx([g["lr"] for g in grid], [g["final_train_elbo"] for g in grid], "o-", label=m)
-        ax.set(xlabel="step size", ylabel="final train ELBO (pilot)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110, format="png")
-        plt.close(fig)
-        return
-    shown = [m for m in METHOD_ORDER if m in doc] + [m for m in LABELS if m in doc and m not in METHOD_ORDER]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharey=True)
-    for m in shown:
-        c = np.asarray(doc[m]["curve"])
-        steps = np.asarray(doc[m].get("curve_steps", np.full(len(c), np.nan)), dtype=float)
-        for row, col in enumerate((1, 2)):
-            label = f"{LABELS[m]}, lr={doc[m]['lr']:g}"
-            axes[row, 0].plot(c[:, 0], c[:, col], marker=".", label=label)
-            axes[row, 1].plot(steps, c[:, col], marker=".", label=label)
-    s = doc["settings"]
-    for row, name in enumerate(("train", "test")):
-        axes[row, 0].set_xlabel(f"training seconds ({s['clock']} clock)")
-        axes[row, 1].set_xlabel("iterations")
-        for ax in axes[row]:
-            ax.set_title(f"{name} ELBO")
-            ax.grid(alpha=0.3)
-        axes[row, 0].set_ylabel("ELBO (nats per image)")
-    curves = [np.asarray(doc[m]["curve"]) for m in shown]
-    lo = min((np.min(c[1:, 1:]) for c in curves if len(c) > 1), default=np.nan)
-    hi = max((np.max(c[:, 1:]) for c in curves), default=np.nan)
-    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
-        axes[0, 0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    axes[1, 1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("VAE on binarized MNIST (Tang & Ranganath 2019, Figure 2 protocol)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def markdown(t: dict) -> list[str]:

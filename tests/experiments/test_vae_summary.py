@@ -225,3 +225,12 @@ def test_markdown_method_table_marks_a_failed_method_and_gives_iterations():
         "| VPNG (tridiagonal), authors' configuration (ended: K-FAC inverse did not exist) | 0.003 | 2 | 37 "
         "| -140.00 | -141.00 |"
     )
+
+
+def test_zoom_range_spans_the_leaders_and_names_the_rest():
+    from refvpng.experiments.vae_plot import ZOOM_NATS, _zoom_range
+
+    lo, hi, below = _zoom_range({"adam": -85.6, "q_natural": -80.6, "hf_sgvi": -137.8, "two_step": -83.7})
+    assert below == ["hf_sgvi"]
+    assert lo == -85.6 - 0.5 * ZOOM_NATS and hi == -80.6 + 0.1 * ZOOM_NATS
+    assert _zoom_range({}) is None

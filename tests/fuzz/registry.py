@@ -790,7 +790,7 @@ REGISTRY: dict[str, Entry] = {
     R + "experiments.vae.main": not_fuzzed(CLI),
     R + "experiments.vae_report.notes": not_fuzzed(PLOT),
     R + "experiments.vae_report.headline": not_fuzzed(PLOT),
-    R + "experiments.vae_report.plot": not_fuzzed(PLOT),
+    R + "experiments.vae_plot.plot": not_fuzzed(PLOT),
     R + "experiments.vae_report.markdown": not_fuzzed(PLOT),
     R + "experiments.chain_training.kfac_config": Entry(lambda: dict(s=_vmf_settings(), tridiagonal=False)),
     R + "experiments.chain_training.method_optimizer": Entry(
